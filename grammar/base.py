@@ -1,0 +1,60 @@
+"""The contract every output-kind parser in grammar/ keeps.
+
+A parser module is named for the output kind it reads (``ip_route.py``) and sits
+beside its grammar (``ip_route.lark``); its fixtures live in
+``tests/fixtures/ip_route/`` and its tests in ``tests/test_ip_route.py``.
+
+Each module exports:
+
+``KIND``
+    the kind's name, equal to the module name.
+``COMMANDS``
+    a compiled regex that matches (``.search``) the command lines whose output is this
+    kind, e.g. ``ip route`` / ``ip r s`` / ``ip -4 route show``; ``sudo`` is already
+    stripped by the transcript reader.
+``FILES``
+    a compiled regex matched against a path read with cat/tail/head/grep/less, or None.
+``looks_like(text) -> bool``
+    cheap content sniffing for text with no prompt: True when the first lines are
+    clearly this kind.
+``parse(text, command="") -> ParseResult``
+    records (plain dicts, JSON-compatible values) and the problems met. A line that
+    cannot be read is a problem; the rest of the text is still read.
+
+Every record has ``type`` (the fact type, e.g. ``route``) and ``line``: the 1-based
+line number inside ``text`` where it starts. The transcript reader adds the node,
+command, source file and absolute line, so parsers never need to know them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A part of the text that could not be read: where, and why."""
+
+    line: int
+    reason: str
+    column: int | None = None
+
+
+@dataclass
+class ParseResult:
+    records: list[dict] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def lark_problem(error, line_offset: int = 0) -> Problem:
+    """Turn a lark exception into a Problem with its line and column."""
+    line = getattr(error, "line", None) or 1
+    column = getattr(error, "column", None)
+    token = getattr(error, "token", None)
+    if token is not None and getattr(token, "type", None) == "$END":
+        reason = "the text ends too early"
+    elif token is not None:
+        reason = f"unexpected {str(token)!r}"
+    else:
+        char = getattr(error, "char", None)
+        reason = f"unexpected character {char!r}" if char else str(error).splitlines()[0]
+    return Problem(line=line + line_offset, reason=reason, column=column)

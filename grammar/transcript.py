@@ -1,0 +1,275 @@
+"""Terminal transcripts into facts.
+
+A transcript is what a person saw in a terminal: prompt lines naming the node and the
+command, each followed by what the command printed. Text with no prompt at all is
+evidence too; its kind is recognised from its content.
+
+Each block of output goes to the parser of its kind (grammar/kinds.py), and every
+record that parser returns becomes a *fact*: the record's fields, the node, the file
+path the output came from (for ``cat``/``tail``/``grep`` of a file) and ``prov``, the
+provenance that lets a conclusion show its evidence::
+
+    {"type": "route", "destination": "0.0.0.0/0", "via": "10.0.0.1", "dev": "eth0", ...,
+     "node": "network-node", "path": None,
+     "prov": {"node": "network-node", "command": "ip route", "source": "lab.txt",
+              "line": 12, "text": "default via 10.0.0.1 dev eth0"}}
+
+Commands that change a node (``sed -i`` on a config, ``service X restart``,
+``iptables -A`` ...) become ``state_change`` facts, so the knowledge base can tell
+which earlier evidence they made stale. What cannot be read becomes an ``unparsed``
+entry naming the block and the reason; the rest is still read.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lark import Lark, LarkError, Transformer
+
+from grammar import commands, kinds
+
+_PROMPT_GRAMMAR = Lark.open(str(Path(__file__).with_name("prompt.lark")),
+                            parser="lalr", lexer="contextual")
+# Cheap test before the grammar is asked: prompts hold "user@host" and "#"/"$", or
+# start with "$ ". Keeps a 20,000-line listing from costing 20,000 parses.
+_PROMPT_CANDIDATE = re.compile(r"^[ \t]*(?:\(\S+\))?(?:\[?[A-Za-z_][\w.-]*@[A-Za-z0-9][\w.-]*[: ][^\n#$]{0,200}?[#$](?:[ \t]|$)|\$(?:[ \t]|$))")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
+MAX_PROBLEMS_PER_BLOCK = 5
+
+
+class _PromptFields(Transformer):
+    def start(self, children):
+        fields = {"host": None, "user": None, "command": ""}
+        for child in children:
+            if isinstance(child, dict):
+                fields.update(child)
+            elif getattr(child, "type", None) == "COMMAND":
+                fields["command"] = str(child).strip()
+        return fields
+
+    def virtualenv(self, children):
+        return {"virtualenv": str(children[0])}
+
+    def debian_prompt(self, children):
+        return {"user": str(children[0]), "host": str(children[1])}
+
+    def rhel_prompt(self, children):
+        return {"user": str(children[0]), "host": str(children[1])}
+
+    def bare_prompt(self, children):
+        return {}
+
+
+_PROMPT_FIELDS = _PromptFields()
+
+
+def parse_prompt(line: str) -> dict | None:
+    """``{"host": ..., "user": ..., "command": ...}`` for a prompt line, else None."""
+    if not _PROMPT_CANDIDATE.match(line):
+        return None
+    try:
+        tree = _PROMPT_GRAMMAR.parse(line.strip())
+    except LarkError:
+        return None
+    return _PROMPT_FIELDS.transform(tree)
+
+
+@dataclass
+class Block:
+    """One command and what it printed, or a run of text with no command."""
+
+    source: str
+    node: str | None
+    command: str | None
+    prompt_line: int | None
+    first_line: int
+    lines: list[str]
+
+
+@dataclass
+class Evidence:
+    facts: list[dict] = field(default_factory=list)
+    unparsed: list[dict] = field(default_factory=list)
+    parsed_count: int = 0
+
+    def extend(self, other: "Evidence") -> None:
+        self.facts.extend(other.facts)
+        self.unparsed.extend(other.unparsed)
+        self.parsed_count += other.parsed_count
+
+
+def clean(text: str) -> str:
+    """Terminal text as a person read it: no colour codes, no carriage returns."""
+    text = _ANSI.sub("", text)
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def split_blocks(text: str, source: str, default_node: str | None = None) -> list[Block]:
+    lines = clean(text).split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    blocks: list[Block] = []
+    pending: list[str] = []
+    pending_start = 1
+    i = 0
+    while i < len(lines):
+        prompt = parse_prompt(lines[i])
+        if prompt is None:
+            if not pending:
+                pending_start = i + 1
+            pending.append(lines[i])
+            i += 1
+            continue
+        if pending:
+            blocks.extend(_text_blocks(pending, pending_start, source, default_node))
+            pending = []
+        prompt_line = i + 1
+        indent = lines[i][:len(lines[i]) - len(lines[i].lstrip())]
+        command = prompt["command"]
+        i += 1
+        # A command continued with a trailing backslash goes on over the next lines.
+        while command.endswith("\\") and i < len(lines):
+            command = command[:-1].rstrip() + " " + lines[i].strip()
+            i += 1
+        output_start = i
+        while i < len(lines) and parse_prompt(lines[i]) is None:
+            i += 1
+        output = [line[len(indent):] if indent and line.startswith(indent) else line
+                  for line in lines[output_start:i]]
+        blocks.append(Block(source, prompt["host"] or default_node, command.strip(),
+                            prompt_line, output_start + 1, output))
+    if pending:
+        blocks.extend(_text_blocks(pending, pending_start, source, default_node))
+    return blocks
+
+
+def _text_blocks(lines: list[str], start: int, source: str, node: str | None) -> list[Block]:
+    """Text with no prompt, cut into paragraphs of one kind each.
+
+    Paragraphs (runs between blank lines) that are recognised as the same kind are
+    read together: an iptables listing has a blank line between chains.
+    """
+    paragraphs: list[tuple[int, list[str]]] = []
+    current: list[str] = []
+    current_start = start
+    for offset, line in enumerate(lines):
+        if line.strip():
+            if not current:
+                current_start = start + offset
+            current.append(line)
+        elif current:
+            paragraphs.append((current_start, current))
+            current = []
+    if current:
+        paragraphs.append((current_start, current))
+
+    blocks: list[Block] = []
+    previous_kind = None
+    for first, paragraph in paragraphs:
+        body = _dedent(paragraph)
+        kind = kinds.kind_for_text("\n".join(body))
+        if blocks and kind is not None and kind == previous_kind:
+            last = blocks[-1]
+            gap = first - (last.first_line + len(last.lines))
+            last.lines.extend([""] * gap + body)
+            continue
+        blocks.append(Block(source, node, None, None, first, body))
+        previous_kind = kind
+    return blocks
+
+
+def _dedent(lines: list[str]) -> list[str]:
+    widths = [len(line) - len(line.lstrip()) for line in lines if line.strip()]
+    cut = min(widths) if widths else 0
+    return [line[cut:] for line in lines]
+
+
+def read_block(block: Block) -> Evidence:
+    evidence = Evidence()
+    text = "\n".join(block.lines)
+    path = None
+    if block.command:
+        kind, path = kinds.kind_for_command(block.command)
+        for change in commands.state_changes(block.command):
+            evidence.facts.append(dict(change, type="state_change", node=block.node,
+                                       path=None, prov=_prov(block, block.prompt_line,
+                                                             _prompt_text(block))))
+        if kind is None and text.strip():
+            kind = kinds.kind_for_text(text)
+    else:
+        kind = kinds.kind_for_text(text)
+
+    if not text.strip():
+        return evidence
+    if kind is None:
+        evidence.unparsed.append(_unparsed(block, block.first_line, _unknown_reason(block, path)))
+        return evidence
+
+    parser = kinds.parsers()[kind]
+    try:
+        result = parser.parse(text, block.command or "")
+    except Exception as error:  # a parser bug must not hide the rest of the evidence
+        evidence.unparsed.append(_unparsed(
+            block, block.first_line, f"the {kind} reader failed: {type(error).__name__}: {error}"))
+        return evidence
+
+    for record in result.records:
+        fact = dict(record)
+        relative = fact.pop("line", 1) or 1
+        fact.pop("end_line", None)
+        line_index = min(max(relative - 1, 0), max(len(block.lines) - 1, 0))
+        fact["node"] = block.node
+        fact["path"] = fact.pop("file", None) or path
+        fact["prov"] = _prov(block, block.first_line + line_index,
+                             block.lines[line_index].strip() if block.lines else "")
+        evidence.facts.append(fact)
+    evidence.parsed_count += len(result.records)
+
+    problems = result.problems
+    for problem in problems[:MAX_PROBLEMS_PER_BLOCK]:
+        reason = f"{kind.replace('_', ' ')}: {problem.reason}"
+        if problem.column:
+            reason += f" (column {problem.column})"
+        evidence.unparsed.append(_unparsed(block, block.first_line + problem.line - 1, reason))
+    if len(problems) > MAX_PROBLEMS_PER_BLOCK:
+        evidence.unparsed.append(_unparsed(
+            block, block.first_line + problems[MAX_PROBLEMS_PER_BLOCK].line - 1,
+            f"{kind.replace('_', ' ')}: {len(problems) - MAX_PROBLEMS_PER_BLOCK} more lines "
+            "could not be read"))
+    return evidence
+
+
+def _prompt_text(block: Block) -> str:
+    return f"{block.command}"
+
+
+def _prov(block: Block, line: int | None, text: str) -> dict:
+    return {"node": block.node, "command": block.command, "source": block.source,
+            "line": line, "text": text}
+
+
+def _unparsed(block: Block, line: int, reason: str) -> dict:
+    return {"node": block.node, "command": block.command, "source": block.source,
+            "line": line, "reason": reason}
+
+
+def _unknown_reason(block: Block, path: str | None) -> str:
+    if path:
+        return f"stackdoc does not know what kind of file {path} is"
+    if block.command:
+        program = block.command.split()[0] if block.command.split() else block.command
+        return f"stackdoc does not read the output of {program!r}"
+    return "not recognised as the output of any command stackdoc reads"
+
+
+def read_transcript(text: str, source: str, node: str | None = None) -> Evidence:
+    """Every fact in one transcript; ``node`` names the node where no prompt does."""
+    evidence = Evidence()
+    if "\x00" in text:
+        evidence.unparsed.append({"node": node, "command": None, "source": source, "line": 1,
+                                  "reason": "binary data, not terminal text"})
+        return evidence
+    for block in split_blocks(text, source, node):
+        evidence.extend(read_block(block))
+    return evidence
