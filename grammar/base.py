@@ -45,9 +45,15 @@ class ParseResult:
     problems: list[Problem] = field(default_factory=list)
 
 
-def lark_problem(error, line_offset: int = 0) -> Problem:
-    """Turn a lark exception into a Problem with its line and column."""
-    line = getattr(error, "line", None) or 1
+def lark_problem(error, line_offset: int = 0, last_line: int | None = None) -> Problem:
+    """Turn a lark exception into a Problem with its line and column.
+
+    ``line_offset`` is where the parsed text starts (for line-by-line parsers). lark
+    reports an unexpected end of input at line -1: that problem is on ``last_line``
+    when given, else on the parsed text's first line."""
+    line = getattr(error, "line", None)
+    if not isinstance(line, int) or line < 1:
+        line = last_line - line_offset if last_line else 1
     column = getattr(error, "column", None)
     token = getattr(error, "token", None)
     if token is not None and getattr(token, "type", None) == "$END":

@@ -137,7 +137,7 @@ def split_blocks(text: str, source: str, default_node: str | None = None) -> lis
             i += 1
         output = [line[len(indent):] if indent and line.startswith(indent) else line
                   for line in lines[output_start:i]]
-        blocks.append(Block(source, prompt["host"] or default_node, command.strip(),
+        blocks.append(Block(source, prompt["host"] or default_node, commands.strip_wrappers(command),
                             prompt_line, output_start + 1, output))
     if pending:
         blocks.extend(_text_blocks(pending, pending_start, source, default_node))

@@ -1,0 +1,35 @@
+# Two commands on a fresh machine:
+#   make diagnose   diagnose the seed's network-node transcript with the built-in rules
+#   make test       run every test (as root it first installs iptables, tcpdump ... for
+#                   the network-namespace tests; elsewhere those tests skip with a reason)
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+EXAMPLE ?= rules/examples/seed-network-node.txt
+
+.PHONY: diagnose test system-packages bench
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+diagnose: $(VENV)/.installed
+	-$(PY) app.py diagnose $(EXAMPLE)
+
+system-packages:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  missing=""; \
+	  for tool in iptables:iptables ip:iproute2 tcpdump:tcpdump ping:iputils-ping nc:netcat-openbsd; do \
+	    command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool##*:}"; \
+	  done; \
+	  if [ -n "$$missing" ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  fi; \
+	fi
+
+test: $(VENV)/.installed system-packages
+	$(PY) -m pytest
+
+bench: $(VENV)/.installed system-packages
+	$(PY) -m benchmarks

@@ -1,0 +1,1 @@
+"""Benchmarks for stackdoc's parsers (run ``python -m benchmarks.bench_iptables``)."""

@@ -1,0 +1,7 @@
+"""All benchmarks in one run: ``python -m benchmarks`` (or ``make bench``)."""
+from benchmarks import bench_diagnose, bench_iptables
+
+if __name__ == "__main__":
+    bench_iptables.main()
+    print()
+    bench_diagnose.main()

@@ -1,0 +1,255 @@
+"""A shape cache: parse each *kind* of line once with lark, fill the rest from a template.
+
+Machine output such as ``iptables -L`` or ``iptables-save`` repeats a handful of line
+layouts thousands of times; only addresses and numbers change. Parsing every line with
+lark costs ~60 µs; filling a template costs ~2 µs. This module is generic: any
+line-oriented parser whose transformer reports where each output value came from can use
+it.
+
+Shape
+    A line's *shape* is the line with every IPv4 address/CIDR replaced by one placeholder,
+    every standalone integer by another (and, when asked, every scaled counter such as
+    ``15K`` by a third), and every run of two or more spaces collapsed to one marker.
+    Single spaces stay, so text inside a token (a comment) is part of the shape. A slot
+    must stand alone: digits inside a word (``eth1``, ``0x1``, ``1024-65535``,
+    ``nova-compute-inst-3``) and MAC octets are not slots::
+
+        "    0     0 SNAT  all  --  any  ens4  10.20.4.3  anywhere  to:203.0.113.10"
+        -> "⌴N⌴N SNAT⌴all⌴--⌴any⌴ens4⌴A⌴anywhere⌴to:A"  values ["0", "0", "10.20.4.3", "203.0.113.10"]
+
+Provenance
+    The transformer builds every value that depends on the text as
+    ``Derived(build, *parts)``: ``build`` is a plain function of the parts' texts and each
+    part is a lark ``Token`` (with ``start_pos``/``end_pos``) or a constant string.
+    Values that do not depend on the text (``True`` for a ``!`` that is present, a list of
+    nothing) may be given directly.
+
+Template
+    The first line of a shape is parsed by lark for real and its fields are resolved
+    directly. When the shape comes back, a template is compiled from that first parse:
+    every token part becomes either "slot i" (its span is exactly a slot's span) or a
+    constant (it touches no slot). A shape whose used tokens straddle a slot, hold a slot
+    among other text, or hold a run of spaces is marked uncacheable and always parsed by
+    lark. Later lines of a cached shape are filled by one generated function call.
+
+Soundness rules for a transformer that uses this cache (the property tests check them):
+  * terminals that can hold a slot accept every IPv4/integer alike (``\\d+``, not
+    ``\\d{1,3}``), so lines of one shape lex and parse alike;
+  * everything that depends on a token's text happens inside ``Derived.build``; code
+    outside may only compare a token with words no slot can spell (``"LOG"``, ``"--dport"``).
+
+Worked example::
+
+    cache = ShapeCache(parse_fields)        # parse_fields(line, start) -> {field: Derived|value}
+    cache.fields("    0     0 SNAT ... to:203.0.113.10", "counted_rule")   # lark
+    cache.fields("    7   420 SNAT ... to:203.0.113.11", "counted_rule")   # lark again, compiles
+    cache.fields("    9   540 SNAT ... to:203.0.113.12", "counted_rule")   # template only
+"""
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any, Callable
+
+# Lines holding these characters bypass the cache, so "\x01".join(...) below can never
+# make two different lines look alike.
+_SLOT_MARK = "\x01"
+_SPACE_RUN_MARK = "\x02"
+_MARKS = (_SLOT_MARK, _SPACE_RUN_MARK)
+
+# The slot pattern starts with the first digit and looks behind it: a leading look-behind
+# would be tried at every character of the line and costs far more.
+_BEFORE_SLOT = (
+    r"(?<![\w.,/-]\d)"              # not inside a word, a dotted number, a list or a range
+    r"(?<!:[0-9A-Fa-f]{2}:\d)"      # not the middle or end of a MAC address
+)
+_AFTER_SLOT = r"(?![\w.,/-])(?!:[0-9A-Fa-f]{2}:)"
+IPV4_SLOT = r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?:/\d{1,2})?"
+INTEGER_SLOT = r"\d+"
+SCALED_SLOT = r"\d+[KMGT]"
+
+_SPACE_RUN = re.compile(r"  +")
+
+
+class SlotScanner:
+    """Finds the slots of a line and computes its shape.
+
+    ``whitespace_tokens_start_with``: the characters that can open a token holding
+    whitespace (quotes, comments). A line without them is shaped with every whitespace
+    run collapsed (fast, C-level ``str.split``); a line with them keeps single spaces
+    and collapses only runs of two or more, so that such tokens can still be cached.
+    Either way a template whose tokens hold whitespace the shape does not pin down is
+    refused, so this setting only affects speed, never the records.
+    """
+
+    def __init__(self, scaled_counters: bool = False,
+                 whitespace_tokens_start_with: tuple[str, ...] = ('"', "'", "`", "/*")):
+        # One split() gives, per slot: the whole slot, the rest of an IPv4 address after
+        # its first digit (or None), the scaled counter (or None).
+        scaled = r"|(\d*[KMGT])" if scaled_counters else r"|(?!)()"
+        self.pattern = re.compile(
+            r"(\d" + _BEFORE_SLOT + r"(?:(\d{0,2}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?:/\d{1,2})?)"
+            + scaled + r"|\d*)" + _AFTER_SLOT + ")")
+        self.scaled_counters = scaled_counters
+        self.openers = whitespace_tokens_start_with
+
+    def shape(self, line: str) -> tuple[tuple, list[str]] | None:
+        """(shape key, slot values), or None when the line cannot use the cache."""
+        for mark in _MARKS:
+            if mark in line:
+                return None
+        exact_spaces = False
+        for opener in self.openers:
+            if opener in line:
+                exact_spaces = True
+                break
+        if exact_spaces:
+            text = _SPACE_RUN.sub(_SPACE_RUN_MARK, line)
+        else:
+            text = " ".join(line.split())
+        parts = self.pattern.split(text)
+        key = (exact_spaces, _SLOT_MARK.join(parts[::4]),
+               bytes(map(bool, parts[2::4])), bytes(map(bool, parts[3::4])))
+        return key, parts[1::4]
+
+    def spans(self, line: str) -> list[tuple[int, int]]:
+        """Where each slot is in the line, in the order of ``shape``'s values."""
+        return [match.span() for match in self.pattern.finditer(line)]
+
+
+class Derived:
+    """A value computed from parts of the line: ``build(*texts_of_parts)``."""
+
+    __slots__ = ("build", "parts")
+
+    def __init__(self, build: Callable[..., Any], *parts: Any):
+        self.build = build
+        self.parts = parts
+
+    def value(self) -> Any:
+        return self.build(*[str(part) for part in self.parts])
+
+    def __repr__(self) -> str:
+        return f"Derived({getattr(self.build, '__name__', self.build)}, {self.parts!r})"
+
+
+def identity(text: str) -> str:
+    """The part's text unchanged (compiled templates inline it)."""
+    return text
+
+
+def resolve(fields: dict) -> dict:
+    """The uncached path: evaluate every Derived field of a lark parse."""
+    return {name: value.value() if isinstance(value, Derived) else copy.copy(value)
+            for name, value in fields.items()}
+
+
+class Uncacheable(Exception):
+    """The first parse of a shape cannot be turned into a template."""
+
+
+def compile_template(fields: dict, spans: list[tuple[int, int]],
+                     exact_spaces: bool = True) -> Callable[[list[str]], dict]:
+    """A function slot-values -> fields that gives what ``resolve`` gives for every line of
+    this shape; raises Uncacheable when the tokens do not line up with the slots.
+    ``exact_spaces`` says whether the shape kept single spaces (see SlotScanner)."""
+    slot_of_span = {span: index for index, span in enumerate(spans)}
+    namespace: dict[str, Any] = {}
+    entries: list[str] = []
+
+    def constant(value: Any) -> str:
+        name = f"c{len(namespace)}"
+        namespace[name] = value
+        if isinstance(value, (list, dict, set)):
+            return f"copy({name})"
+        return name
+
+    def part_code(part: Any) -> tuple[str, bool]:
+        """(expression, depends on a slot)."""
+        if not hasattr(part, "start_pos"):
+            return repr(str(part)), False
+        start, end = part.start_pos, part.end_pos
+        slot = slot_of_span.get((start, end))
+        if slot is not None:
+            return f"v[{slot}]", True
+        for slot_start, slot_end in spans:
+            if start < slot_end and slot_start < end:
+                pass
+        text = str(part)
+        if (exact_spaces and "  " in text) or (not exact_spaces and _has_whitespace(text)):
+            # The shape does not say how long this whitespace is: lines of this shape
+            # may differ here.
+            raise Uncacheable(f"token {text!r} holds whitespace the shape does not keep")
+        return repr(text), False
+
+    for name, value in fields.items():
+        if not isinstance(value, Derived):
+            entries.append(f"{name!r}: {constant(value)}")
+            continue
+        codes = [part_code(part) for part in value.parts]
+        if not any(uses_slot for _, uses_slot in codes):
+            entries.append(f"{name!r}: {constant(value.value())}")
+        elif value.build is identity and len(codes) == 1:
+            entries.append(f"{name!r}: {codes[0][0]}")
+        else:
+            builder = f"f{len(namespace)}"
+            namespace[builder] = value.build
+            arguments = ", ".join(code for code, _ in codes)
+            entries.append(f"{name!r}: {builder}({arguments})")
+    namespace["copy"] = copy.copy
+    source = "def fill(v):\n    return {" + ", ".join(entries) + "}\n"
+    exec(compile(source, "<shape template>", "exec"), namespace)
+    return namespace["fill"]
+
+
+def _has_whitespace(text: str) -> bool:
+    return len(text.split()) != 1 or text != text.strip()
+
+
+_UNCACHEABLE = object()
+
+
+class ShapeCache:
+    """Per-parse cache from (start symbol, shape) to a compiled template.
+
+    ``parse_fields(line, start)`` must return the field dict with Derived values, or raise
+    (lark's exceptions) for an unreadable line; errors are not cached and propagate.
+    """
+
+    def __init__(self, parse_fields: Callable[[str, str], dict], scanner: SlotScanner | None = None):
+        self.parse_fields = parse_fields
+        self.scanner = scanner or SlotScanner()
+        self.templates: dict[tuple, Any] = {}
+        self.lark_parses = 0
+        self.template_fills = 0
+
+    def fields(self, line: str, start: str) -> dict:
+        shaped = self.scanner.shape(line)
+        if shaped is None:
+            return self._parse(line, start)
+        shape, values = shaped
+        key = (start, shape)
+        entry = self.templates.get(key)
+        if entry is None:
+            # First sight: parse for real and keep the parse; a template is compiled only
+            # when the shape comes back, so one-off lines cost no compilation.
+            parsed = self.parse_fields(line, start)
+            self.lark_parses += 1
+            self.templates[key] = (parsed, self.scanner.spans(line))
+            return resolve(parsed)
+        if entry is _UNCACHEABLE:
+            return self._parse(line, start)
+        if isinstance(entry, tuple):
+            parsed, spans = entry
+            try:
+                entry = compile_template(parsed, spans, exact_spaces=shape[0])
+            except Uncacheable:
+                self.templates[key] = _UNCACHEABLE
+                return self._parse(line, start)
+            self.templates[key] = entry
+        self.template_fills += 1
+        return entry(values)
+
+    def _parse(self, line: str, start: str) -> dict:
+        self.lark_parses += 1
+        return resolve(self.parse_fields(line, start))

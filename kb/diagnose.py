@@ -1,0 +1,223 @@
+"""One diagnosis: evidence in, findings out, each finding with its evidence lines and
+the steps of reasoning that led to it.
+
+    facts (grammar/) -> drop the stale ones (kb/timeline) -> combine (kb/combiners)
+    -> one engine session over the rulebook (kb/rulebook, kb/engine) -> findings
+"""
+from __future__ import annotations
+
+import functools
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kb import combiners, timeline
+from kb.facts import FactTable, engine_view
+from kb.rulebook import Cause, Case, Inference, Rulebook, engine_for, load_rulebook
+
+RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
+
+
+@dataclass
+class Finding:
+    cause: str
+    node: str | None
+    service: str | None
+    status: str
+    title: str
+    explanation: str
+    fix: list[str]
+    evidence: list[dict]
+    decide_by: list[str] = field(default_factory=list)
+    hints: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
+    fact_ids: list[int] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        out = {"cause": self.cause, "node": self.node, "service": self.service,
+               "status": self.status, "title": self.title, "explanation": self.explanation,
+               "fix": self.fix, "evidence": self.evidence, "reasoning": self.reasoning}
+        if self.status == "possible":
+            out["decide_by"] = self.decide_by
+        return out
+
+
+@dataclass
+class Diagnosis:
+    findings: list[Finding]
+    unparsed: list[dict]
+    facts: int
+    superseded: list[dict]
+    table: FactTable
+
+    def as_json(self) -> dict:
+        return {"findings": [f.as_json() for f in self.findings], "unparsed": self.unparsed,
+                "facts": self.facts, "superseded": self.superseded}
+
+
+@functools.lru_cache(maxsize=8)
+def _load(folders: tuple[str, ...]) -> Rulebook:
+    return load_rulebook(folders)
+
+
+def default_rulebook() -> Rulebook:
+    return _load((str(RULES_DIR),))
+
+
+def diagnose(evidence, rulebook: Rulebook | None = None) -> Diagnosis:
+    """``evidence`` is a grammar.transcript.Evidence (facts + unparsed)."""
+    rulebook = rulebook or default_rulebook()
+    stale = timeline.stale_facts(evidence.facts)
+    table = FactTable()
+    for index, fact in enumerate(evidence.facts):
+        if index not in stale and fact["type"] != "state_change":
+            table.add(dict(fact))
+    combiners.combine(table)
+
+    state = _SessionState(table, rulebook)
+    engine = _engine(rulebook)
+    wanted = rulebook.fact_types()
+    with engine.session() as session:
+        session.diagnosis = state
+        session.assert_facts(engine_view(f) for f in list(table.facts) if f["type"] in wanted)
+        session.complete()
+    findings = state.findings()
+    return Diagnosis(findings, list(evidence.unparsed), evidence.parsed_count,
+                     _superseded(evidence.facts, stale), table)
+
+
+def _superseded(facts: list[dict], stale: dict[int, dict]) -> list[dict]:
+    """One line per change that made earlier evidence stale, with how much."""
+    counts: dict[int, tuple[dict, int]] = {}
+    for index, change in stale.items():
+        key = id(change)
+        counts[key] = (change, counts.get(key, (change, 0))[1] + 1)
+    return [{"node": change.get("node"), "command": change["prov"]["command"],
+             "source": change["prov"]["source"], "line": change["prov"]["line"],
+             "facts": count}
+            for change, count in sorted(counts.values(), key=lambda item: (
+                str(item[0]["prov"]["source"]), item[0]["prov"]["line"] or 0))]
+
+
+_ENGINES: dict[str, object] = {}
+
+
+def _engine(rulebook: Rulebook):
+    engine = _ENGINES.get(rulebook.identity)
+    if engine is None:
+        engine = engine_for(rulebook, _on_cause, _on_inference)
+        _ENGINES[rulebook.identity] = engine
+    return engine
+
+
+def _on_inference(session, inference: Inference, c) -> None:
+    state: _SessionState = session.diagnosis
+    bound = state.bindings(inference.patterns, c)
+    fields = {}
+    for key, value in inference.conclude.items():
+        if key == "type":
+            continue
+        fields[key] = state.value(value, bound)
+    node = fields.pop("node", None)
+    key = (inference.conclude["type"], node, tuple(sorted((k, repr(v)) for k, v in fields.items())))
+    if key in state.concluded:
+        return
+    fact = state.table.derive(inference.conclude["type"], node, bound.values(),
+                              render(inference.because, bound), **fields)
+    state.concluded[key] = fact
+    session.derive(c, engine_view(fact))
+
+
+def _on_cause(session, cause: Cause, case: Case, c) -> None:
+    state: _SessionState = session.diagnosis
+    bound = state.bindings(case.patterns, c)
+    texts = case.texts
+    finding = Finding(
+        cause=cause.cause,
+        node=_render_optional(texts["node"], bound),
+        service=_render_optional(texts["service"], bound),
+        status=texts["status"],
+        title=render(texts["title"], bound),
+        explanation=" ".join(render(texts["explanation"], bound).split()),
+        fix=[render(step, bound) for step in texts["fix"]],
+        evidence=[],
+        decide_by=[render(step, bound) for step in texts["decide_by"]],
+        hints=[render(hint, bound) for hint in cause.hints],
+        fact_ids=[bound[name]["fact_id"] for name in texts["evidence"]],
+    )
+    state.add(finding)
+
+
+class _SessionState:
+    def __init__(self, table: FactTable, rulebook: Rulebook):
+        self.table = table
+        self.rulebook = rulebook
+        self.concluded: dict[tuple, dict] = {}
+        self._findings: dict[tuple, Finding] = {}
+
+    def bindings(self, patterns, c) -> dict[str, dict]:
+        return {p.name: self.table[getattr(c, p.name).fact_id] for p in patterns if not p.negated}
+
+    def value(self, value, bound):
+        if isinstance(value, str) and value.startswith("$"):
+            name, _, attribute = value[1:].partition(".")
+            return bound[name].get(attribute)
+        if isinstance(value, str):
+            return render(value, bound)
+        return value
+
+    def add(self, finding: Finding) -> None:
+        key = (finding.cause, finding.node, finding.service)
+        existing = self._findings.get(key)
+        if existing is None:
+            self._findings[key] = finding
+            return
+        if existing.status == "possible" and finding.status == "established":
+            finding.fact_ids = existing.fact_ids + finding.fact_ids
+            self._findings[key] = finding
+        else:
+            existing.fact_ids += [i for i in finding.fact_ids if i not in existing.fact_ids]
+
+    def findings(self) -> list[Finding]:
+        order = {cause.cause: i for i, cause in enumerate(self.rulebook.causes)}
+        found = list(self._findings.values())
+        for finding in found:
+            finding.evidence = self.table.evidence(finding.fact_ids)
+            finding.reasoning = self.table.reasoning(finding.fact_ids)
+        return sorted(found, key=lambda f: (f.status != "established", order.get(f.cause, 0),
+                                            str(f.node), str(f.service)))
+
+
+# --- templates ---------------------------------------------------------------------------
+
+class _Formatter(string.Formatter):
+    def get_field(self, field_name, args, kwargs):
+        name, _, attribute = field_name.partition(".")
+        fact = kwargs.get(name)
+        if fact is None or not attribute or attribute.startswith("_"):
+            return "(unknown)", field_name
+        return _show(fact.get(attribute)), field_name
+
+
+def _show(value) -> str:
+    if value is None:
+        return "(not shown)"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+_FORMATTER = _Formatter()
+
+
+def render(template: str, bound: dict[str, dict]) -> str:
+    return _FORMATTER.vformat(template, (), bound)
+
+
+def _render_optional(template, bound):
+    if template is None:
+        return None
+    text = render(template, bound)
+    return None if text in ("", "(not shown)", "(unknown)") else text

@@ -1,0 +1,87 @@
+"""The facts of one diagnosis: parsed ones with their provenance, derived ones with
+the facts they came from, so that every conclusion can walk back to evidence lines."""
+from __future__ import annotations
+
+from collections import defaultdict
+
+# Fields that stay out of the engine: provenance lives here, not in durable-rules, and
+# nested structures (traceback frames) are for explanations, not for matching.
+_KEEP_OUT_OF_ENGINE = {"prov", "derived_from", "because", "traceback", "frames"}
+
+
+class FactTable:
+    def __init__(self):
+        self.facts: list[dict] = []
+        self._by_type: dict[str, list[dict]] = defaultdict(list)
+
+    def add(self, fact: dict) -> dict:
+        fact["fact_id"] = len(self.facts)
+        self.facts.append(fact)
+        self._by_type[fact["type"]].append(fact)
+        return fact
+
+    def derive(self, fact_type: str, node, sources, because: str, **fields) -> dict:
+        """A conclusion drawn in code (a combiner) or by a rule, tied to its sources."""
+        fact = {"type": fact_type, "node": node, **fields,
+                "derived_from": sorted({s["fact_id"] for s in sources}), "because": because}
+        return self.add(fact)
+
+    def of(self, fact_type: str, node=...) -> list[dict]:
+        found = self._by_type.get(fact_type, [])
+        if node is ...:
+            return list(found)
+        return [f for f in found if f.get("node") == node]
+
+    def nodes(self, fact_type: str) -> list:
+        return sorted({f.get("node") for f in self._by_type.get(fact_type, [])},
+                      key=lambda n: (n is None, n or ""))
+
+    def __getitem__(self, fact_id: int) -> dict:
+        return self.facts[fact_id]
+
+    def evidence(self, fact_ids) -> list[dict]:
+        """The evidence lines under some facts, in the order they were printed."""
+        seen, lines = set(), []
+        for fact in self._walk(fact_ids):
+            prov = fact.get("prov")
+            if prov is None:
+                continue
+            key = (prov["source"], prov["line"], prov["node"])
+            if key not in seen:
+                seen.add(key)
+                lines.append(dict(prov))
+        return sorted(lines, key=lambda p: (str(p["source"]), p["line"] or 0))
+
+    def reasoning(self, fact_ids) -> list[str]:
+        """The steps that derived these facts, deepest first, each said once."""
+        steps: list[str] = []
+        for fact in reversed(list(self._walk(fact_ids))):
+            because = fact.get("because")
+            if because and because not in steps:
+                steps.append(because)
+        return steps
+
+    def _walk(self, fact_ids):
+        stack, visited = list(fact_ids)[::-1], set()
+        while stack:
+            fact_id = stack.pop()
+            if fact_id in visited:
+                continue
+            visited.add(fact_id)
+            fact = self.facts[fact_id]
+            yield fact
+            stack.extend(reversed(fact.get("derived_from", [])))
+
+
+def engine_view(fact: dict) -> dict:
+    """What the rule engine sees of a fact: its plain fields and its fact_id."""
+    return {key: value for key, value in fact.items()
+            if key not in _KEEP_OUT_OF_ENGINE and _plain(value)}
+
+
+def _plain(value) -> bool:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return True
+    if isinstance(value, list):
+        return all(isinstance(v, (str, int, float, bool)) for v in value)
+    return False

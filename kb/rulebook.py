@@ -1,0 +1,475 @@
+"""Rule files: what instructors write, and how it becomes durable-rules rulesets.
+
+A rule file is YAML. A *cause* file says, for one root cause, what to look for, what
+it means in this lab's own values, how to fix it and how to hint at it::
+
+    cause: fip-snat-wrong-interface
+    title: "SNAT on {snat.node} applies only to packets leaving by {snat.out}"
+    node: "{snat.node}"
+    when:                                   # the patterns, in order; names bind facts
+      snat: {type: snat_scope}
+      route: {type: default_route, node: $snat.node, dev: {not: $snat.out}}
+    explanation: "..."                      # templates over the bound facts
+    fix: ["set public_interface={route.dev} ..."]
+    hints: ["a question", "a nudge", "the bottom-out answer"]
+    examples:                               # worked examples, run by the tests
+      - evidence: ../examples/seed-network-node.txt
+        expect: [fip-snat-wrong-interface]
+
+A pattern is ``{type: T, field: condition, ...}``. A condition is a constant, a
+reference ``$name.field`` to a fact bound earlier (equality), or one of
+``{not: X}``, ``{lt: X}``, ``{gt: X}``, ``{lte: X}``, ``{gte: X}``,
+``{matches: REGEX}`` (the whole value), ``{exists: true|false}``. A name written
+``no NAME`` asks that no such fact exist once all evidence is in.
+
+Every pattern after the first must be joined to an earlier one by an equality: joins
+without one grow quadratically and durable-rules silently loses activations on them.
+
+``cases:`` (a list of ``when`` with their own title/explanation/fix/status) lets one
+cause be established in several ways; ``status: possible`` with ``decide_by:`` marks
+evidence that fits this cause and another alike.
+
+An *inference* file concludes intermediate facts, so rules chain::
+
+    infer:
+      - name: gateway of a node
+        when:
+          route: {type: default_route}
+          owner: {type: owns_address, address: $route.via, node: {not: $route.node}}
+        conclude: {type: gateway_of, node: $owner.node, for_node: $route.node}
+        because: "{route.node}'s default route goes via {route.via}, an address of {owner.node}"
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from kb.engine import COMPLETE_MARKER, Engine
+
+CAUSE_KEYS = {"cause", "title", "node", "service", "status", "when", "cases", "explanation",
+              "fix", "evidence", "decide_by", "hints", "examples", "symptoms", "about"}
+CASE_KEYS = {"when", "title", "node", "service", "status", "explanation", "fix", "evidence",
+             "decide_by"}
+INFER_KEYS = {"name", "when", "conclude", "because"}
+OPERATORS = {"not": "$neq", "lt": "$lt", "gt": "$gt", "lte": "$lte", "gte": "$gte",
+             "matches": "$mt"}
+RESERVED_NAMES = {"s", "m", "evidence_in"}
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_REFERENCE = re.compile(r"^\$([a-z][a-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)$")
+
+
+class RuleFileError(ValueError):
+    """A rule file that cannot be used, with where (file, line) and what is wrong."""
+
+    def __init__(self, path: str, line: int | None, message: str):
+        self.path, self.line, self.message = path, line, message
+        where = f"{path}:{line}" if line else path
+        super().__init__(f"{where}: {message}")
+
+
+# --- reading YAML with line numbers ----------------------------------------------
+
+class _Mapping(dict):
+    """A YAML mapping that remembers the line of each key, for error messages."""
+    lines: dict
+
+
+class _LineLoader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader, node):
+    loader.flatten_mapping(node)
+    mapping = _Mapping()
+    mapping.lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in mapping:
+            raise RuleFileError(loader.name, key_node.start_mark.line + 1,
+                                f"{key!r} is given twice")
+        mapping[key] = loader.construct_object(value_node, deep=True)
+        mapping.lines[key] = key_node.start_mark.line + 1
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _line(mapping, key=None) -> int | None:
+    lines = getattr(mapping, "lines", {})
+    if key is not None and key in lines:
+        return lines[key]
+    return min(lines.values()) if lines else None
+
+
+# --- the rule model ----------------------------------------------------------------
+
+@dataclass
+class Pattern:
+    name: str
+    negated: bool
+    conditions: list[tuple[str, str, object]]  # (field, operator, constant or (name, field))
+    line: int | None
+
+    @property
+    def fact_type(self) -> str:
+        return next(value for fld, op, value in self.conditions if fld == "type" and op == "eq")
+
+
+@dataclass
+class Case:
+    patterns: list[Pattern]
+    texts: dict          # title, node, service, status, explanation, fix, evidence, decide_by
+    line: int | None
+
+
+@dataclass
+class Cause:
+    cause: str
+    path: str
+    cases: list[Case]
+    hints: list[str]
+    examples: list[dict]
+    symptoms: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Inference:
+    name: str
+    path: str
+    patterns: list[Pattern]
+    conclude: dict
+    because: str
+    line: int | None
+
+
+@dataclass
+class Rulebook:
+    causes: list[Cause]
+    inferences: list[Inference]
+    identity: str
+
+    def fact_types(self) -> set[str]:
+        """Every fact type some rule asks about: the only ones worth asserting."""
+        types = set()
+        for rule in self.inferences:
+            types.update(p.fact_type for p in rule.patterns)
+        for cause in self.causes:
+            for case in cause.cases:
+                types.update(p.fact_type for p in case.patterns)
+        return types
+
+    def cause(self, cause_id: str) -> Cause:
+        return next(c for c in self.causes if c.cause == cause_id)
+
+
+# --- loading -------------------------------------------------------------------------
+
+def load_rulebook(folders) -> Rulebook:
+    """Every ``*.yaml`` under the folders, checked; raises RuleFileError on the first
+    unusable file (so an instructor sees where and what)."""
+    causes: list[Cause] = []
+    inferences: list[Inference] = []
+    digest = hashlib.sha256()
+    paths = sorted(p for folder in folders for p in Path(folder).rglob("*.yaml"))
+    for path in paths:
+        text = path.read_text(encoding="utf-8")
+        digest.update(str(path).encode() + b"\0" + text.encode() + b"\0")
+        loaded = load_rule_text(text, str(path))
+        if isinstance(loaded, Cause):
+            causes.append(loaded)
+        else:
+            inferences.extend(loaded)
+    seen: dict[str, str] = {}
+    for cause in causes:
+        if cause.cause in seen:
+            raise RuleFileError(cause.path, None,
+                                f"cause {cause.cause!r} is also defined in {seen[cause.cause]}")
+        seen[cause.cause] = cause.path
+    return Rulebook(causes, inferences, digest.hexdigest())
+
+
+def load_rule_text(text: str, path: str = "<rules>"):
+    try:
+        loader = _LineLoader(text)
+        loader.name = path
+        try:
+            document = loader.get_single_data()
+        finally:
+            loader.dispose()
+    except RuleFileError:
+        raise
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        raise RuleFileError(path, mark.line + 1 if mark else None,
+                            f"not valid YAML: {getattr(error, 'problem', error)}") from None
+    if not isinstance(document, dict):
+        raise RuleFileError(path, 1, "a rule file is a mapping with 'cause:' or 'infer:'")
+    if "infer" in document:
+        return _load_inferences(document, path)
+    if "cause" in document:
+        return _load_cause(document, path)
+    raise RuleFileError(path, _line(document), "a rule file needs 'cause:' or 'infer:'")
+
+
+def _load_cause(doc, path: str) -> Cause:
+    unknown = set(doc) - CAUSE_KEYS
+    if unknown:
+        key = sorted(unknown)[0]
+        raise RuleFileError(path, _line(doc, key), f"unknown key {key!r}; known keys: "
+                            + ", ".join(sorted(CAUSE_KEYS)))
+    cause_id = doc["cause"]
+    if not isinstance(cause_id, str) or not re.match(r"^[a-z0-9][a-z0-9-]*$", cause_id):
+        raise RuleFileError(path, _line(doc, "cause"), "cause must be an id like 'rabbit-host-wrong'")
+    if ("when" in doc) == ("cases" in doc):
+        raise RuleFileError(path, _line(doc), "give either 'when:' or 'cases:'")
+    shared = {key: doc[key] for key in CASE_KEYS - {"when"} if key in doc}
+    raw_cases = []
+    if "when" in doc:
+        single = _Mapping(shared, when=doc["when"])
+        single.lines = dict(doc.lines)
+        raw_cases.append(single)
+    if "cases" in doc:
+        if not isinstance(doc["cases"], list) or not doc["cases"]:
+            raise RuleFileError(path, _line(doc, "cases"), "'cases:' is a list of cases")
+        for raw in doc["cases"]:
+            if not isinstance(raw, dict) or "when" not in raw:
+                raise RuleFileError(path, _line(doc, "cases"), "each case needs 'when:'")
+            unknown = set(raw) - CASE_KEYS
+            if unknown:
+                key = sorted(unknown)[0]
+                raise RuleFileError(path, _line(raw, key), f"unknown key {key!r} in a case")
+            merged = _Mapping(shared)
+            merged.update(raw)
+            merged.lines = {**{k: doc.lines[k] for k in shared}, **getattr(raw, "lines", {})}
+            raw_cases.append(merged)
+    cases = [_load_case(raw, path) for raw in raw_cases]
+
+    hints = doc.get("hints")
+    if not isinstance(hints, list) or len(hints) < 3 or not all(isinstance(h, str) for h in hints):
+        raise RuleFileError(path, _line(doc, "hints") or _line(doc),
+                            "'hints:' must be a ladder of at least three hints: a question "
+                            "that points where to look, a nudge that names what to compare, "
+                            "the bottom-out answer")
+    everywhere = set.intersection(*[{p.name for p in c.patterns if not p.negated} for c in cases])
+    for hint in hints:
+        _check_template(hint, sorted(everywhere), path, _line(doc, "hints"))
+    examples = doc.get("examples") or []
+    if not isinstance(examples, list):
+        raise RuleFileError(path, _line(doc, "examples"), "'examples:' is a list")
+    for example in examples:
+        if not isinstance(example, dict) or "evidence" not in example or "expect" not in example:
+            raise RuleFileError(path, _line(doc, "examples"),
+                                "each example needs 'evidence:' and 'expect:'")
+    return Cause(cause_id, path, cases, hints, examples, list(doc.get("symptoms") or []))
+
+
+def _load_case(raw, path: str) -> Case:
+    for key in ("title", "explanation", "fix"):
+        if key not in raw:
+            raise RuleFileError(path, _line(raw), f"a cause needs '{key}:'")
+    status = raw.get("status", "established")
+    if status not in {"established", "possible"}:
+        raise RuleFileError(path, _line(raw, "status"), "status is 'established' or 'possible'")
+    if status == "possible" and not raw.get("decide_by"):
+        raise RuleFileError(path, _line(raw, "status"),
+                            "a possible cause must say what decides it ('decide_by:')")
+    patterns = _load_patterns(raw["when"], path, _line(raw, "when"))
+    bound = [p.name for p in patterns if not p.negated]
+    texts = {
+        "title": raw["title"], "node": raw.get("node"), "service": raw.get("service"),
+        "status": status, "explanation": raw["explanation"],
+        "fix": raw["fix"] if isinstance(raw["fix"], list) else [raw["fix"]],
+        "decide_by": raw.get("decide_by") or [],
+        "evidence": raw.get("evidence") or bound,
+    }
+    for name in texts["evidence"]:
+        if name not in bound:
+            raise RuleFileError(path, _line(raw, "evidence"),
+                                f"evidence names {name!r}, which 'when:' does not bind")
+    for key in ("title", "node", "service", "explanation", "fix", "decide_by"):
+        values = texts[key] if isinstance(texts[key], list) else [texts[key]]
+        for value in values:
+            if value is not None:
+                _check_template(value, bound, path, _line(raw, key))
+    return Case(patterns, texts, _line(raw, "when"))
+
+
+def _load_inferences(doc, path: str) -> list[Inference]:
+    rules = doc["infer"]
+    if not isinstance(rules, list):
+        raise RuleFileError(path, _line(doc, "infer"), "'infer:' is a list of inferences")
+    inferences = []
+    for raw in rules:
+        if not isinstance(raw, dict):
+            raise RuleFileError(path, _line(doc, "infer"), "each inference is a mapping")
+        unknown = set(raw) - INFER_KEYS
+        missing = INFER_KEYS - set(raw)
+        if unknown or missing:
+            what = f"unknown key {sorted(unknown)[0]!r}" if unknown else \
+                f"missing {sorted(missing)[0]!r}"
+            raise RuleFileError(path, _line(raw), f"inference: {what}")
+        patterns = _load_patterns(raw["when"], path, _line(raw, "when"))
+        bound = [p.name for p in patterns if not p.negated]
+        conclude = raw["conclude"]
+        if not isinstance(conclude, dict) or "type" not in conclude:
+            raise RuleFileError(path, _line(raw, "conclude"), "'conclude:' needs a 'type:'")
+        for key, value in conclude.items():
+            if key in {"id", "sid"} or str(key).startswith("$"):
+                raise RuleFileError(path, _line(conclude, key), f"{key!r} is reserved")
+            _check_value(value, bound, path, _line(conclude, key))
+        _check_template(raw["because"], bound, path, _line(raw, "because"))
+        inferences.append(Inference(raw["name"], path, patterns, dict(conclude),
+                                    raw["because"], _line(raw)))
+    return inferences
+
+
+def _load_patterns(when, path: str, line: int | None) -> list[Pattern]:
+    if not isinstance(when, dict) or not when:
+        raise RuleFileError(path, line, "'when:' is a mapping of names to fact patterns")
+    patterns: list[Pattern] = []
+    positive: list[str] = []
+    for raw_name, body in when.items():
+        key_line = _line(when, raw_name)
+        name = str(raw_name)
+        negated = name.startswith("no ")
+        if negated:
+            name = name[3:].strip()
+        if not _NAME.match(name) or name in RESERVED_NAMES:
+            raise RuleFileError(path, key_line, f"{raw_name!r} is not a usable name: use "
+                                "lower-case letters, digits and _ (not 's' or 'm')")
+        if any(p.name == name for p in patterns):
+            raise RuleFileError(path, key_line, f"the name {name!r} is bound twice")
+        if not isinstance(body, dict) or "type" not in body:
+            raise RuleFileError(path, key_line, f"pattern {name!r} needs a 'type:'")
+        conditions = []
+        for fld, value in body.items():
+            fld_line = _line(body, fld) or key_line
+            if fld in {"id", "sid"} or str(fld).startswith("$"):
+                raise RuleFileError(path, fld_line, f"{fld!r} is the engine's own key; "
+                                    "facts carry 'fact_id'")
+            conditions.extend(_condition(str(fld), value, positive, path, fld_line))
+        joined = any(op == "eq" and isinstance(v, tuple) for _, op, v in conditions)
+        if patterns and not joined:
+            raise RuleFileError(path, key_line, f"pattern {name!r} is not joined to an earlier "
+                                "one by an equality (e.g. node: $first.node); such joins grow "
+                                "quadratically and the engine drops activations on them")
+        if negated and not patterns:
+            raise RuleFileError(path, key_line, "an absence ('no ...') cannot come first")
+        patterns.append(Pattern(name, negated, conditions, key_line))
+        if not negated:
+            positive.append(name)
+    return patterns
+
+
+def _condition(fld: str, value, bound: list[str], path: str, line):
+    if isinstance(value, dict):
+        if len(value) != 1:
+            raise RuleFileError(path, line, f"{fld}: one operator per field, e.g. {{not: X}}")
+        (operator, operand), = value.items()
+        if operator == "exists":
+            return [(fld, "exists" if operand else "missing", None)]
+        if operator not in OPERATORS:
+            raise RuleFileError(path, line, f"{fld}: unknown operator {operator!r}; known: "
+                                + ", ".join(sorted(OPERATORS) + ["exists"]))
+        if operator == "matches":
+            if not isinstance(operand, str):
+                raise RuleFileError(path, line, f"{fld}: 'matches' takes a regular expression")
+            try:
+                re.compile(operand)
+            except re.error as error:
+                raise RuleFileError(path, line, f"{fld}: bad regular expression: {error}") from None
+            shorthand = re.search(r"\\[dwsbDWSB]", operand)
+            if shorthand:
+                raise RuleFileError(path, line, f"{fld}: the engine's regular expressions do not "
+                                    f"know {shorthand.group(0)}; write a class like [0-9] or "
+                                    "[a-z]; the whole value must match, so wrap with .*")
+        return [(fld, operator, _operand(operand, bound, path, line))]
+    if isinstance(value, list):
+        raise RuleFileError(path, line, f"{fld}: a list is not a condition")
+    return [(fld, "eq", _operand(value, bound, path, line))]
+
+
+def _operand(value, bound, path, line):
+    if isinstance(value, str) and value.startswith("$"):
+        match = _REFERENCE.match(value)
+        if not match:
+            raise RuleFileError(path, line, f"{value!r}: a reference is $name.field")
+        if match.group(1) not in bound:
+            raise RuleFileError(path, line, f"{value!r}: {match.group(1)!r} is not bound "
+                                "before this pattern")
+        return (match.group(1), match.group(2))
+    return value
+
+
+def _check_value(value, bound, path, line):
+    if isinstance(value, str) and value.startswith("$"):
+        _operand(value, bound, path, line)
+    elif isinstance(value, str):
+        _check_template(value, bound, path, line)
+
+
+def _check_template(template, bound, path, line) -> None:
+    if not isinstance(template, str):
+        raise RuleFileError(path, line, f"expected text, got {type(template).__name__}")
+    try:
+        for _, field_name, _, _ in string.Formatter().parse(template):
+            if field_name is None:
+                continue
+            name, _, attribute = field_name.partition(".")
+            if name not in bound or not attribute or attribute.startswith("_") or "." in attribute:
+                raise RuleFileError(path, line, f"{{{field_name}}} is not name.field of a fact "
+                                    f"bound in 'when:' ({', '.join(bound)})")
+    except RuleFileError:
+        raise
+    except ValueError as error:
+        raise RuleFileError(path, line, f"bad template: {error}") from None
+
+
+# --- compiling to durable-rules ---------------------------------------------------------
+
+def compile_patterns(patterns: list[Pattern]) -> list[dict]:
+    """The durable-rules ``all`` list for a rule's patterns."""
+    conditions = []
+    marker_added = False
+    for pattern in patterns:
+        if pattern.negated and not marker_added:
+            # Absence is judged once, when the evidence_complete marker arrives.
+            conditions.append({"evidence_in": {"type": COMPLETE_MARKER}})
+            marker_added = True
+        terms = [_term(fld, op, value) for fld, op, value in pattern.conditions]
+        body = terms[0] if len(terms) == 1 else {"$and": terms}
+        conditions.append({(pattern.name + "$not" if pattern.negated else pattern.name): body})
+    return conditions
+
+
+def _term(fld, op, value):
+    operand = {value[0]: value[1]} if isinstance(value, tuple) else value
+    if op == "eq":
+        return {fld: operand}
+    if op == "exists":
+        return {"$ex": {fld: 1}}
+    if op == "missing":
+        return {"$nex": {fld: 1}}
+    return {OPERATORS[op]: {fld: operand}}
+
+
+def engine_for(rulebook: Rulebook, on_cause, on_inference) -> Engine:
+    """Register the rulebook; ``on_cause(session, cause, case, c)`` and
+    ``on_inference(session, inference, c)`` are called when rules fire."""
+    rules = {}
+    for number, inference in enumerate(rulebook.inferences):
+        rules[f"infer_{number}"] = {
+            "all": compile_patterns(inference.patterns),
+            "run": (lambda rule: lambda session, c: on_inference(session, rule, c))(inference)}
+    for cause in rulebook.causes:
+        for number, case in enumerate(cause.cases):
+            rules[f"{cause.cause}__{number}"] = {
+                "all": compile_patterns(case.patterns),
+                "run": (lambda cz, cs: lambda session, c: on_cause(session, cz, cs, c))(cause, case)}
+    return Engine(rules, identity=rulebook.identity, name_hint="stackdoc")

@@ -1,0 +1,115 @@
+"""Rule files: the shipped ones load, and every mistake an instructor can make is
+reported with the file, the line and what is wrong."""
+import textwrap
+
+import pytest
+
+from kb.diagnose import RULES_DIR
+from kb.rulebook import RuleFileError, compile_patterns, load_rule_text, load_rulebook
+
+GOOD = textwrap.dedent("""\
+    cause: demo-cause
+    title: "{a.node} is broken"
+    node: "{a.node}"
+    when:
+      a: {type: thing}
+      b: {type: other, node: $a.node, dev: {not: $a.dev}}
+    explanation: "{a.node} and {b.dev}"
+    fix: ["fix {a.node}"]
+    hints: ["look at {a.node}", "compare {a.dev}", "the answer"]
+    """)
+
+
+def test_the_shipped_rules_load_with_a_ladder_of_hints_for_every_cause():
+    rulebook = load_rulebook([RULES_DIR])
+    ids = {cause.cause for cause in rulebook.causes}
+    assert {"fip-snat-wrong-interface", "fip-upstream-no-return-route",
+            "fip-upstream-no-masquerade", "fip-upstream-forward-blocked",
+            "cinder-glance-endpoint", "cinder-qemu-img-missing"} <= ids
+    for cause in rulebook.causes:
+        assert len(cause.hints) >= 3, cause.cause
+
+
+def test_a_good_rule_compiles_to_a_join_on_the_bound_fact():
+    cause = load_rule_text(GOOD, "demo.yaml")
+    conditions = compile_patterns(cause.cases[0].patterns)
+    assert conditions == [
+        {"a": {"type": "thing"}},
+        {"b": {"$and": [{"type": "other"}, {"node": {"a": "node"}}, {"$neq": {"dev": {"a": "dev"}}}]}},
+    ]
+
+
+def test_an_absence_waits_for_all_evidence():
+    rule = GOOD.replace("  b: {type: other", "  no b: {type: other")
+    rule = rule.replace("{b.dev}", "{a.dev}")
+    cause = load_rule_text(rule, "demo.yaml")
+    conditions = compile_patterns(cause.cases[0].patterns)
+    assert conditions[1] == {"evidence_in": {"type": "evidence_complete"}}
+    assert "b$not" in conditions[2]
+
+
+@pytest.mark.parametrize("change, line, message", [
+    (("explanation:", "explantion:"), 7, "unknown key 'explantion'"),
+    (("hints: [\"look at {a.node}\", \"compare {a.dev}\", \"the answer\"]", "hints: [\"only one\"]"), 9,
+     "at least three hints"),
+    (("dev: {not: $a.dev}", "dev: {not: $c.dev}"), 6, "'c' is not bound"),
+    (("b: {type: other, node: $a.node, dev: {not: $a.dev}}", "b: {type: other}"), 6,
+     "not joined to an earlier one"),
+    (("title: \"{a.node} is broken\"", "title: \"{x.node} is broken\""), 2, "{x.node} is not name.field"),
+    (("  a: {type: thing}", "  a: {type: thing, message: {matches: '.*\\d+.*'}}"), 5, "[0-9]"),
+    (("  a: {type: thing}", "  a: {type: thing, id: 3}"), 5, "engine's own key"),
+    (("  a: {type: thing}", "  a: {type: thing, dev: {like: x}}"), 5, "unknown operator 'like'"),
+    (("  a: {type: thing}", "  s: {type: thing}"), 5, "not a usable name"),
+    (("fix: [\"fix {a.node}\"]", "fix: [\"fix {a.node}\"]\nfix: [\"again\"]"), 9, "given twice"),
+    (("when:", "when: [oops"), None, "not valid YAML"),
+])
+def test_mistakes_name_the_line_and_what_is_wrong(change, line, message):
+    text = GOOD.replace(*change)
+    assert text != GOOD
+    with pytest.raises(RuleFileError) as raised:
+        load_rule_text(text, "demo.yaml")
+    assert message in str(raised.value)
+    if line is not None:
+        assert raised.value.line == line, str(raised.value)
+    assert str(raised.value).startswith("demo.yaml")
+
+
+def test_a_possible_cause_must_say_what_decides_it():
+    text = GOOD.replace("explanation:", "status: possible\nexplanation:")
+    with pytest.raises(RuleFileError, match="decide_by"):
+        load_rule_text(text, "demo.yaml")
+
+
+def test_an_absence_cannot_come_first():
+    text = GOOD.replace("  a: {type: thing}", "  no a: {type: thing}")
+    with pytest.raises(RuleFileError, match="cannot come first"):
+        load_rule_text(text, "demo.yaml")
+
+
+def test_two_files_for_one_cause_are_refused(tmp_path):
+    (tmp_path / "one.yaml").write_text(GOOD)
+    (tmp_path / "two.yaml").write_text(GOOD)
+    with pytest.raises(RuleFileError, match="also defined in"):
+        load_rulebook([tmp_path])
+
+
+def test_an_inference_concludes_a_fact_from_bound_values():
+    rules = load_rule_text(textwrap.dedent("""\
+        infer:
+          - name: gateway
+            when:
+              route: {type: default_route}
+              owner: {type: owns_address, address: $route.via}
+            conclude: {type: gateway_of, node: $owner.node, for_node: $route.node}
+            because: "{route.node} goes via {owner.node}"
+        """), "infer.yaml")
+    assert rules[0].conclude == {"type": "gateway_of", "node": "$owner.node", "for_node": "$route.node"}
+    with pytest.raises(RuleFileError, match="'nobody' is not bound"):
+        load_rule_text(textwrap.dedent("""\
+            infer:
+              - name: gateway
+                when:
+                  route: {type: default_route}
+                conclude: {type: gateway_of, node: $nobody.node}
+                because: "x"
+            """), "infer.yaml")

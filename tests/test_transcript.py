@@ -1,0 +1,137 @@
+"""Transcripts into facts: prompts, nodes, provenance, the timeline, and bad input."""
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from collectors.files import InputError, read_evidence
+from grammar.transcript import parse_prompt, read_transcript, split_blocks
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "rules" / "examples"
+
+
+@pytest.mark.parametrize("line, host, command", [
+    ("root@network-node:~# iptables -L -t nat -v ", "network-node", "iptables -L -t nat -v"),
+    ("[root@gks-061 ~]# ip route ", "gks-061", "ip route"),
+    ("(elasticluster)root@gks-246:[~] $ elasticluster list-templates", "gks-246",
+     "elasticluster list-templates"),
+    ("stack@controller:~$ sudo tail -n 50 /var/log/nova/nova-api.log", "controller",
+     "sudo tail -n 50 /var/log/nova/nova-api.log"),
+    ("$ ip route", None, "ip route"),
+    ("root@net01:/etc/nova# grep rabbit nova.conf", "net01", "grep rabbit nova.conf"),
+])
+def test_every_prompt_form_names_its_node_and_command(line, host, command):
+    prompt = parse_prompt(line)
+    assert prompt["host"] == host and prompt["command"] == command
+
+
+@pytest.mark.parametrize("line", [
+    "2014-08-28 16:22:33.743 3966 AUDIT cinder.api.v1.volumes [req-e19de3f2 - - -] Create",
+    "    0     0 SNAT       all  --  any    eth1    10.99.0.0/22         anywhere",
+    "# public_interface=eth1",
+    "default via 10.0.0.1 dev eth0",
+])
+def test_output_lines_are_not_prompts(line):
+    assert parse_prompt(line) is None
+
+
+def test_a_paste_from_several_nodes_keeps_each_block_on_its_node():
+    text = (EXAMPLES / "seed-floating-ip-investigation.txt").read_text()
+    blocks = split_blocks(text, "paste")
+    assert [(b.node, b.command) for b in blocks][:3] == [
+        ("compute-1", "tcpdump -i br100 -n icmp"),
+        ("network-node", "tcpdump -i br100 icmp -n"),
+        ("network-node", "ip route"),
+    ]
+    gateway = [b for b in blocks if b.node == "gks-061"]
+    assert [b.command for b in gateway] == ["tcpdump -i br1 -n icmp", "tcpdump -i br1 -n icmp -e",
+                                           "ip addr show br1", "ip route"]
+    route = blocks[2]
+    assert route.lines[0] == "default via 10.0.0.1 dev eth0 "
+    assert text.split("\n")[route.first_line - 1] == route.lines[0]
+
+
+def test_sudo_is_stripped_and_backslash_continuations_are_one_command():
+    blocks = split_blocks("stack@ctl:~$ sudo ip route\ndefault via 192.0.2.1 dev ens3\n"
+                          "root@ctl:~# nova boot \\\n  --flavor m1.tiny \\\n  test-vm\n", "paste")
+    assert blocks[0].command == "ip route"
+    assert blocks[1].command == "nova boot --flavor m1.tiny test-vm"
+    assert blocks[1].lines == []
+
+
+def test_facts_carry_node_command_source_and_the_line_itself():
+    evidence = read_transcript((EXAMPLES / "seed-network-node.txt").read_text(), "seed.txt")
+    default = next(f for f in evidence.facts if f["type"] == "route" and f["destination"] == "0.0.0.0/0")
+    assert default["prov"] == {"node": "network-node", "command": "ip route", "source": "seed.txt",
+                               "line": 6, "text": "default via 10.0.0.1 dev eth0"}
+    snat = next(f for f in evidence.facts if f["type"] == "iptables_rule"
+                and f["chain"] == "nova-network-snat" and f["target"] == "SNAT")
+    assert snat["out"] == "eth1" and snat["table"] == "nat" and snat["prov"]["line"] == 73
+    assert evidence.unparsed == []
+
+
+def test_text_without_a_prompt_takes_the_node_it_is_given():
+    evidence = read_transcript("default via 203.0.113.1 dev ens3\n"
+                               "10.20.4.0/22 dev br-fixed proto kernel scope link src 10.20.4.1\n",
+                               "routes.txt", node="net01")
+    assert {f["node"] for f in evidence.facts} == {"net01"}
+    assert {f["dev"] for f in evidence.facts} == {"ens3", "br-fixed"}
+
+
+def test_a_file_in_a_node_directory_is_that_nodes_evidence(tmp_path):
+    (tmp_path / "net01").mkdir()
+    (tmp_path / "net01" / "routes.txt").write_text("default via 203.0.113.1 dev ens3\n")
+    evidence = read_evidence([str(tmp_path)])
+    assert [f["node"] for f in evidence.facts] == ["net01"]
+    assert evidence.facts[0]["prov"]["source"].endswith("net01/routes.txt")
+
+
+def test_changes_are_facts_in_the_timeline():
+    text = (EXAMPLES / "seed-floating-ip-investigation.txt").read_text()
+    evidence = read_transcript(text, "paste")
+    changes = [(f["change"], f["target"]) for f in evidence.facts if f["type"] == "state_change"]
+    assert changes == [("config", "/etc/nova/nova.conf"), ("service", "nova-network")]
+
+
+def test_missing_paths_are_input_errors():
+    with pytest.raises(InputError, match="no such file or directory"):
+        read_evidence(["/nonexistent/evidence.txt"])
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("\x00\x01\x02ELF", "binary data"),
+    ("root@net01:~# nova list\n+----+------+\n| ID | Name |\n", "does not read the output of 'nova'"),
+    ("this is not the output of anything\nat all\n", "not recognised"),
+])
+def test_unreadable_blocks_are_reported_with_where_and_why(text, reason):
+    evidence = read_transcript(text, "bad.txt")
+    assert len(evidence.unparsed) == 1
+    assert reason in evidence.unparsed[0]["reason"]
+    assert evidence.unparsed[0]["source"] == "bad.txt"
+
+
+def test_one_bad_block_does_not_hide_the_rest():
+    text = ("root@net01:~# ip route\ndefault via 203.0.113.1 dev ens3\n"
+            "root@net01:~# iptables -L -t nat -v\nChain POSTROUTING (policy ACCEPT 0 packets, 0 bytes)\n"
+            " pkts bytes target     prot opt in     out     source               destination\n"
+            "    0     0 SNAT  \x07 broken beyond repair\n"
+            "root@net01:~# ip addr show ens3\n"
+            "2: ens3: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc fq_codel state UP group default qlen 1000\n"
+            "    inet 203.0.113.7/24 brd 203.0.113.255 scope global ens3\n")
+    evidence = read_transcript(text, "mixed.txt")
+    types = {f["type"] for f in evidence.facts}
+    assert {"route", "address", "iptables_chain"} <= types
+    assert evidence.unparsed and evidence.unparsed[0]["line"] == 6
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=400))
+def test_nothing_typed_or_pasted_crashes_the_reader(text):
+    read_transcript(text, "fuzz")
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from((EXAMPLES / "seed-floating-ip-investigation.txt").read_text().split("\n")),
+                max_size=60))
+def test_shuffled_and_truncated_real_lines_never_crash_the_reader(lines):
+    read_transcript("\n".join(lines), "fuzz")
