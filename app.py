@@ -1,8 +1,12 @@
 """stackdoc: find why an OpenStack lab is broken.
 
     python app.py diagnose PATH... [--node NAME] [--format text|json|markdown|html] [--out FILE]
+    python app.py walk PATH... --from ADDR --to ADDR [--proto icmp|tcp|udp] [--port N] [--format text|json]
+    python app.py serve [--host 127.0.0.1] [--port 5000] [--db PATH]
 
-Exit status: 0 no root cause found, 1 root causes found, 2 unusable input or usage.
+diagnose exits 0 when no root cause is found, 1 when root causes are found, 2 for
+unusable input or usage; walk exits 0 when the packet and its reply get through, 1
+otherwise, 2 for unusable input.
 """
 from __future__ import annotations
 
@@ -25,6 +29,21 @@ def build_parser() -> argparse.ArgumentParser:
     diagnose.add_argument("--node", help="the node the evidence comes from, where no prompt says")
     diagnose.add_argument("--format", choices=("text", "json", "markdown", "html"), default="text")
     diagnose.add_argument("--out", help="write the report to this file instead of standard output")
+
+    walk = commands.add_parser("walk", help="follow a packet and its reply through the lab")
+    walk.add_argument("paths", nargs="+", metavar="PATH",
+                      help="files, directories (read recursively), or - for standard input")
+    walk.add_argument("--from", dest="source", required=True, metavar="ADDR")
+    walk.add_argument("--to", dest="destination", required=True, metavar="ADDR")
+    walk.add_argument("--proto", choices=("icmp", "tcp", "udp"), default="icmp")
+    walk.add_argument("--port", type=int)
+    walk.add_argument("--node", help="the node the evidence comes from, where no prompt says")
+    walk.add_argument("--format", choices=("text", "json"), default="text")
+
+    serve = commands.add_parser("serve", help="serve the chat tutor")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=5000)
+    serve.add_argument("--db", default="stackdoc.db", help="the SQLite file (created on first start)")
     return parser
 
 
@@ -65,6 +84,12 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "diagnose":
         return run_diagnose(args)
+    if args.command == "walk":
+        from report.walk_command import run_walk
+        return run_walk(args)
+    if args.command == "serve":
+        from web.server import serve
+        return serve(args)
     return 2
 
 

@@ -64,15 +64,22 @@ def default_rulebook() -> Rulebook:
     return _load((str(RULES_DIR),))
 
 
-def diagnose(evidence, rulebook: Rulebook | None = None) -> Diagnosis:
-    """``evidence`` is a grammar.transcript.Evidence (facts + unparsed)."""
-    rulebook = rulebook or default_rulebook()
+def current_facts(evidence) -> tuple[FactTable, dict[int, dict]]:
+    """The facts that still hold (later evidence wins) and what they add up to,
+    with the stale ones by index into ``evidence.facts``."""
     stale = timeline.stale_facts(evidence.facts)
     table = FactTable()
     for index, fact in enumerate(evidence.facts):
         if index not in stale and fact["type"] != "state_change":
             table.add(dict(fact))
     combiners.combine(table)
+    return table, stale
+
+
+def diagnose(evidence, rulebook: Rulebook | None = None) -> Diagnosis:
+    """``evidence`` is a grammar.transcript.Evidence (facts + unparsed)."""
+    rulebook = rulebook or default_rulebook()
+    table, stale = current_facts(evidence)
 
     state = _SessionState(table, rulebook)
     engine = _engine(rulebook)
