@@ -30,6 +30,7 @@ class Finding:
     evidence: list[dict]
     decide_by: list[str] = field(default_factory=list)
     hints: list[str] = field(default_factory=list)
+    questions: list[dict] = field(default_factory=list)
     reasoning: list[str] = field(default_factory=list)
     fact_ids: list[int] = field(default_factory=list)
 
@@ -150,6 +151,10 @@ def _on_cause(session, cause: Cause, case: Case, c) -> None:
         evidence=[],
         decide_by=[render(step, bound) for step in texts["decide_by"]],
         hints=[render(hint, bound) for hint in cause.hints],
+        questions=[{"ask": render(q.ask, bound), "expect": [render(v, bound) for v in q.expect],
+                    "partial": render(q.partial, bound) if q.partial else None,
+                    "wrong": render(q.wrong, bound) if q.wrong else None}
+                   for q in cause.questions],
         fact_ids=[bound[name]["fact_id"] for name in texts["evidence"]],
     )
     state.add(finding)

@@ -52,7 +52,7 @@ import yaml
 from kb.engine import COMPLETE_MARKER, Engine
 
 CAUSE_KEYS = {"cause", "title", "node", "service", "status", "when", "cases", "explanation",
-              "fix", "evidence", "decide_by", "hints", "examples", "symptoms", "about"}
+              "fix", "evidence", "decide_by", "hints", "examples", "symptoms", "questions"}
 CASE_KEYS = {"when", "title", "node", "service", "status", "explanation", "fix", "evidence",
              "decide_by"}
 INFER_KEYS = {"name", "when", "conclude", "because"}
@@ -129,6 +129,16 @@ class Case:
 
 
 @dataclass
+class Question:
+    """A question whose answer the facts hold: the answer must name every ``expect``
+    value; ``partial`` is said when it names some of them."""
+    ask: str
+    expect: list[str]
+    partial: str | None = None
+    wrong: str | None = None
+
+
+@dataclass
 class Cause:
     cause: str
     path: str
@@ -136,6 +146,15 @@ class Cause:
     hints: list[str]
     examples: list[dict]
     symptoms: list[str] = field(default_factory=list)
+    questions: list[Question] = field(default_factory=list)
+
+
+@dataclass
+class SymptomFile:
+    """A ``symptom:`` file, kept as read (with line numbers) for the tutor to interpret."""
+    symptom: str
+    path: str
+    document: dict
 
 
 @dataclass
@@ -153,6 +172,7 @@ class Rulebook:
     causes: list[Cause]
     inferences: list[Inference]
     identity: str
+    symptoms: list[SymptomFile] = field(default_factory=list)
 
     def fact_types(self) -> set[str]:
         """Every fact type some rule asks about: the only ones worth asserting."""
@@ -175,6 +195,7 @@ def load_rulebook(folders) -> Rulebook:
     unusable file (so an instructor sees where and what)."""
     causes: list[Cause] = []
     inferences: list[Inference] = []
+    symptoms: list[SymptomFile] = []
     digest = hashlib.sha256()
     paths = sorted(p for folder in folders for p in Path(folder).rglob("*.yaml"))
     for path in paths:
@@ -183,6 +204,8 @@ def load_rulebook(folders) -> Rulebook:
         loaded = load_rule_text(text, str(path))
         if isinstance(loaded, Cause):
             causes.append(loaded)
+        elif isinstance(loaded, SymptomFile):
+            symptoms.append(loaded)
         else:
             inferences.extend(loaded)
     seen: dict[str, str] = {}
@@ -191,10 +214,11 @@ def load_rulebook(folders) -> Rulebook:
             raise RuleFileError(cause.path, None,
                                 f"cause {cause.cause!r} is also defined in {seen[cause.cause]}")
         seen[cause.cause] = cause.path
-    return Rulebook(causes, inferences, digest.hexdigest())
+    return Rulebook(causes, inferences, digest.hexdigest(), symptoms)
 
 
-def load_rule_text(text: str, path: str = "<rules>"):
+def read_rule_yaml(text: str, path: str = "<rules>"):
+    """A rule file's YAML; mappings remember the line of each key (``.lines``)."""
     try:
         loader = _LineLoader(text)
         loader.name = path
@@ -208,13 +232,20 @@ def load_rule_text(text: str, path: str = "<rules>"):
         mark = getattr(error, "problem_mark", None)
         raise RuleFileError(path, mark.line + 1 if mark else None,
                             f"not valid YAML: {getattr(error, 'problem', error)}") from None
+    return document
+
+
+def load_rule_text(text: str, path: str = "<rules>"):
+    document = read_rule_yaml(text, path)
     if not isinstance(document, dict):
         raise RuleFileError(path, 1, "a rule file is a mapping with 'cause:' or 'infer:'")
     if "infer" in document:
         return _load_inferences(document, path)
     if "cause" in document:
         return _load_cause(document, path)
-    raise RuleFileError(path, _line(document), "a rule file needs 'cause:' or 'infer:'")
+    if "symptom" in document:
+        return SymptomFile(str(document["symptom"]), path, document)
+    raise RuleFileError(path, _line(document), "a rule file needs 'cause:', 'infer:' or 'symptom:'")
 
 
 def _load_cause(doc, path: str) -> Cause:
@@ -266,7 +297,16 @@ def _load_cause(doc, path: str) -> Cause:
         if not isinstance(example, dict) or "evidence" not in example or "expect" not in example:
             raise RuleFileError(path, _line(doc, "examples"),
                                 "each example needs 'evidence:' and 'expect:'")
-    return Cause(cause_id, path, cases, hints, examples, list(doc.get("symptoms") or []))
+    questions = []
+    for raw in doc.get("questions") or []:
+        if not isinstance(raw, dict) or "ask" not in raw or "expect" not in raw:
+            raise RuleFileError(path, _line(doc, "questions"),
+                                "each question needs 'ask:' and 'expect:' (the values a right answer names)")
+        expect = raw["expect"] if isinstance(raw["expect"], list) else [raw["expect"]]
+        for text in [raw["ask"], *expect, raw.get("partial") or "", raw.get("wrong") or ""]:
+            _check_template(text, sorted(everywhere), path, _line(raw, "ask") or _line(doc, "questions"))
+        questions.append(Question(raw["ask"], expect, raw.get("partial"), raw.get("wrong")))
+    return Cause(cause_id, path, cases, hints, examples, list(doc.get("symptoms") or []), questions)
 
 
 def _load_case(raw, path: str) -> Case:
