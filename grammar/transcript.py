@@ -202,6 +202,18 @@ def read_block(block: Block) -> Evidence:
 
     if not text.strip():
         return evidence
+    if kind is None and block.command:
+        # Output stackdoc does not read may still hold text it does (a log pasted after
+        # `nova boot`): read its paragraphs as text with no command.
+        unread_at = None
+        for part in _text_blocks(block.lines, block.first_line, block.source, block.node):
+            if kinds.kind_for_text("\n".join(part.lines)) is None:
+                unread_at = unread_at or part.first_line
+            else:
+                evidence.extend(read_block(part))
+        if unread_at is not None:
+            evidence.unparsed.append(_unparsed(block, unread_at, _unknown_reason(block, path)))
+        return evidence
     if kind is None:
         evidence.unparsed.append(_unparsed(block, block.first_line, _unknown_reason(block, path)))
         return evidence
@@ -269,6 +281,10 @@ def read_transcript(text: str, source: str, node: str | None = None) -> Evidence
     if "\x00" in text:
         evidence.unparsed.append({"node": node, "command": None, "source": source, "line": 1,
                                   "reason": "binary data, not terminal text"})
+        return evidence
+    if not text.strip():
+        evidence.unparsed.append({"node": node, "command": None, "source": source, "line": 1,
+                                  "reason": "empty: there is nothing to read"})
         return evidence
     for block in split_blocks(text, source, node):
         evidence.extend(read_block(block))

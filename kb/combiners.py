@@ -185,10 +185,26 @@ def floating_ips(table: FactTable) -> None:
             found.setdefault((fact.get("node"), fact["address"]), []).append(fact)
     for (node, address), sources in found.items():
         private = is_private(address)
-        table.derive("floating_ip", node, sources,
+        home = _floating_range(table, node, address)
+        table.derive("floating_ip", node, sources + ([home] if home else []),
                      f"{address} is a floating IP served by {node}"
-                     + (f" for {fixed_of[(node, address)]}" if fixed_of.get((node, address)) else ""),
-                     address=address, fixed=fixed_of.get((node, address)), private=private)
+                     + (f" for {fixed_of[(node, address)]}" if fixed_of.get((node, address)) else "")
+                     + (f", in its public network {home['destination']} on {home.get('dev')}" if home else ""),
+                     address=address, fixed=fixed_of.get((node, address)), private=private,
+                     range=home["destination"] if home else f"{address}/32")
+
+
+def _floating_range(table: FactTable, node, address: str) -> dict | None:
+    """The network the floating IPs live in: the serving node's connected route (wider
+    than a single address) that holds the floating IP."""
+    best = None
+    for route in _routes(table, node):
+        net = network(route["destination"])
+        if route.get("via") or net.prefixlen in (0, net.max_prefixlen) or not covers(route["destination"], address):
+            continue
+        if best is None or net.prefixlen > network(best["destination"]).prefixlen:
+            best = route
+    return best
 
 
 def return_routes(table: FactTable) -> None:
@@ -201,12 +217,12 @@ def return_routes(table: FactTable) -> None:
             if route is None:
                 continue
             is_default = route["destination"] in ("0.0.0.0/0", "default")
+            described = ("its default route" if is_default else f"its route to {route['destination']}") \
+                + (f" via {route['via']}" if route.get("via") else "")
             table.derive("route_choice", node, [route],
-                         f"{node} sends packets for {address} by "
-                         + ("its default route" if is_default else f"its route to {route['destination']}")
-                         + f", out of {route.get('dev')}",
+                         f"{node} sends packets for {address} by {described}, out of {route.get('dev')}",
                          destination=address, dev=route.get("dev"), via=route.get("via"),
-                         prefix=route["destination"], is_default=is_default)
+                         prefix=route["destination"], is_default=is_default, described=described)
 
 
 def _chain_policies(table: FactTable, node, table_name: str) -> dict[str, dict]:

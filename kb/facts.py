@@ -23,7 +23,8 @@ class FactTable:
     def derive(self, fact_type: str, node, sources, because: str, **fields) -> dict:
         """A conclusion drawn in code (a combiner) or by a rule, tied to its sources."""
         fact = {"type": fact_type, "node": node, **fields,
-                "derived_from": sorted({s["fact_id"] for s in sources}), "because": because}
+                "derived_from": sorted({s["fact_id"] for s in sources if s and "fact_id" in s}),
+                "because": because}
         return self.add(fact)
 
     def of(self, fact_type: str, node=...) -> list[dict]:
@@ -53,12 +54,24 @@ class FactTable:
         return sorted(lines, key=lambda p: (str(p["source"]), p["line"] or 0))
 
     def reasoning(self, fact_ids) -> list[str]:
-        """The steps that derived these facts, deepest first, each said once."""
+        """The steps that derived these facts, in the order given, each after the
+        steps it rests on, each said once."""
         steps: list[str] = []
-        for fact in reversed(list(self._walk(fact_ids))):
+        visited: set[int] = set()
+
+        def visit(fact_id: int) -> None:
+            if fact_id in visited:
+                return
+            visited.add(fact_id)
+            fact = self.facts[fact_id]
+            for source in fact.get("derived_from", []):
+                visit(source)
             because = fact.get("because")
             if because and because not in steps:
                 steps.append(because)
+
+        for fact_id in fact_ids:
+            visit(fact_id)
         return steps
 
     def _walk(self, fact_ids):
