@@ -513,8 +513,9 @@ PARSER = Lark(
     transformer=ListingTransformer(),
 )
 
+_CHAIN_WORD = ("Chain ", "Chain\t")
 _HEADING_WORDS = ("num", "pkts", "target")
-_COLUMN_HEADER = re.compile(r"\s*(?:num\s+)?(?:pkts\s+bytes\s+)?target\s+prot\s+opt\s")
+_COLUMN_HEADER = re.compile(r"(?:num\s+)?(?:pkts\s+bytes\s+)?target\s+prot\s+opt\s")
 _LOOKS_LIKE = re.compile(
     r"\s*(?:Chain\s+\S+\s+\((?:policy\s+[A-Z]+|\d+\s+references)"
     r"|(?:num\s+)?(?:pkts\s+bytes\s+)?target\s+prot\s+opt\s)"
@@ -573,15 +574,14 @@ def parse(text: str, command: str = "") -> ParseResult:
     records = result.records
     chain = None
     for number, line in enumerate(text.split("\n"), 1):
-        first_word = line[:12].split(None, 1)
-        if not first_word:
+        stripped = line.lstrip()
+        if not stripped:
             continue
-        first_word = first_word[0]
         try:
-            if first_word == "Chain":
+            if stripped.startswith(_CHAIN_WORD):
                 fields = cache.fields(line, "chain_header")
                 chain = fields["chain"]
-            elif first_word in _HEADING_WORDS and _COLUMN_HEADER.match(line):
+            elif stripped.startswith(_HEADING_WORDS) and _COLUMN_HEADER.match(stripped):
                 layout = cache.fields(line, "column_header")["layout"]
                 continue
             elif layout is None:

@@ -54,7 +54,9 @@ COMMANDS = re.compile(
     r"(?:^|[\s;|&(])(?:\S*/)?(?:iptables(?:-legacy|-nft)?-save(?=\s|$)"
     r"|iptables(?:-legacy|-nft)?\s(?:.*\s)?(?:-[a-zA-Z]*S[a-zA-Z]*|--list-rules)(?=\s|=|$))"
 )
-FILES = None
+# Where distributions keep a saved ruleset: RHEL's iptables service, Debian's
+# iptables-persistent. Their content is iptables-save output.
+FILES = re.compile(r"(?:^|/)(?:sysconfig/iptables(?:\.save)?|iptables/rules\.v4)$")
 
 # ---------------------------------------------------------------------------------------
 # What the options mean. A field of None: understood, but no field holds it.
@@ -124,6 +126,17 @@ def icmp_option_value(negation: str, *parts: str) -> str:
 
 def states_value(*parts: str) -> list[str]:
     return state_list("".join(parts))
+
+
+class BadValue(ValueError):
+    """An option's value is not what the option takes (``-c many 12``)."""
+
+
+def count_value(*parts: str) -> int:
+    text = "".join(parts)
+    if not text.isdigit():
+        raise BadValue(f"a counter must be a number, not {text!r}")
+    return int(text)
 
 
 def text_value(*parts: str) -> str:
@@ -228,8 +241,8 @@ class _Rule:
                 # -L prints a goto as "[goto]" before the matches: say the same.
                 self.extra.append(_GOTO_MARK)
         elif meaning == "counters":
-            self.fields["packets"] = Derived(int, *first)
-            self.fields["bytes"] = Derived(int, *words[1]) if len(words) > 1 else None
+            self.fields["packets"] = Derived(count_value, *first)
+            self.fields["bytes"] = Derived(count_value, *words[1]) if len(words) > 1 else None
         elif meaning == "protocol":
             self._set("protocol", Derived(protocol_value, option.negation, *first), option)
             # "-p tcp --dport 22" (no -m tcp) works in iptables: tcp's options apply.
@@ -307,7 +320,7 @@ def _goto_extra(tokens: list) -> Derived | str:
 
 class SaveTransformer(Transformer):
     def table_line(self, children):
-        return {"table": str(children[0])}
+        return {"table": Derived(identity, children[0])}
 
     def chain_line(self, children):
         fields = new_chain_fields()
@@ -384,17 +397,17 @@ _LOOKS_LIKE = re.compile(
 )
 
 
-def _start_for(first_word: str) -> str | None:
-    """The start symbol for a line that begins with this word; None to skip the line."""
-    if first_word.startswith("#") or first_word == "COMMIT":
+def _start_for(stripped: str) -> str | None:
+    """The start symbol for a line (without its indentation); None to skip the line."""
+    if stripped.startswith("#") or stripped.rstrip() == "COMMIT":
         return None
-    if first_word.startswith("*"):
+    if stripped.startswith("*"):
         return "table_line"
-    if first_word.startswith(":"):
+    if stripped.startswith(":"):
         return "chain_line"
-    if first_word == "-P":
+    if stripped.startswith(("-P ", "-P\t")):
         return "policy_line"
-    if first_word == "-N":
+    if stripped.startswith(("-N ", "-N\t")):
         return "new_chain_line"
     return "rule_line"                 # "-A ..." and "[p:b] -A ...", or a problem
 
@@ -412,10 +425,10 @@ def parse(text: str, command: str = "") -> ParseResult:
     cache = ShapeCache(lambda line, start: PARSER.parse(line, start=start), SlotScanner())
     records = result.records
     for number, line in enumerate(text.split("\n"), 1):
-        first_word = line[:16].split(None, 1)
-        if not first_word:
+        stripped = line.lstrip()
+        if not stripped:
             continue
-        start = _start_for(first_word[0])
+        start = _start_for(stripped)
         if start is None:
             continue
         try:
@@ -430,6 +443,8 @@ def parse(text: str, command: str = "") -> ParseResult:
             result.problems.append(lark_problem(error, line_offset=number - 1))
         except MissingValue as error:
             result.problems.append(Problem(number, str(error), error.column))
+        except BadValue as error:
+            result.problems.append(Problem(number, str(error)))
         except Exception as error:  # a defect must not lose the rest of the ruleset
             result.problems.append(Problem(number, f"internal error: {error!r}"))
     return result

@@ -7,15 +7,20 @@ line-oriented parser whose transformer reports where each output value came from
 it.
 
 Shape
-    A line's *shape* is the line with every IPv4 address/CIDR replaced by one placeholder,
-    every standalone integer by another (and, when asked, every scaled counter such as
-    ``15K`` by a third), and every run of two or more spaces collapsed to one marker.
-    Single spaces stay, so text inside a token (a comment) is part of the shape. A slot
-    must stand alone: digits inside a word (``eth1``, ``0x1``, ``1024-65535``,
-    ``nova-compute-inst-3``) and MAC octets are not slots::
+    A line's *shape* is the line with every slot replaced by one placeholder, plus the
+    kind of each slot (IPv4 address/CIDR, standalone integer, and, when asked, scaled
+    counter such as ``15K``), with whitespace runs collapsed. A slot must stand alone:
+    digits inside a word (``eth1``, ``0x1``, ``1024-65535``, ``nova-compute-inst-3``),
+    in a list (``22,80``) and MAC octets are not slots::
 
         "    0     0 SNAT  all  --  any  ens4  10.20.4.3  anywhere  to:203.0.113.10"
-        -> "⌴N⌴N SNAT⌴all⌴--⌴any⌴ens4⌴A⌴anywhere⌴to:A"  values ["0", "0", "10.20.4.3", "203.0.113.10"]
+        -> "# # SNAT all -- any ens4 # anywhere to:#", kinds (int, int, ipv4, ipv4)
+           values ["0", "0", "10.20.4.3", "203.0.113.10"]
+
+    Whitespace: a line with no character that can open a whitespace-holding token
+    (quotes, ``/*``) has every run collapsed (C-level ``str.split``, the fast path); a
+    line with one keeps single spaces and collapses only runs of two or more, so that a
+    comment's words stay part of the shape and the line can still be cached.
 
 Provenance
     The transformer builds every value that depends on the text as
@@ -29,8 +34,9 @@ Template
     directly. When the shape comes back, a template is compiled from that first parse:
     every token part becomes either "slot i" (its span is exactly a slot's span) or a
     constant (it touches no slot). A shape whose used tokens straddle a slot, hold a slot
-    among other text, or hold a run of spaces is marked uncacheable and always parsed by
-    lark. Later lines of a cached shape are filled by one generated function call.
+    among other text, or hold whitespace whose length the shape does not keep is marked
+    uncacheable and always parsed by lark. Later lines of a cached shape are filled by one
+    generated function call.
 
 Soundness rules for a transformer that uses this cache (the property tests check them):
   * terminals that can hold a slot accept every IPv4/integer alike (``\\d+``, not
@@ -41,9 +47,9 @@ Soundness rules for a transformer that uses this cache (the property tests check
 Worked example::
 
     cache = ShapeCache(parse_fields)        # parse_fields(line, start) -> {field: Derived|value}
-    cache.fields("    0     0 SNAT ... to:203.0.113.10", "counted_rule")   # lark
-    cache.fields("    7   420 SNAT ... to:203.0.113.11", "counted_rule")   # lark again, compiles
-    cache.fields("    9   540 SNAT ... to:203.0.113.12", "counted_rule")   # template only
+    cache.fields("    0     0 SNAT ... to:203.0.113.10", "counted_rule")   # lark, parse kept
+    cache.fields("    7   420 SNAT ... to:203.0.113.11", "counted_rule")   # template compiled, filled
+    cache.fields("    9   540 SNAT ... to:203.0.113.12", "counted_rule")   # template filled
 """
 from __future__ import annotations
 
@@ -64,9 +70,6 @@ _BEFORE_SLOT = (
     r"(?<!:[0-9A-Fa-f]{2}:\d)"      # not the middle or end of a MAC address
 )
 _AFTER_SLOT = r"(?![\w.,/-])(?!:[0-9A-Fa-f]{2}:)"
-IPV4_SLOT = r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?:/\d{1,2})?"
-INTEGER_SLOT = r"\d+"
-SCALED_SLOT = r"\d+[KMGT]"
 
 _SPACE_RUN = re.compile(r"  +")
 
@@ -79,7 +82,9 @@ class SlotScanner:
     run collapsed (fast, C-level ``str.split``); a line with them keeps single spaces
     and collapses only runs of two or more, so that such tokens can still be cached.
     Either way a template whose tokens hold whitespace the shape does not pin down is
-    refused, so this setting only affects speed, never the records.
+    refused, so this setting only affects speed, never the records. Whitespace here is
+    ``str.isspace`` (what ``str.split()`` splits on): a grammar using this cache must
+    ignore exactly that (``%ignore /\\s+/``).
     """
 
     def __init__(self, scaled_counters: bool = False,
@@ -92,17 +97,17 @@ class SlotScanner:
             + scaled + r"|\d*)" + _AFTER_SLOT + ")")
         self.scaled_counters = scaled_counters
         self.openers = whitespace_tokens_start_with
+        # "a in line or b in line ..." written out is twice as fast as a loop, and this
+        # runs for every line.
+        self._holds_mark = eval("lambda line: " + " or ".join(f"{m!r} in line" for m in _MARKS))
+        self._holds_opener = eval("lambda line: " + (
+            " or ".join(f"{o!r} in line" for o in whitespace_tokens_start_with) or "False"))
 
     def shape(self, line: str) -> tuple[tuple, list[str]] | None:
         """(shape key, slot values), or None when the line cannot use the cache."""
-        for mark in _MARKS:
-            if mark in line:
-                return None
-        exact_spaces = False
-        for opener in self.openers:
-            if opener in line:
-                exact_spaces = True
-                break
+        if self._holds_mark(line):
+            return None
+        exact_spaces = self._holds_opener(line)
         if exact_spaces:
             text = _SPACE_RUN.sub(_SPACE_RUN_MARK, line)
         else:
@@ -174,7 +179,7 @@ def compile_template(fields: dict, spans: list[tuple[int, int]],
             return f"v[{slot}]", True
         for slot_start, slot_end in spans:
             if start < slot_end and slot_start < end:
-                pass
+                raise Uncacheable(f"token {str(part)!r} holds a slot among other text")
         text = str(part)
         if (exact_spaces and "  " in text) or (not exact_spaces and _has_whitespace(text)):
             # The shape does not say how long this whitespace is: lines of this shape
@@ -188,7 +193,13 @@ def compile_template(fields: dict, spans: list[tuple[int, int]],
             continue
         codes = [part_code(part) for part in value.parts]
         if not any(uses_slot for _, uses_slot in codes):
-            entries.append(f"{name!r}: {constant(value.value())}")
+            try:
+                fixed = value.value()
+            except Exception as error:
+                # Raised now it would come before the errors of earlier fields: let lark's
+                # path raise them in their order.
+                raise Uncacheable(f"{name} cannot be computed: {error!r}") from None
+            entries.append(f"{name!r}: {constant(fixed)}")
         elif value.build is identity and len(codes) == 1:
             entries.append(f"{name!r}: {codes[0][0]}")
         else:
