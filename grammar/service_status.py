@@ -18,7 +18,8 @@ Commands: ``service X status|start|stop|restart``, ``status X`` / ``start X`` /
   could not be found.``, ``Job for X.service failed ...``;
 * rabbitmqctl: ``Status of node rabbit@controller ...`` followed by ``[{pid,9527},``
   (or ``OS PID: 9527``) when the node runs, or ``Error: unable to connect to node
-  rabbit@controller: nodedown``.
+  rabbit@controller: nodedown`` (3.7 on: no header, ``Error: unable to perform an
+  operation on node 'rabbit@controller'. ...`` and its diagnostics).
 
 Record (one per service state reported)::
 
@@ -97,8 +98,9 @@ _LOOKS = re.compile(
     r"|[\w@.+-]+ \(pid +\d+(?: +\d+)*\) is (?:running\.\.\.|active)$|[\w@.+-]+ is stopped$"
     r"|[\w@.+-]+: unrecognized service$"
     r"|\* (?:Starting|Stopping|Restarting|Reloading) "
-    r"|(?:Starting|Stopping|Restarting|Reloading) .*(?:\[ *(?:OK|ok|fail|FAILED) *\]|\.\.\. ?done\.?|: [\w@.+-]+\.)\s*$"
-    r"|Status of node \S+ \.\.\.$|Unit [\w@:.\\-]+ could not be found\.$|\[ [+?-] \]  \S)"
+    r"|(?:Starting|Stopping|Restarting|Reloading) .*(?:\[ *(?:OK|ok|fail|FAILED) *\]|\.\.\. ?done\.?|: [\w@.+-]+\.|\.\.\. \(warning\)\.)\s*$"
+    r"|Status of node \S+ \.\.\.$|Unit [\w@:.\\-]+ could not be found\.$|\[ [+?-] \]  \S"
+    r"|Error: unable to (?:connect to|perform an operation on) node )"
 )
 
 
@@ -203,6 +205,13 @@ def _command_service(command: str) -> str | None:
 def _announced_name(text: str) -> str | None:
     """The service an announcement names, when the command does not say it."""
     text = text.rstrip(" .")
+    if text.endswith("(warning)") and ": " in text:
+        # Debian's log_warning_msg right after log_daemon_msg's name, glued to it:
+        # "RabbitMQ Messaging Server: rabbitmq-serverFAILED - check ... (warning)".
+        glued = text.split(": ", 1)[1].split()
+        name = re.match(r"[^A-Z\s]*", glued[0])[0] if glued else ""
+        if name:
+            return name
     if ":" in text:
         before, after = text.rsplit(":", 1)
         after = after.strip().rstrip(".")
@@ -216,7 +225,10 @@ def _action_outcome(verb: str, text: str, result: str | None) -> tuple[str, bool
     """(state, running) for an announcement; None when no result was printed."""
     if result is None:
         # Debian's log_end_msg ends a successful "Desc: name" announcement with ".".
-        if ":" in text and text.rstrip().endswith(".") and not text.rstrip().endswith("..."):
+        # After a log_warning_msg ("... (warning).") it prints its "." or " failed!" on
+        # the next line: no result yet.
+        if (":" in text and text.rstrip().endswith(".") and not text.rstrip().endswith("...")
+                and not text.rstrip().endswith("(warning).")):
             result = "."
         else:
             return None
@@ -365,7 +377,9 @@ def parse(text: str, command: str = "") -> ParseResult:
         elif tag == "rabbit_error":
             found = _NODE_IN_ERROR.search(parsed[1])
             name = found[1] if found else (from_command or "rabbitmq")
-            result.records.append(_record(lineno, name, parsed[1] or "error", False, None))
+            # rabbitmqctl 3.7+ prints no "Status of node" header for a node it cannot
+            # reach: the error opens its report (the diagnostics that follow).
+            rabbit = _record(lineno, name, parsed[1] or "error", False, None)
         elif tag == "rabbit_pid":
             result.problems.append(Problem(lineno, "a rabbit pid with no 'Status of node' before it"))
     close_unit()
