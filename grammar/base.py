@@ -64,3 +64,17 @@ def lark_problem(error, line_offset: int = 0, last_line: int | None = None) -> P
         char = getattr(error, "char", None)
         reason = f"unexpected character {char!r}" if char else str(error).splitlines()[0]
     return Problem(line=line + line_offset, reason=reason, column=column)
+
+
+def text_lines(text: str) -> list[str]:
+    """The text's lines, split at newlines only (so that line numbers match what an
+    editor shows even when the text holds form feeds or other odd characters)."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def problem_column(problem: Problem) -> int | None:
+    """A problem's column, or None where lark gave -1 (the text ended before the token)."""
+    return problem.column if (problem.column or 0) > 0 else None

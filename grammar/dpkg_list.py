@@ -42,7 +42,7 @@ from pathlib import Path
 from lark import Lark, Token, Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import ParseResult, Problem, lark_problem
+from grammar.base import ParseResult, Problem, lark_problem, text_lines, problem_column
 
 KIND = "dpkg_list"
 
@@ -141,22 +141,8 @@ def _record(line: int, name: str, status: str | None, installed: bool,
             "version": version, "arch": arch, "description": description}
 
 
-def _column(problem: Problem) -> int | None:
-    # lark gives -1 when the text ended before the token it wanted
-    return problem.column if (problem.column or 0) > 0 else None
-
-
-def _lines(text: str) -> list[str]:
-    """The text's lines, split at newlines only (so that line numbers match what an
-    editor shows even when the text holds form feeds or other odd characters)."""
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
-
-
 def looks_like(text: str) -> bool:
-    lines = [l for l in _lines(text)[:10] if l.strip()]
+    lines = [l for l in text_lines(text)[:10] if l.strip()]
     return bool(lines) and bool(_LOOKS.match(lines[0]))
 
 
@@ -164,7 +150,7 @@ def parse(text: str, command: str = "") -> ParseResult:
     result = ParseResult()
     has_arch_column: bool | None = None  # known once dpkg -l's column titles are seen
     stanza: dict | None = None  # the dpkg -s record being filled
-    for lineno, raw in enumerate(_lines(text), start=1):
+    for lineno, raw in enumerate(text_lines(text), start=1):
         line = raw.rstrip()
         if not line:
             stanza = None
@@ -173,7 +159,7 @@ def parse(text: str, command: str = "") -> ParseResult:
             parsed = _PARSER.parse(line)
         except LarkError as error:
             problem = lark_problem(error)
-            result.problems.append(Problem(lineno, f"not a package line: {problem.reason}", _column(problem)))
+            result.problems.append(Problem(lineno, f"not a package line: {problem.reason}", problem_column(problem)))
             continue
         tag = parsed[0]
         if tag == "legend":

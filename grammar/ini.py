@@ -34,7 +34,7 @@ from pathlib import Path
 from lark import Lark, Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import ParseResult, Problem, lark_problem
+from grammar.base import ParseResult, Problem, lark_problem, text_lines, problem_column
 
 KIND = "ini"
 
@@ -96,24 +96,10 @@ _PARSER = Lark(
 )
 
 
-def _column(problem: Problem) -> int | None:
-    # lark gives -1 when the text ended before the token it wanted
-    return problem.column if (problem.column or 0) > 0 else None
-
-
-def _lines(text: str) -> list[str]:
-    """The text's lines, split at newlines only (so that line numbers match what an
-    editor shows even when the text holds form feeds or other odd characters)."""
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
-
-
 def looks_like(text: str) -> bool:
     """True when the first meaningful lines are a section header and options, or
     grep lines prefixed with a configuration file name."""
-    lines = [l.rstrip() for l in _lines(text)[:40]]
+    lines = [l.rstrip() for l in text_lines(text)[:40]]
     meaningful = [l for l in lines if l.strip() and not l.lstrip().startswith(("#", ";"))][:10]
     if not meaningful:
         return False
@@ -129,7 +115,7 @@ def parse(text: str, command: str = "") -> ParseResult:
     sections: dict[str | None, str | None] = {}
     # The option a continuation line would extend, per file; a blank line ends it.
     open_option: dict[str | None, dict | None] = {}
-    for lineno, raw in enumerate(_lines(text), start=1):
+    for lineno, raw in enumerate(text_lines(text), start=1):
         line = raw.rstrip()
         if not line:
             open_option.clear()
@@ -138,7 +124,7 @@ def parse(text: str, command: str = "") -> ParseResult:
             grep_file, content = _PARSER.parse(line)
         except LarkError as error:
             problem = lark_problem(error)
-            result.problems.append(Problem(lineno, f"not an INI line: {problem.reason}", _column(problem)))
+            result.problems.append(Problem(lineno, f"not an INI line: {problem.reason}", problem_column(problem)))
             continue
         if content is None or not isinstance(content, tuple):
             if content is not None and content.type == "GREP_SEPARATOR":

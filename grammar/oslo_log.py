@@ -51,7 +51,7 @@ from pathlib import Path
 from lark import Lark, Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import ParseResult, Problem, lark_problem
+from grammar.base import ParseResult, Problem, lark_problem, text_lines
 from grammar.traceback import HEADER, read_lines
 
 KIND = "oslo_log"
@@ -169,18 +169,9 @@ def _is_text(line: str) -> bool:
     return not any(ch < " " and ch != "\t" or ch == "\x7f" for ch in line)
 
 
-def _lines(text: str) -> list[str]:
-    """The text's lines, split at newlines only (so that line numbers match what an
-    editor shows even when the text holds form feeds or other odd characters)."""
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
-
-
 def looks_like(text: str) -> bool:
     """True when most of the first non-blank lines are oslo.log lines."""
-    lines = [line for line in _lines(text)[:20] if line.strip()][:10]
+    lines = [line for line in text_lines(text)[:20] if line.strip()][:10]
     if not lines:
         return False
     # A command that logs to the terminal (rally, nova-manage) may print a line or two
@@ -193,7 +184,7 @@ def parse(text: str, command: str = "") -> ParseResult:
     result = ParseResult()
     entry: _Entry | None = None
     previous_blank = False
-    for lineno, raw in enumerate(_lines(text), start=1):
+    for lineno, raw in enumerate(text_lines(text), start=1):
         line = raw.rstrip("\r\n")
         if not line.strip():
             previous_blank = True

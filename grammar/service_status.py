@@ -58,7 +58,7 @@ from pathlib import Path
 from lark import Lark, Token, Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import ParseResult, Problem, lark_problem
+from grammar.base import ParseResult, Problem, lark_problem, text_lines, problem_column
 
 KIND = "service_status"
 
@@ -243,22 +243,8 @@ def _record(line: int, service: str, state: str, running: bool, pid: int | None)
             "state": state, "pid": pid}
 
 
-def _column(problem: Problem) -> int | None:
-    # lark gives -1 when the text ended before the token it wanted
-    return problem.column if (problem.column or 0) > 0 else None
-
-
-def _lines(text: str) -> list[str]:
-    """The text's lines, split at newlines only (so that line numbers match what an
-    editor shows even when the text holds form feeds or other odd characters)."""
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
-
-
 def looks_like(text: str) -> bool:
-    lines = [l for l in _lines(text)[:10] if l.strip()]
+    lines = [l for l in text_lines(text)[:10] if l.strip()]
     return bool(lines) and bool(_LOOKS.match(lines[0]))
 
 
@@ -290,7 +276,7 @@ def parse(text: str, command: str = "") -> ParseResult:
                 result.records.append(rabbit)
         rabbit = None
 
-    for lineno, raw in enumerate(_lines(text), start=1):
+    for lineno, raw in enumerate(text_lines(text), start=1):
         line = raw.rstrip()
         if not line.strip():
             continue
@@ -301,7 +287,7 @@ def parse(text: str, command: str = "") -> ParseResult:
                 continue  # the rest of a unit's report (CGroup, journal) or of rabbit's
             problem = lark_problem(error)
             result.problems.append(Problem(lineno, f"not a service status line: {problem.reason}",
-                                           _column(problem)))
+                                           problem_column(problem)))
             continue
         tag = parsed[0]
         if tag == "skip":

@@ -43,7 +43,7 @@ from pathlib import Path
 from lark import Lark, Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import ParseResult, Problem, lark_problem
+from grammar.base import ParseResult, Problem, lark_problem, text_lines
 
 KIND = "traceback"
 
@@ -235,18 +235,9 @@ def read_lines(texts: list[str], linenos: list[int]) -> tuple[dict | None, list[
     return fields, problems
 
 
-def _lines(text: str) -> list[str]:
-    """The text's lines, split at newlines only (so that line numbers match what an
-    editor shows even when the text holds form feeds or other odd characters)."""
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
-
-
 def looks_like(text: str) -> bool:
     """True when a traceback header is followed by a frame line."""
-    lines = _lines(text)
+    lines = text_lines(text)
     for i, line in enumerate(lines):
         if line.strip() == HEADER:
             following = _next_nonblank(lines, i + 1)
@@ -258,7 +249,7 @@ def looks_like(text: str) -> bool:
 def parse(text: str, command: str = "") -> ParseResult:
     """Find every traceback in ``text`` and read it; other text is left alone."""
     result = ParseResult()
-    lines = _lines(text)
+    lines = text_lines(text)
     i = 0
     while i < len(lines):
         line = lines[i]
