@@ -18,6 +18,7 @@ from functools import lru_cache
 
 from kb.facts import FactTable
 from kb.services import canonical_service, project_of, service_for_log
+from kb.walk import walk_verdicts
 
 _METADATA_ADDRESS = "169.254.169.254/32"
 _NOVA_CHAIN = re.compile(r"^nova-")
@@ -419,6 +420,7 @@ def _service_from_logger(logger: str | None) -> str | None:
 COMBINERS = (
     default_routes, owned_addresses, facing_interfaces, snat_scopes, floating_ips,
     return_routes, masquerades, forwarding, captured_packets, glance_failures,
+    walk_verdicts,  # last: kb.walk reads the floating_ip and packet facts derived above
 )
 
 
