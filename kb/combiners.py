@@ -145,12 +145,17 @@ def _nat_rules(table: FactTable, node=...) -> list[dict]:
 def snat_scopes(table: FactTable) -> None:
     """nova-network's SNAT rules that name an out interface: they translate the VMs'
     addresses only for packets leaving by that interface (its public_interface)."""
-    for rule in _nat_rules(table):
-        chain = str(rule.get("chain") or "")
-        if rule.get("target") != "SNAT" or not chain.endswith("snat") or not rule.get("out") \
-                or rule.get("out_negated"):
-            continue
+    candidates = [r for r in _nat_rules(table) if r.get("target") == "SNAT"
+                  and str(r.get("chain") or "").endswith("snat") and r.get("out")
+                  and not r.get("out_negated")]
+    # One float-snat rule per floating IP says the same as the fixed range's rule: keep
+    # those only on a node whose fixed-range rule was not shown.
+    with_fixed = {r.get("node") for r in candidates if not str(r["chain"]).endswith("float-snat")}
+    for rule in candidates:
+        chain = str(rule["chain"])
         scope = "floating" if chain.endswith("float-snat") else "fixed"
+        if scope == "floating" and rule.get("node") in with_fixed:
+            continue
         table.derive("snat_scope", rule.get("node"), [rule],
                      f"on {rule.get('node')}, {chain} translates {rule.get('source')} to "
                      f"{rule.get('to_address')} only for packets leaving by {rule['out']}",
@@ -241,13 +246,28 @@ def masquerades(table: FactTable) -> None:
             continue
         table.derive("nat_shown", node, [chains["POSTROUTING"]],
                      f"{node}'s nat table was shown", table_name="nat")
-        rules = [r for r in _nat_rules(table, node)]
+        rules = _nat_rules(table, node)
         reachable = _reachable_chains(rules, "POSTROUTING")
+        # Translating rules by the prefix length and network of their source, first rule
+        # first: a floating IP then costs one lookup per distinct prefix length, not a
+        # scan of every rule (a network node holds thousands of SNAT rules).
+        by_prefix: dict[int, dict] = {}
+        for rule in rules:
+            if rule.get("chain") in reachable and rule.get("target") in ("MASQUERADE", "SNAT") \
+                    and not rule.get("source_negated") and not rule.get("out_negated") \
+                    and rule.get("out") in (None, default.get("dev")):
+                source = network(rule.get("source"))
+                if source is not None:
+                    by_prefix.setdefault(source.prefixlen, {}).setdefault(source, rule)
         for fip in floating:
-            for rule in rules:
-                if rule.get("chain") in reachable and rule.get("target") in ("MASQUERADE", "SNAT") \
-                        and not rule.get("source_negated") and covers(rule.get("source"), fip["address"]) \
-                        and (rule.get("out") in (None, default.get("dev"))) and not rule.get("out_negated"):
+            address = network(fip["address"])
+            if address is None:
+                continue
+            for prefixlen, sources in by_prefix.items():
+                if prefixlen > address.prefixlen:
+                    continue
+                rule = sources.get(address.supernet(new_prefix=prefixlen))
+                if rule is not None and rule.get("source") is not None and network(rule["source"]).version == address.version:
                     table.derive("masquerades", node, [rule, default],
                                  f"{node} translates packets from {fip['address']} leaving by "
                                  f"{default.get('dev')} ({rule.get('target')} in {rule.get('chain')})",

@@ -14,7 +14,8 @@ this module is the only one that imports it, and it files each edge down:
 - facts no rule observes are rejected, so those are skipped quietly;
 - negation is checked when a fact arrives, with no truth maintenance, so rules about
   something absent join on an ``evidence_complete`` marker asserted last (``complete``);
-- activations are lost silently on huge joins, so a session refuses more than
+- activations are lost silently on huge (cartesian) joins, so the rule language only
+  allows joins on an equality (kb/rulebook.py) and a session refuses more than
   ``MAX_FACTS`` facts (the knowledge base asserts combined facts, not raw rule lines);
 - ``id`` and ``sid`` are the engine's own keys (a condition on ``id`` hangs it), so
   facts carry ``fact_id`` instead and may not use those names.
@@ -33,7 +34,7 @@ from typing import Callable
 from durable import engine as _durable
 
 MAX_SESSIONS = 1000
-MAX_FACTS = 5000
+MAX_FACTS = 60000
 OPEN_MARKER = "_session_open"
 COMPLETE_MARKER = "evidence_complete"
 
