@@ -301,6 +301,13 @@ def parse(text: str, command: str = "") -> ParseResult:
         elif kind == "packet":
             encapsulated = (data["time"] is None and last_packet is not None
                             and (last_packet["detail"] or "").startswith(_ENCAPSULATIONS))
+            if data["time"] is None and data["src"] is None and data["src_mac"] is None \
+                    and not data.get("awaiting_endpoints") and not encapsulated:
+                # With neither time nor endpoints, "word rest-of-line" is any text at all
+                # ("default via 10.0.0.1 dev eth0"), not a packet.
+                result.problems.append(Problem(number, "not a packet line: no time and no endpoints"))
+                last_packet = awaiting = None
+                continue
             record = {"type": "packet", "line": number,
                       "iface": data["iface"] or capture_iface, "direction": data["direction"],
                       "time": last_packet["time"] if encapsulated else data["time"]}

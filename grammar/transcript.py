@@ -226,6 +226,13 @@ def read_block(block: Block) -> Evidence:
             block, block.first_line, f"the {kind} reader failed: {type(error).__name__}: {error}"))
         return evidence
 
+    if block.command is None and result.problems:
+        split = _split_where_another_kind_starts(block, kind, result.problems)
+        if split:
+            for part in split:
+                evidence.extend(read_block(part))
+            return evidence
+
     for record in result.records:
         fact = dict(record)
         relative = fact.pop("line", 1) or 1
@@ -250,6 +257,29 @@ def read_block(block: Block) -> Evidence:
             f"{kind.replace('_', ' ')}: {len(problems) - MAX_PROBLEMS_PER_BLOCK} more lines "
             "could not be read"))
     return evidence
+
+
+def _split_where_another_kind_starts(block: Block, kind: str, problems) -> list[Block] | None:
+    """Text with no prompt may run one command's output into the next with no blank
+    line between (a capture, then a routing table). Where a run of lines this kind
+    cannot read is recognisably another kind, cut there: the lines before, the run,
+    and the lines after are read on their own."""
+    unreadable = {p.line for p in problems}
+    for problem in problems:
+        start = problem.line
+        end = start
+        while end + 1 in unreadable:
+            end += 1
+        if start == 1 and end >= len(block.lines):
+            return None  # nothing of this kind was read: no smaller part to try
+        run = block.lines[start - 1:end]
+        run_kind = kinds.kind_for_text("\n".join(run))
+        if run_kind is None or run_kind == kind:
+            continue
+        parts = [(0, start - 1), (start - 1, end), (end, len(block.lines))]
+        return [Block(block.source, block.node, None, None, block.first_line + a, block.lines[a:b])
+                for a, b in parts if any(line.strip() for line in block.lines[a:b])]
+    return None
 
 
 def _prompt_text(block: Block) -> str:

@@ -135,3 +135,16 @@ def test_nothing_typed_or_pasted_crashes_the_reader(text):
                 max_size=60))
 def test_shuffled_and_truncated_real_lines_never_crash_the_reader(lines):
     read_transcript("\n".join(lines), "fuzz")
+
+
+def test_outputs_pasted_without_prompts_are_still_told_apart():
+    """A student pastes only what the commands printed: a capture, then a routing
+    table with no blank line between, then the nat table."""
+    lines = (EXAMPLES / "seed-network-node.txt").read_text().split("\n")
+    outputs_only = "\n".join(line for line in lines if not line.startswith("root@"))
+    evidence = read_transcript(outputs_only, "paste", node="network-node")
+    kinds_read = {f["type"] for f in evidence.facts}
+    assert {"capture", "packet", "route", "iptables_chain", "iptables_rule"} <= kinds_read
+    assert evidence.unparsed == []
+    default = next(f for f in evidence.facts if f["type"] == "route" and f["destination"] == "0.0.0.0/0")
+    assert default["dev"] == "eth0" and default["prov"]["text"] == "default via 10.0.0.1 dev eth0"
