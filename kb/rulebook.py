@@ -26,7 +26,8 @@ Every pattern after the first must be joined to an earlier one by an equality: j
 without one grow quadratically and durable-rules silently loses activations on them.
 
 ``cases:`` (a list of ``when`` with their own title/explanation/fix/status) lets one
-cause be established in several ways; ``status: possible`` with ``decide_by:`` marks
+cause be established in several ways; ``confirmed_by:`` lists further patterns that,
+when they match as well, add their evidence and reasoning (a capture, a packet walk); ``status: possible`` with ``decide_by:`` marks
 evidence that fits this cause and another alike.
 
 An *inference* file concludes intermediate facts, so rules chain::
@@ -52,7 +53,8 @@ import yaml
 from kb.engine import COMPLETE_MARKER, Engine
 
 CAUSE_KEYS = {"cause", "title", "node", "service", "status", "when", "cases", "explanation",
-              "fix", "evidence", "decide_by", "hints", "examples", "symptoms", "questions"}
+              "fix", "evidence", "decide_by", "hints", "examples", "symptoms", "questions",
+              "confirmed_by"}
 CASE_KEYS = {"when", "title", "node", "service", "status", "explanation", "fix", "evidence",
              "decide_by"}
 INFER_KEYS = {"name", "when", "conclude", "because"}
@@ -279,6 +281,27 @@ def _load_cause(doc, path: str) -> Cause:
             merged.update(raw)
             merged.lines = {**{k: doc.lines[k] for k in shared}, **getattr(raw, "lines", {})}
             raw_cases.append(merged)
+    confirmations = doc.get("confirmed_by") or []
+    if not isinstance(confirmations, list) or not all(isinstance(c, dict) for c in confirmations):
+        raise RuleFileError(path, _line(doc, "confirmed_by"),
+                            "'confirmed_by:' is a list of pattern mappings, each like 'when:'")
+    for base in list(raw_cases):
+        for confirmation in confirmations:
+            clash = set(confirmation) & set(base["when"])
+            if clash:
+                raise RuleFileError(path, _line(confirmation, sorted(clash)[0]),
+                                    f"{sorted(clash)[0]!r} is already bound in 'when:'")
+            when = _Mapping(base["when"])
+            when.update(confirmation)
+            when.lines = {**getattr(base["when"], "lines", {}), **getattr(confirmation, "lines", {})}
+            confirmed = _Mapping(base)
+            confirmed["when"] = when
+            confirmed["evidence"] = list(base.get("evidence") or
+                                         [n.removeprefix("no ").strip() for n in base["when"]
+                                          if not str(n).startswith("no ")]) + \
+                [n for n in confirmation if not str(n).startswith("no ")]
+            confirmed.lines = dict(getattr(base, "lines", {}))
+            raw_cases.append(confirmed)
     cases = [_load_case(raw, path) for raw in raw_cases]
 
     hints = doc.get("hints")

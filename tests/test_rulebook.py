@@ -113,3 +113,25 @@ def test_an_inference_concludes_a_fact_from_bound_values():
                 conclude: {type: gateway_of, node: $nobody.node}
                 because: "x"
             """), "infer.yaml")
+
+
+def test_a_confirmation_adds_a_case_whose_evidence_includes_it():
+    text = GOOD + textwrap.dedent("""\
+        confirmed_by:
+          - c: {type: capture, node: $a.node}
+        """)
+    cause = load_rule_text(text, "demo.yaml")
+    assert len(cause.cases) == 2
+    assert [p.name for p in cause.cases[1].patterns] == ["a", "b", "c"]
+    assert cause.cases[1].texts["evidence"] == ["a", "b", "c"]
+    with pytest.raises(RuleFileError, match="'b' is already bound"):
+        load_rule_text(GOOD + "confirmed_by:\n  - b: {type: capture, node: $a.node}\n", "demo.yaml")
+
+
+def test_a_finding_confirmed_by_a_packet_walk_shows_the_walk_in_its_reasoning():
+    from collectors.files import read_evidence
+    from kb.diagnose import diagnose
+    labs = RULES_DIR.parent / "tests" / "fixtures" / "labs" / "other-gateway-forward-blocked"
+    finding = diagnose(read_evidence(sorted(str(p) for p in labs.glob("*.txt")))).findings[0]
+    assert any(step.startswith("walk vm-to-outside") and "FORWARD on gw01 drops" in step
+               for step in finding.reasoning)
