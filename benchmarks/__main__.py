@@ -1,7 +1,9 @@
 """All benchmarks in one run: ``python -m benchmarks`` (or ``make bench``)."""
-from benchmarks import bench_diagnose, bench_iptables
+from benchmarks import bench_diagnose, bench_iptables, bench_walk
 
 if __name__ == "__main__":
     bench_iptables.main()
     print()
     bench_diagnose.main()
+    print()
+    bench_walk.main()
