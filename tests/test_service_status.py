@@ -42,10 +42,13 @@ def test_commands_do_not_match(command):
     assert service_status.FILES is None
 
 
-@pytest.mark.parametrize("name,out,expected", cases(KIND), ids=[c[0] for c in cases(KIND)])
+# systemctl in a container without systemd says nothing about any service: it is
+# among the texts test_looks_like_rejects checks.
+STATUS_CASES = [case for case in cases(KIND) if case[0] != "systemd_not_pid1_container"]
+
+
+@pytest.mark.parametrize("name,out,expected", STATUS_CASES, ids=[c[0] for c in STATUS_CASES])
 def test_looks_like_every_status_fixture(name, out, expected):
-    if name == "systemd_not_pid1_container":
-        pytest.skip("says nothing about any service")
     assert service_status.looks_like(out.read_text())
 
 
