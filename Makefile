@@ -1,5 +1,6 @@
-# Two commands on a fresh machine:
+# Three commands on a fresh machine:
 #   make diagnose   diagnose the seed's network-node transcript with the built-in rules
+#   make serve      serve the chat tutor on http://127.0.0.1:5000/ (SQLite file stackdoc.db)
 #   make test       run every test (as root it first installs iptables, tcpdump ... for
 #                   the network-namespace tests; elsewhere those tests skip with a reason)
 PYTHON ?= python3
@@ -7,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 EXAMPLE ?= rules/examples/seed-network-node.txt
 
-.PHONY: diagnose test system-packages bench
+.PHONY: diagnose serve test system-packages bench
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,10 +18,16 @@ $(VENV)/.installed: requirements.txt
 diagnose: $(VENV)/.installed
 	-$(PY) app.py diagnose $(EXAMPLE)
 
+HOST ?= 127.0.0.1
+PORT ?= 5000
+DB ?= stackdoc.db
+serve: $(VENV)/.installed
+	$(PY) app.py serve --host $(HOST) --port $(PORT) --db $(DB)
+
 system-packages:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  missing=""; \
-	  for tool in iptables:iptables ip:iproute2 tcpdump:tcpdump ping:iputils-ping nc:netcat-openbsd; do \
+	  for tool in iptables:iptables ip:iproute2 tcpdump:tcpdump ping:iputils-ping nc:netcat-openbsd chromium:chromium; do \
 	    command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool##*:}"; \
 	  done; \
 	  if [ -n "$$missing" ]; then \

@@ -11,6 +11,7 @@ otherwise, 2 for unusable input.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -82,6 +83,20 @@ def run_diagnose(args) -> int:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # a bug of ours: say so plainly, never a traceback
+        if os.environ.get("STACKDOC_DEBUG"):
+            raise
+        print(f"stackdoc: internal error ({type(error).__name__}: {error}); "
+              "run again with STACKDOC_DEBUG=1 for the traceback, and please report it",
+              file=sys.stderr)
+        return 2
+
+
+def _dispatch(args) -> int:
     if args.command == "diagnose":
         return run_diagnose(args)
     if args.command == "walk":
@@ -91,6 +106,12 @@ def main(argv=None) -> int:
         from web.server import serve
         return serve(args)
     return 2
+
+
+def create_app(test_config=None):
+    """The chat's Flask application, for ``flask --app app run``."""
+    from web import create_app as factory
+    return factory(test_config)
 
 
 if __name__ == "__main__":

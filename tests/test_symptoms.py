@@ -1,0 +1,118 @@
+"""Symptom files: the tutor's routes are data, checked with file:line errors, and a
+route written in a file is the route the tutor follows."""
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kb.diagnose import default_rulebook
+from kb.rulebook import RuleFileError, load_rulebook, read_rule_yaml
+from tutor.conversation import Tutor
+from tutor.recognise import SymptomIndex
+from tutor.store import Store
+from tutor.symptoms import load_symptom, load_symptoms
+
+RULES = Path(__file__).resolve().parent.parent / "rules"
+SHIPPED = {"vm-cannot-reach-internet", "cannot-reach-vm", "cannot-boot-from-volume",
+           "cannot-create-volume"}
+
+
+@pytest.fixture(scope="module")
+def symptoms():
+    return load_symptoms(default_rulebook())
+
+
+def test_the_shipped_symptoms_load(symptoms):
+    assert SHIPPED <= set(symptoms)
+    for symptom in symptoms.values():
+        assert symptom.phrasings and symptom.route()
+        for route in symptom.causes:
+            assert all(step in symptom.steps for step in route.route)
+
+
+def test_every_cause_that_names_a_symptom_is_on_its_list(symptoms):
+    for cause in default_rulebook().causes:
+        for symptom_id in cause.symptoms:
+            assert cause.cause in symptoms[symptom_id].cause_ids()
+
+
+def test_the_floating_ip_route_is_the_seeds(symptoms):
+    route = symptoms["vm-cannot-reach-internet"].causes[0]
+    assert route.cause == "fip-snat-wrong-interface"
+    assert [symptoms["vm-cannot-reach-internet"].steps[s].role for s in route.route] == \
+        ["compute", "network", "network", "network", "network"]
+
+
+@pytest.mark.parametrize("symptom_id", sorted(SHIPPED))
+def test_each_phrasing_finds_its_own_symptom(symptoms, symptom_id):
+    index = SymptomIndex(symptoms.values())
+    siblings = {"cannot-boot-from-volume", "cannot-create-volume"}  # the same causes, alike
+    for phrasing in symptoms[symptom_id].phrasings:
+        best = index.best(phrasing)
+        assert best == symptom_id or {best, symptom_id} <= siblings, phrasing
+
+
+def test_nothing_matches_small_talk(symptoms):
+    assert SymptomIndex(symptoms.values()).best("hello, good morning") is None
+
+
+GOOD = """symptom: test-symptom
+title: "A test"
+phrasings: ["a test symptom"]
+start: "Let's test."
+steps:
+  first:
+    role: network
+    title: "the routes"
+    command: "ip route"
+    shows: "the routes"
+    why: "because"
+    gathered:
+      - {fact: route}
+causes:
+  - cause: fip-snat-wrong-interface
+    route: [first]
+"""
+
+
+def _load(text):
+    return load_symptom(read_rule_yaml(text, "x.yaml"), "x.yaml", default_rulebook())
+
+
+def test_a_good_file_loads():
+    symptom = _load(GOOD)
+    assert symptom.id == "test-symptom" and symptom.steps["first"].role == "network"
+
+
+@pytest.mark.parametrize("change, line, words", [
+    (("title: \"A test\"", "title: \"A test\"\ncolour: red"), 3, "unknown key 'colour'"),
+    (("role: network", "role: moon"), 7, "unknown role 'moon'"),
+    (("route: [first]", "route: [first, second]"), 16, "'second', which 'steps:' does not define"),
+    (("cause: fip-snat-wrong-interface", "cause: no-such-cause"), 15, "no cause file defines 'no-such-cause'"),
+    (("command: \"ip route\"", "command: \"ip route {nope}\""), 9, "{nope} is not something the tutor learns"),
+    (("      - {fact: route}\n", "      - {where: {a: b}}\n"), 13, "names a 'fact:' type or a 'command:'"),
+    (("phrasings: [\"a test symptom\"]", "phrasings: []"), 3, "'phrasings:' is a list"),
+])
+def test_mistakes_are_reported_with_file_and_line(change, line, words):
+    with pytest.raises(RuleFileError) as error:
+        _load(GOOD.replace(*change))
+    assert words in str(error.value)
+    assert str(error.value).startswith(f"x.yaml:{line}:"), str(error.value)
+
+
+def test_a_route_in_a_file_is_the_route_the_tutor_follows(tmp_path):
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES, rules)
+    path = rules / "symptoms" / "vm-cannot-reach-internet.yaml"
+    text = path.read_text()
+    # an instructor decides the NAT rules are the cheapest first look
+    text = text.replace("route: [compute-bridge-capture, network-bridge-capture, network-routes, "
+                        "network-uplink-capture, network-nat]",
+                        "route: [network-nat, network-routes]", 1)
+    path.write_text(text)
+    store = Store(str(tmp_path / "t.db"))
+    tutor = Tutor(store, load_rulebook([str(rules)]))
+    session = tutor.start()
+    reply = tutor.respond(session, "why can't my VM ping google?")
+    assert "NAT rules" in reply.reply and "compute node's bridge" not in reply.reply
+    store.close()
