@@ -1,5 +1,5 @@
 """All benchmarks in one run: ``python -m benchmarks`` (or ``make bench``)."""
-from benchmarks import bench_diagnose, bench_iptables, bench_walk
+from benchmarks import bench_chat, bench_diagnose, bench_iptables, bench_walk
 
 if __name__ == "__main__":
     bench_iptables.main()
@@ -7,3 +7,5 @@ if __name__ == "__main__":
     bench_diagnose.main()
     print()
     bench_walk.main()
+    print()
+    bench_chat.main()

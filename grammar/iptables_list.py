@@ -565,12 +565,15 @@ def looks_like(text: str) -> bool:
     return False
 
 
+# Scaled counters ("15K") are slots too, so busy counters do not multiply shapes.
+_CACHE = ShapeCache(parse_line_fields, SlotScanner(scaled_counters=True))
+
+
 def parse(text: str, command: str = "") -> ParseResult:
     result = ParseResult()
     table = command_table(command)
     layout = _command_layout(command)
-    # Scaled counters ("15K") are slots too, so busy counters do not multiply shapes.
-    cache = ShapeCache(parse_line_fields, SlotScanner(scaled_counters=True))
+    cache = _CACHE
     records = result.records
     chain = None
     for number, line in enumerate(text.split("\n"), 1):

@@ -419,10 +419,13 @@ def looks_like(text: str) -> bool:
     return False
 
 
+_CACHE = ShapeCache(lambda line, start: PARSER.parse(line, start=start), SlotScanner())
+
+
 def parse(text: str, command: str = "") -> ParseResult:
     result = ParseResult()
     table = command_table(command)
-    cache = ShapeCache(lambda line, start: PARSER.parse(line, start=start), SlotScanner())
+    cache = _CACHE
     records = result.records
     for number, line in enumerate(text.split("\n"), 1):
         stripped = line.lstrip()

@@ -221,15 +221,22 @@ _UNCACHEABLE = object()
 
 
 class ShapeCache:
-    """Per-parse cache from (start symbol, shape) to a compiled template.
+    """Cache from (start symbol, shape) to a compiled template.
+
+    A parser keeps one for the life of the process, so a chat server that reads the same
+    kinds of listings again parses no line shape twice; ``max_shapes`` bounds it (it
+    starts afresh when full), so text crafted to have endless shapes cannot grow it.
 
     ``parse_fields(line, start)`` must return the field dict with Derived values, or raise
-    (lark's exceptions) for an unreadable line; errors are not cached and propagate.
+    (lark's exceptions) for an unreadable line; errors are not cached and propagate. It
+    must depend on nothing but the line and the start symbol.
     """
 
-    def __init__(self, parse_fields: Callable[[str, str], dict], scanner: SlotScanner | None = None):
+    def __init__(self, parse_fields: Callable[[str, str], dict], scanner: SlotScanner | None = None,
+                 max_shapes: int = 4096):
         self.parse_fields = parse_fields
         self.scanner = scanner or SlotScanner()
+        self.max_shapes = max_shapes
         self.templates: dict[tuple, Any] = {}
         self.lark_parses = 0
         self.template_fills = 0
@@ -246,6 +253,8 @@ class ShapeCache:
             # when the shape comes back, so one-off lines cost no compilation.
             parsed = self.parse_fields(line, start)
             self.lark_parses += 1
+            if len(self.templates) >= self.max_shapes:
+                self.templates.clear()
             self.templates[key] = (parsed, self.scanner.spans(line))
             return resolve(parsed)
         if entry is _UNCACHEABLE:
