@@ -152,6 +152,7 @@ def _on_cause(session, cause: Cause, case: Case, c) -> None:
         decide_by=[render(step, bound) for step in texts["decide_by"]],
         hints=[render(hint, bound) for hint in cause.hints],
         questions=[{"ask": render(q.ask, bound), "expect": [render(v, bound) for v in q.expect],
+                    "missing": [render(m, bound) if m else None for m in q.missing],
                     "partial": render(q.partial, bound) if q.partial else None,
                     "wrong": render(q.wrong, bound) if q.wrong else None}
                    for q in cause.questions],

@@ -133,11 +133,13 @@ class Case:
 @dataclass
 class Question:
     """A question whose answer the facts hold: the answer must name every ``expect``
-    value; ``partial`` is said when it names some of them."""
+    value. An expected value may carry ``missing``, said when an answer names others
+    but not it (it addresses that misconception); else ``partial`` is said."""
     ask: str
     expect: list[str]
     partial: str | None = None
     wrong: str | None = None
+    missing: list[str | None] = field(default_factory=list)
 
 
 @dataclass
@@ -325,10 +327,22 @@ def _load_cause(doc, path: str) -> Cause:
         if not isinstance(raw, dict) or "ask" not in raw or "expect" not in raw:
             raise RuleFileError(path, _line(doc, "questions"),
                                 "each question needs 'ask:' and 'expect:' (the values a right answer names)")
-        expect = raw["expect"] if isinstance(raw["expect"], list) else [raw["expect"]]
-        for text in [raw["ask"], *expect, raw.get("partial") or "", raw.get("wrong") or ""]:
+        items = raw["expect"] if isinstance(raw["expect"], list) else [raw["expect"]]
+        expect, missing = [], []
+        for item in items:
+            if isinstance(item, dict):
+                if "value" not in item or set(item) - {"value", "missing"}:
+                    raise RuleFileError(path, _line(raw, "expect"), "an expected value is a "
+                                        "template, or {value: ..., missing: ...}")
+                expect.append(item["value"])
+                missing.append(item.get("missing"))
+            else:
+                expect.append(item)
+                missing.append(None)
+        for text in [raw["ask"], *expect, *[m or "" for m in missing],
+                     raw.get("partial") or "", raw.get("wrong") or ""]:
             _check_template(text, sorted(everywhere), path, _line(raw, "ask") or _line(doc, "questions"))
-        questions.append(Question(raw["ask"], expect, raw.get("partial"), raw.get("wrong")))
+        questions.append(Question(raw["ask"], expect, raw.get("partial"), raw.get("wrong"), missing))
     return Cause(cause_id, path, cases, hints, examples, list(doc.get("symptoms") or []), questions)
 
 

@@ -135,3 +135,19 @@ def test_a_finding_confirmed_by_a_packet_walk_shows_the_walk_in_its_reasoning():
     finding = diagnose(read_evidence(sorted(str(p) for p in labs.glob("*.txt")))).findings[0]
     assert any(step.startswith("walk vm-to-outside") and "FORWARD on gw01 drops" in step
                for step in finding.reasoning)
+
+
+def test_an_expected_value_may_carry_feedback_for_when_it_is_missing():
+    text = GOOD + textwrap.dedent("""\
+        questions:
+          - ask: "which interfaces?"
+            expect:
+              - value: "{a.dev}"
+                missing: "look at {a.node}'s rule"
+              - "{b.dev}"
+        """)
+    question = load_rule_text(text, "demo.yaml").questions[0]
+    assert question.expect == ["{a.dev}", "{b.dev}"]
+    assert question.missing == ["look at {a.node}'s rule", None]
+    with pytest.raises(RuleFileError, match="is not name.field"):
+        load_rule_text(text.replace("look at {a.node}", "look at {z.node}"), "demo.yaml")

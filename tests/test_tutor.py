@@ -42,12 +42,10 @@ SEED_PATH = [COMPUTE, NETWORK_BRIDGE, NETWORK_ROUTES, NETWORK_UPLINK, NETWORK_NA
 
 CINDER_API_LOG = "root@volume-node:~# tail /var/log/cinder/cinder-api.log\n" + \
     (ROOT / "rules" / "examples" / "seed-cinder-api.log").read_text()
-VOLUME_ADDRESSES = """root@volume-node:~# ip addr show eth0
-2: eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc pfifo_fast state UP group default qlen 1000
-    link/ether 52:54:00:12:34:56 brd ff:ff:ff:ff:ff:ff
-    inet 10.0.0.8/24 brd 10.0.0.255 scope global eth0
-       valid_lft forever preferred_lft forever
-"""
+# Real `ip addr show eth0` captures holding the seed's addresses (tests/fixtures/cinder).
+CINDER_FIXTURES = ROOT / "tests" / "fixtures" / "cinder"
+VOLUME_ADDRESSES = (CINDER_FIXTURES / "seed-volume-node-ip-addr.txt").read_text()
+API_NODE_ADDRESSES = (CINDER_FIXTURES / "seed-api-node-ip-addr.txt").read_text()
 QEMU_LOG = "root@volume-node:~# tail /var/log/cinder/cinder-volume.log\n" + \
     (ROOT / "rules" / "examples" / "seed-cinder-volume-qemu.log").read_text()
 
@@ -156,7 +154,13 @@ def test_a_wrong_answer_then_half_then_right(tutor):
     assert wrong.reply.startswith("Not quite") and "'out' column" in wrong.reply
     assert wrong.findings == []
     half = tutor.respond(session, "it only applies on eth1")
-    assert "half of it" in half.reply and half.findings == []
+    # the feedback points at what is missing: the default route's interface
+    assert "You have the SNAT rule's interface" in half.reply and "'default' line" in half.reply
+    assert half.findings == []
+    other_half = tutor.respond(session, "I think it's eth0 for both")
+    # the misconception that the SNAT rule applies on eth0 too is met at the rule itself
+    assert "read the 'out' column of the SNAT rule for 10.99.0.0/22" in other_half.reply
+    assert other_half.findings == []
     right = tutor.respond(session, "SNAT wants eth1 but the default route uses eth0")
     assert right.reply.startswith("**Right.**")
     assert causes(right) == [SNAT_CAUSE]
@@ -389,9 +393,7 @@ def test_after_the_fix_the_route_goes_on_to_the_gateway_as_in_the_seed(tutor):
 def test_cinder_evidence_out_of_order_and_from_another_node(tutor):
     session = tutor.start()
     tutor.respond(session, "creating a volume from an image fails")
-    api_node = tutor.respond(session, "root@api-node:~# ip addr show eth0\n"
-                                      "2: eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc pfifo_fast state UP\n"
-                                      "    inet 10.0.0.5/24 brd 10.0.0.255 scope global eth0\n")
+    api_node = tutor.respond(session, API_NODE_ADDRESSES)
     assert "not the volume node I asked about" in api_node.reply
     early = tutor.respond(session, VOLUME_ADDRESSES)        # the addresses before the log
     assert "volume node's addresses" in early.reply and "cinder-api.log" in early.reply

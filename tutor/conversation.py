@@ -455,7 +455,11 @@ class _Conversation:
             return True
         if self.names_a_cause(text):
             return True
-        if named and question.get("partial"):
+        pointers = [text for value, text in zip(question["expect"], question.get("missing") or [])
+                    if value and text and value not in named]
+        if named and pointers:
+            self.turn.say(" ".join(_md(text) for text in pointers))
+        elif named and question.get("partial"):
             self.turn.say(_md(question["partial"]))
         elif named:
             self.turn.say("Part of it. " + _md(question["ask"]))
