@@ -1,14 +1,15 @@
-# Three commands on a fresh machine:
-#   make diagnose   diagnose the seed's network-node transcript with the built-in rules
+# On a fresh machine:
 #   make serve      serve the chat tutor on http://127.0.0.1:5000/ (SQLite file stackdoc.db)
-#   make test       run every test (as root it first installs iptables, tcpdump ... for
-#                   the network-namespace tests; elsewhere those tests skip with a reason)
+#   make install && .venv/bin/python -m pytest
+#                   run every test (as root, install also brings iptables, tcpdump ...
+#                   for the network-namespace tests; elsewhere those tests skip with a reason)
+#   make diagnose   diagnose the seed's network-node transcript with the built-in rules
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 EXAMPLE ?= rules/examples/seed-network-node.txt
 
-.PHONY: diagnose serve test system-packages bench
+.PHONY: diagnose serve install test system-packages bench
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +36,9 @@ system-packages:
 	  fi; \
 	fi
 
-test: $(VENV)/.installed system-packages
+install: $(VENV)/.installed system-packages
+
+test: install
 	$(PY) -m pytest
 
 bench: $(VENV)/.installed system-packages

@@ -36,16 +36,13 @@ THINK_TIME_S = (1.0, 4.0)   # reading the reply, typing or pasting the next mess
 
 
 def paste_of_200_lines(student: int) -> str:
-    """A network node's NAT listing and a capture, cut to 200 lines."""
-    nat = (ROOT / "rules" / "examples" / "seed-network-node.txt").read_text().splitlines()
-    lines = list(nat)
-    lines.append("root@network-node:~# tcpdump -i eth0 -n icmp")
-    lines.append("listening on eth0, link-type EN10MB (Ethernet), capture size 65535 bytes")
-    seq = 0
-    while len(lines) < 200:
-        seq += 1
-        lines.append(f"10:15:{seq % 60:02d}.{student:06d} IP 10.99.0.2 > 173.194.113.145: "
-                     f"ICMP echo request, id 56064, seq {seq}, length 64")
+    """200 lines of a real lab capture (the namespace lab, net01 and its gateway), each
+    student starting at another node, as a student pastes one long chunk of terminal."""
+    captures = sorted((ROOT / "tests" / "fixtures" / "labs" / "other-snat-wrong-interface").glob("*.txt"))
+    start = student % len(captures)
+    lines: list[str] = []
+    for capture in captures[start:] + captures[:start]:
+        lines.extend(capture.read_text().splitlines())
     return "\n".join(lines[:200]) + "\n"
 
 

@@ -24,19 +24,22 @@ Records, every key always present::
 "ifname": "eth9", "message": "Device \\"eth9\\" does not exist."}``.  In ``-o`` output
 there are no interface lines, so only address records come out.
 
-Worked example (Ubuntu 14.04, the floating IP added as a /32 without broadcast)::
+Worked example (the namespace lab's net01: a floating IP is added as a /32 without
+broadcast, beside the public interface's own address)::
 
-    2: eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc pfifo_fast state UP group default qlen 1000
-        link/ether 52:54:00:61:8e:f1 brd ff:ff:ff:ff:ff:ff
-        inet 172.16.1.1/32 scope global eth0
+    4: ens4@if3: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP group default qlen 1000
+        link/ether 52:54:00:88:3f:d2 brd ff:ff:ff:ff:ff:ff link-netns sdlab-24448-c3b184-gateway
+        inet 198.51.100.70/26 scope global ens4
+           valid_lft forever preferred_lft forever
+        inet 198.51.100.77/32 scope global ens4
            valid_lft forever preferred_lft forever
 
-gives ``{"type": "interface", "line": 1, "ifname": "eth0", "index": 2, "flags":
+gives ``{"type": "interface", "line": 1, "ifname": "ens4", "index": 4, "flags":
 ["BROADCAST", "MULTICAST", "UP", "LOWER_UP"], "mtu": 1500, "state": "UP", "mac":
-"52:54:00:61:8e:f1", "master": None}`` and ``{"type": "address", "line": 3, "ifname":
-"eth0", "family": "inet", "address": "172.16.1.1", "prefixlen": 32, "cidr":
-"172.16.1.1/32", "broadcast": None, "scope": "global", "label": "eth0", "peer": None,
-"secondary": False}``.
+"52:54:00:88:3f:d2", "master": None}``, the address on line 3, and ``{"type": "address",
+"line": 5, "ifname": "ens4", "family": "inet", "address": "198.51.100.77", "prefixlen": 32,
+"cidr": "198.51.100.77/32", "broadcast": None, "scope": "global", "label": "ens4",
+"peer": None, "secondary": False}``.
 """
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 
 Reads the output of ``iptables -L [-t TABLE] [CHAIN] [-v] [-n] [-x] [--line-numbers]``
 (any order, ``--list``, ``-nvL``, ``--table nat``), as printed by iptables 1.4 / legacy
-(``all  --  any    eth1    10.99.0.0/22   anywhere   to:10.0.0.7``, host and service names
-without ``-n``) and by 1.8 nf_tables (``0    --  *      eth1    10.1.0.0/22   0.0.0.0/0``).
+(``all  --  any    ens4    10.20.4.0/22   anywhere   to:10.20.0.11``, host and service
+names without ``-n``) and by 1.8 nf_tables (``0    --  *      ens4    10.20.4.0/22   0.0.0.0/0``).
 The table comes from the command (``-t``/``--table``, default ``filter``).
 
 This module also owns the record schema shared with ``iptables_save`` so that later code
@@ -17,8 +17,8 @@ rule   ``{"type": "iptables_rule", "line", "table", "chain", "num", "packets", "
           "ctstate", "ctstate_negated", "state", "to_address", "to_port", "reject_with",
           "icmp_type", "comment", "extra"}``
 
-Normal forms: addresses are CIDR (``anywhere`` -> ``0.0.0.0/0``, ``10.99.0.2`` ->
-``10.99.0.2/32``; a host name stays as printed); ``any``/``*`` interfaces are None;
+Normal forms: addresses are CIDR (``anywhere`` -> ``0.0.0.0/0``, ``10.20.4.5`` ->
+``10.20.4.5/32``; a host name stays as printed); ``any``/``*`` interfaces are None;
 protocol numbers become names (0 -> ``all``, 6 -> ``tcp``, 17 -> ``udp``, 1 -> ``icmp``...)
 and a negated protocol reads ``!tcp``; ports are numbers as text (``dpt:http`` -> ``"80"``,
 ranges ``"1024:65535"``, lists ``"22,80"``, negated ``"!22"``); ICMP types are numbers as

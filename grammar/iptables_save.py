@@ -16,7 +16,7 @@ Worked example, ``iptables-save -c -t nat``::
 
     *nat
     :nova-network-snat - [0:0]
-    [0:0] -A nova-network-snat -s 10.99.0.0/22 -o eth1 -j SNAT --to-source 10.0.0.7
+    [0:0] -A nova-network-snat -s 10.20.4.0/22 -o ens4 -j SNAT --to-source 10.20.0.11
 
 gives::
 
@@ -24,10 +24,10 @@ gives::
      "policy": None, "references": None, "packets": 0, "bytes": 0}
     {"type": "iptables_rule", "line": 3, "table": "nat", "chain": "nova-network-snat",
      "num": None, "packets": 0, "bytes": 0, "target": "SNAT", "protocol": "all",
-     "in": None, "in_negated": False, "out": "eth1", "out_negated": False,
-     "source": "10.99.0.0/22", "source_negated": False, "destination": "0.0.0.0/0",
+     "in": None, "in_negated": False, "out": "ens4", "out_negated": False,
+     "source": "10.20.4.0/22", "source_negated": False, "destination": "0.0.0.0/0",
      "destination_negated": False, "sport": None, "dport": None, "ctstate": None,
-     "ctstate_negated": False, "state": None, "to_address": "10.0.0.7", "to_port": None,
+     "ctstate_negated": False, "state": None, "to_address": "10.20.0.11", "to_port": None,
      "reject_with": None, "icmp_type": None, "comment": None, "extra": ""}
 
 Lines are parsed one at a time with a multi-start LALR parser behind the shape cache

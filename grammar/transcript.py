@@ -85,6 +85,9 @@ class Block:
     prompt_line: int | None
     first_line: int
     lines: list[str]
+    # For text with no command: its kind, once judged from its content (None: unknown).
+    kind: str | None = None
+    judged: bool = False
 
 
 @dataclass
@@ -109,12 +112,13 @@ def split_blocks(text: str, source: str, default_node: str | None = None) -> lis
     lines = clean(text).split("\n")
     if lines and lines[-1] == "":
         lines.pop()
+    prompts = [parse_prompt(line) for line in lines]
     blocks: list[Block] = []
     pending: list[str] = []
     pending_start = 1
     i = 0
     while i < len(lines):
-        prompt = parse_prompt(lines[i])
+        prompt = prompts[i]
         if prompt is None:
             if not pending:
                 pending_start = i + 1
@@ -133,7 +137,7 @@ def split_blocks(text: str, source: str, default_node: str | None = None) -> lis
             command = command[:-1].rstrip() + " " + lines[i].strip()
             i += 1
         output_start = i
-        while i < len(lines) and parse_prompt(lines[i]) is None:
+        while i < len(lines) and prompts[i] is None:
             i += 1
         output = [line[len(indent):] if indent and line.startswith(indent) else line
                   for line in lines[output_start:i]]
@@ -174,7 +178,7 @@ def _text_blocks(lines: list[str], start: int, source: str, node: str | None) ->
             gap = first - (last.first_line + len(last.lines))
             last.lines.extend([""] * gap + body)
             continue
-        blocks.append(Block(source, node, None, None, first, body))
+        blocks.append(Block(source, node, None, None, first, body, kind=kind, judged=True))
         previous_kind = kind
     return blocks
 
@@ -198,7 +202,7 @@ def read_block(block: Block) -> Evidence:
         if kind is None and text.strip():
             kind = kinds.kind_for_text(text)
     else:
-        kind = kinds.kind_for_text(text)
+        kind = block.kind if block.judged else kinds.kind_for_text(text)
 
     if not text.strip():
         return evidence
@@ -207,7 +211,7 @@ def read_block(block: Block) -> Evidence:
         # `nova boot`): read its paragraphs as text with no command.
         unread_at = None
         for part in _text_blocks(block.lines, block.first_line, block.source, block.node):
-            if kinds.kind_for_text("\n".join(part.lines)) is None:
+            if part.kind is None:
                 unread_at = unread_at or part.first_line
             else:
                 evidence.extend(read_block(part))

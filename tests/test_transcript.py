@@ -8,6 +8,19 @@ from collectors.files import InputError, read_evidence
 from grammar.transcript import parse_prompt, read_transcript, split_blocks
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "rules" / "examples"
+# A real capture of a healthy lab named otherwise (tests/fixtures/labs, the namespace lab).
+NET01 = (Path(__file__).resolve().parent / "fixtures" / "labs" / "other-healthy" / "net01.txt").read_text()
+
+
+def captured(command: str) -> str:
+    """The prompt line of ``command`` in NET01 and what it printed."""
+    start = NET01.index(f"root@net01:~# {command}\n")
+    end = NET01.find("root@net01:~# ", start + 1)
+    return NET01[start:end if end != -1 else None]
+
+
+def output_of(command: str) -> str:
+    return captured(command).split("\n", 1)[1]
 
 
 @pytest.mark.parametrize("line, host, command", [
@@ -52,10 +65,16 @@ def test_a_paste_from_several_nodes_keeps_each_block_on_its_node():
 
 
 def test_sudo_is_stripped_and_backslash_continuations_are_one_command():
-    blocks = split_blocks("stack@ctl:~$ sudo ip route\ndefault via 192.0.2.1 dev ens3\n"
-                          "root@ctl:~# nova boot \\\n  --flavor m1.tiny \\\n  test-vm\n", "paste")
+    # the seed's own `nova boot`, typed over four lines
+    blocks = split_blocks("stack@net01:~$ sudo ip route\n" + output_of("ip route")
+                          + "root@api-node:~# nova boot \\\n  --block-device \\\n"
+                          "  id=7b05a000-dd1b-409a-ba51-a567a9ebec13,source=image,dest=volume,size=1,"
+                          "shutdown=remove,bootindex=0 \\\n"
+                          "  --key-name gridka-auth-node --flavor m1.tiny test-from-volume\n", "paste")
     assert blocks[0].command == "ip route"
-    assert blocks[1].command == "nova boot --flavor m1.tiny test-vm"
+    assert blocks[1].command == ("nova boot --block-device id=7b05a000-dd1b-409a-ba51-a567a9ebec13,"
+                                 "source=image,dest=volume,size=1,shutdown=remove,bootindex=0 "
+                                 "--key-name gridka-auth-node --flavor m1.tiny test-from-volume")
     assert blocks[1].lines == []
 
 
@@ -71,18 +90,16 @@ def test_facts_carry_node_command_source_and_the_line_itself():
 
 
 def test_text_without_a_prompt_takes_the_node_it_is_given():
-    evidence = read_transcript("default via 203.0.113.1 dev ens3\n"
-                               "10.20.4.0/22 dev br-fixed proto kernel scope link src 10.20.4.1\n",
-                               "routes.txt", node="net01")
+    evidence = read_transcript(output_of("ip route"), "routes.txt", node="net01")
     assert {f["node"] for f in evidence.facts} == {"net01"}
-    assert {f["dev"] for f in evidence.facts} == {"ens3", "br-fixed"}
+    assert {f["dev"] for f in evidence.facts} == {"ens3", "br-fixed", "ens4"}
 
 
 def test_a_file_in_a_node_directory_is_that_nodes_evidence(tmp_path):
     (tmp_path / "net01").mkdir()
-    (tmp_path / "net01" / "routes.txt").write_text("default via 203.0.113.1 dev ens3\n")
+    (tmp_path / "net01" / "routes.txt").write_text(output_of("ip route"))
     evidence = read_evidence([str(tmp_path)])
-    assert [f["node"] for f in evidence.facts] == ["net01"]
+    assert {f["node"] for f in evidence.facts} == {"net01"} and len(evidence.facts) == 4
     assert evidence.facts[0]["prov"]["source"].endswith("net01/routes.txt")
 
 
@@ -111,17 +128,17 @@ def test_unreadable_blocks_are_reported_with_where_and_why(text, reason):
 
 
 def test_one_bad_block_does_not_hide_the_rest():
-    text = ("root@net01:~# ip route\ndefault via 203.0.113.1 dev ens3\n"
-            "root@net01:~# iptables -L -t nat -v\nChain POSTROUTING (policy ACCEPT 0 packets, 0 bytes)\n"
-            " pkts bytes target     prot opt in     out     source               destination\n"
-            "    0     0 SNAT  \x07 broken beyond repair\n"
-            "root@net01:~# ip addr show ens3\n"
-            "2: ens3: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc fq_codel state UP group default qlen 1000\n"
-            "    inet 203.0.113.7/24 brd 203.0.113.255 scope global ens3\n")
+    # a real capture whose nat listing lost the middle of one SNAT line, as a broken
+    # paste does
+    listing = captured("iptables -L -t nat -v").split("\n")
+    broken = next(i for i, line in enumerate(listing) if " SNAT " in line)
+    listing[broken] = listing[broken][:30] + "\x07"
+    text = captured("ip route") + "\n".join(listing) + captured("ip addr show")
     evidence = read_transcript(text, "mixed.txt")
     types = {f["type"] for f in evidence.facts}
-    assert {"route", "address", "iptables_chain"} <= types
-    assert evidence.unparsed and evidence.unparsed[0]["line"] == 6
+    assert {"route", "address", "iptables_chain", "iptables_rule"} <= types
+    line_of_break = len(captured("ip route").split("\n")) + broken
+    assert [item["line"] for item in evidence.unparsed] == [line_of_break]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

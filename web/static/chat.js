@@ -45,34 +45,31 @@
     });
   }
 
-  function addStudent(text) {
+  // One chat message: who said it, and its body (filled by the caller).
+  function addMessage(role, who, bodyTag, bodyClass) {
     var item = document.createElement("li");
-    item.className = "message student";
-    var who = document.createElement("div");
-    who.className = "who";
-    who.textContent = "You";
-    var body = document.createElement("pre");
-    body.className = "student-text";
-    body.textContent = text;
-    item.appendChild(who);
+    item.className = "message " + role;
+    var label = document.createElement("div");
+    label.className = "who";
+    label.textContent = who;
+    var body = document.createElement(bodyTag);
+    body.className = bodyClass;
+    item.appendChild(label);
     item.appendChild(body);
     list.appendChild(item);
-    return item;
+    return {item: item, body: body};
+  }
+
+  function addStudent(text) {
+    var message = addMessage("student", "You", "pre", "student-text");
+    message.body.textContent = text;  // student text is never markup
+    return message.item;
   }
 
   function addTutor(html) {
-    var item = document.createElement("li");
-    item.className = "message tutor";
-    var who = document.createElement("div");
-    who.className = "who";
-    who.textContent = "Tutor";
-    var body = document.createElement("div");
-    body.className = "tutor-text";
-    body.innerHTML = html;  // sanitised by the server: see tutor/render.py
-    item.appendChild(who);
-    item.appendChild(body);
-    list.appendChild(item);
-    return item;
+    var message = addMessage("tutor", "Tutor", "div", "tutor-text");
+    message.body.innerHTML = html;  // sanitised by the server: see tutor/render.py
+    return message.item;
   }
 
   function showKnown(known) {
