@@ -1,17 +1,8 @@
-"""``python app.py walk``: follow a packet and its reply through a lab's evidence.
+"""A packet walk as text or JSON (``python app.py walk``).
 
-    python app.py walk evidence/ --from 10.20.4.5 --to 203.0.113.80
-    python app.py walk evidence/ --from gw01 --to 198.51.100.77 --proto tcp --port 22 --format json
-
-``--from`` is an address (the node holding it sends the packet; an address on a node's
-connected network, like a VM's fixed IP behind the network node's bridge, enters that
-node) or the name of a node (it sends from the address its route picks, as ``nc`` or
-``ping`` without ``-I`` would).
-
-Text output is the explanation a student can follow, one numbered step per decision, each
-with the evidence line that made it; ``--format json`` prints one object
-``{"verdict": V, "node": N, "summary": ..., "steps": [...]}``. Exit status: 0 when the
-packet and its reply get through, 1 otherwise, 2 for unusable input.
+Text is the explanation a student can follow, one numbered step per decision, each with
+the evidence line that made it; JSON is one object ``{"verdict": V, "node": N,
+"summary": ..., "steps": [...]}``.
 
 Example (evidence from a network node ``net01`` alone, a VM 10.20.4.5 pinging out)::
 
@@ -27,44 +18,15 @@ Example (evidence from a network node ``net01`` alone, a VM 10.20.4.5 pinging ou
 from __future__ import annotations
 
 import json
-import sys
 import textwrap
 
-from collectors.files import InputError, read_evidence
-from kb.diagnose import current_facts
-from kb.walk import WalkError, WalkResult, walk
+from kb.walk import WalkResult
 
 
-def run_walk(args) -> int:
-    try:
-        evidence = read_evidence(args.paths, node=getattr(args, "node", None))
-    except InputError as error:
-        print(f"stackdoc: {error}", file=sys.stderr)
-        return 2
-    if not evidence.facts:
-        print("stackdoc: nothing in the input could be read as evidence", file=sys.stderr)
-        return 2
-    table, _stale = current_facts(evidence)
-    port = getattr(args, "port", None)
-    proto = getattr(args, "proto", None) or "icmp"
-    if proto in ("tcp", "udp") and port is None:
-        print(f"stackdoc: --proto {proto} needs --port", file=sys.stderr)
-        return 2
-    # --node says where prompt-less evidence came from; where the packet starts comes
-    # from --from (kb.walk places it), so it is not passed on.
-    try:
-        result = walk(table, args.source, args.destination, proto, port)
-    except WalkError as error:
-        hint = ""
-        if not any(fact.get("node") for fact in table.facts):
-            hint = " (no prompt in the evidence names a node: say which with --node NAME)"
-        print(f"stackdoc: cannot walk this packet: {error}{hint}", file=sys.stderr)
-        return 2
-    if getattr(args, "format", "text") == "json":
-        sys.stdout.write(json.dumps(result.as_json(), indent=2) + "\n")
-    else:
-        sys.stdout.write(render_text(result))
-    return 0 if result.verdict == "delivered" else 1
+def render_walk(result: WalkResult, fmt: str = "text") -> str:
+    if fmt == "json":
+        return json.dumps(result.as_json(), indent=2) + "\n"
+    return render_text(result)
 
 
 def render_text(result: WalkResult) -> str:
