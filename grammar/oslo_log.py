@@ -71,6 +71,7 @@ FACT_TYPES = {
             "exception_type": "the exception its traceback ends with, or empty",
             "exception_message": "that exception's message, or empty",
             "causes": "the earlier exceptions of a chain",
+            "traceback": "the traceback's frames (file, line, function, code), for explanations",
         },
     },
 }

@@ -55,6 +55,7 @@ FACT_TYPES = {
             "exception_type": "the exception finally raised, e.g. ImportError",
             "exception_message": "its message",
             "causes": "the earlier exceptions of a Python 3 chain",
+            "frames": "the frames (file, line, function, code), for explanations",
             "python_version": "the Python version the frame paths show (2.6 ...), or empty",
         },
     },

@@ -469,7 +469,7 @@ class _Checker:
         if not isinstance(when, dict) or not when:
             self.report(line, "SD105", "'when:' is a mapping of names to fact patterns",
                         "write it like {route: {type: default_route}}")
-            return bound
+            return _Unchecked()
         bound = dict(bound)
         first = not continues
         taken = set(bound)
@@ -571,7 +571,7 @@ class _Checker:
         if name not in bound:
             self.report(line, "SD202", f"{value!r}: {name!r} is not bound before this pattern",
                         suggest(name, bound) if bound else "bind it in an earlier pattern")
-            return False
+            return True   # meant as a join: one problem is enough
         fact_type = bound[name]
         if fact_type is not None and fld not in self.schema.fields(fact_type):
             self.report(line, "SD201", f"{value!r}: {fact_type} has no field {fld!r}",
@@ -654,10 +654,23 @@ class _Checker:
                             suggest(fld, self.schema.fields(fact_type)))
 
 
+class _Unchecked(dict):
+    """The names of a 'when:' that could not be read: any name may be bound, so the
+    texts over it are not reported on top of the one problem."""
+
+    def __contains__(self, name) -> bool:
+        return True
+
+    def __getitem__(self, name):
+        return None
+
+
 def _common(bound_sets) -> dict:
     """The names bound in every case (hints and questions are shown for any of them)."""
     sets = list(bound_sets)
     if not sets:
         return {}
+    if any(isinstance(b, _Unchecked) for b in sets):
+        return _Unchecked()
     names = set.intersection(*[set(b) for b in sets])
     return {name: sets[0][name] for name in names}
