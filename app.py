@@ -235,9 +235,10 @@ def rules_check(args) -> int:
 def _here(path) -> str:
     """A path relative to where the command runs, as editors and terminals link it."""
     try:
-        return os.path.relpath(path)
+        relative = os.path.relpath(path)
     except ValueError:
         return str(path)
+    return str(path) if relative.startswith("..") else relative
 
 
 def _shown(problem) -> str:

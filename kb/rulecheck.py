@@ -150,13 +150,18 @@ def _read_problem(error: RuleFileError) -> Problem:
 def check_folder(folder) -> list[Problem]:
     """Every problem of the rule and symptom files under ``folder``."""
     documents, problems = read_folder(folder)
-    return problems + check_documents(documents)
+    return _in_order(problems + check_documents(documents))
 
 
 def check_documents(documents) -> list[Problem]:
     """Every problem of these ``(path, document)`` pairs, checked together (a symptom
     names causes of other files; inferences conclude the facts causes match)."""
-    return _Checker(documents).run()
+    return _in_order(_Checker(documents).run())
+
+
+def _in_order(problems: list[Problem]) -> list[Problem]:
+    """By file, then line, as an editor walks through them."""
+    return sorted(problems, key=lambda p: (p.path, p.line or 0))
 
 
 def enforce(documents) -> None:
