@@ -174,3 +174,9 @@ def test_the_symptom_file_shape_is_the_tutors():
     assert (SYMPTOM_KEYS, STEP_KEYS, CAUSE_ROUTE_KEYS, GATHERED_KEYS, CONCEPT_KEYS) == (
         symptoms.SYMPTOM_KEYS, symptoms.STEP_KEYS, symptoms.CAUSE_ROUTE_KEYS,
         symptoms.GATHERED_KEYS, symptoms.CONCEPT_KEYS)
+
+
+def test_the_instructors_readme_lists_every_code():
+    readme = (RULES / "README.md").read_text()
+    for code, title in CODES.items():
+        assert f"| `{code}` | {title} |" in readme, code
