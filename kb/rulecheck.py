@@ -320,7 +320,7 @@ class _Checker:
         self._questions(doc, everywhere)
         for symptom in self._list(doc.get("symptoms") or [], _line(doc, "symptoms"), "'symptoms:'",
                                   "[vm-cannot-reach-internet]"):
-            if symptom not in self.symptoms:
+            if not _known(symptom, self.symptoms):
                 self.report(_line(doc, "symptoms"), "SD502", f"no symptom file defines {symptom!r}",
                             suggest(symptom, self.symptoms))
         self._examples(doc)
@@ -350,7 +350,7 @@ class _Checker:
                     self._template(item, bound, line(key), f"'{key}:'")
         evidence = get("evidence")
         for name in evidence if isinstance(evidence, list) else []:
-            if name not in bound:
+            if not _known(name, bound):
                 self.report(line("evidence"), "SD303", f"evidence names {name!r}, which 'when:' "
                             "does not bind", suggest(name, bound))
 
@@ -429,7 +429,7 @@ class _Checker:
                             suggest(status, STATUSES))
         else:
             cause = item
-        if cause is not None and cause not in self.causes:
+        if cause is not None and not _known(cause, self.causes):
             self.report(line, "SD401", f"no cause file defines {cause!r}", suggest(cause, self.causes))
 
     # --- inference files --------------------------------------------------------------
@@ -632,11 +632,11 @@ class _Checker:
                 continue
             self._keys(route, CAUSE_ROUTE_KEYS, "in a cause's route")
             cause = route.get("cause")
-            if cause is not None and cause not in self.causes:
+            if cause is not None and not _known(cause, self.causes):
                 self.report(_line(route, "cause"), "SD500", f"no cause file defines {cause!r}",
                             suggest(cause, self.causes))
             for step_id in route.get("route") if isinstance(route.get("route"), list) else []:
-                if step_id not in steps:
+                if not _known(step_id, steps):
                     self.report(_line(route, "route"), "SD501", f"route names step {step_id!r}, "
                                 "which 'steps:' does not define", suggest(step_id, steps))
         for concept in doc.get("concepts") or [] if isinstance(doc.get("concepts"), list) else []:
@@ -657,6 +657,12 @@ class _Checker:
             if fld not in self.schema.fields(fact_type):
                 self.report(_line(where, fld) or line, "SD201", f"{fact_type} has no field {fld!r}",
                             suggest(fld, self.schema.fields(fact_type)))
+
+
+def _known(value, names) -> bool:
+    """Whether a value written in a file is one of these names (a list or a mapping,
+    where an id belongs, is not)."""
+    return isinstance(value, (str, int, float, bool)) and value in names
 
 
 class _Unchecked(dict):

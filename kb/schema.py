@@ -64,7 +64,7 @@ class Schema:
     types: dict[str, FactType]
 
     def __contains__(self, name) -> bool:
-        return name in self.types
+        return isinstance(name, str) and name in self.types
 
     def names(self) -> list[str]:
         return sorted(self.types)

@@ -11,7 +11,7 @@ import pytest
 import app
 from kb.rulebook import RuleFileError, load_rulebook
 from kb.rulecheck import (CAUSE_ROUTE_KEYS, CODES, CONCEPT_KEYS, GATHERED_KEYS, STEP_KEYS,
-                          SYMPTOM_KEYS, RuleCheckError, check_folder)
+                          SYMPTOM_KEYS, RuleCheckError, check_documents, check_folder)
 from kb.schema import IMPLICIT_FIELDS, facts_markdown, module_schema, read_declaration
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -180,3 +180,23 @@ def test_the_instructors_readme_lists_every_code():
     readme = (RULES / "README.md").read_text()
     for code, title in CODES.items():
         assert f"| `{code}` | {title} |" in readme, code
+
+
+# --- nothing an instructor writes crashes the check ---------------------------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_KEYS = st.sampled_from(["cause", "infer", "symptom", "when", "cases", "title", "fix", "hints",
+                         "examples", "evidence", "expect", "type", "node", "steps", "causes",
+                         "route", "gathered", "fact", "where", "conclude", "because", "status",
+                         "questions", "ask", "confirmed_by", "no x", "a", "$a.node", "{a.node}"])
+_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), _KEYS, st.text(max_size=12))
+_YAMLISH = st.recursive(_SCALARS, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.dictionaries(_KEYS, inner, max_size=5)), max_leaves=25)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.dictionaries(_KEYS, _YAMLISH, max_size=6), min_size=1, max_size=3))
+def test_any_document_gives_problems_never_an_exception(documents):
+    problems = check_documents([(f"rules/x{i}.yaml", d) for i, d in enumerate(documents)])
+    assert all(p.code in CODES for p in problems)
