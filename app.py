@@ -266,6 +266,8 @@ def rules_test(args) -> int:
         if result.failures:
             print(f"     found: {', '.join(result.found) or 'nothing'}")
     failed = sum(1 for r in results if not r.passed)
+    if not results:
+        print("no worked examples to run: give the causes 'examples:' (rules/README.md)")
     print(f"{len(results) - failed} passed, {failed} failed")
     return 1 if failed or not results else 0
 

@@ -183,7 +183,8 @@ def test_diagnose_walk_and_rules_take_another_rules_folder(tmp_path):
     broken = _rules_copy(tmp_path / "broken")
     path = broken / "volumes" / "cinder-qemu-img-missing.yaml"
     path.write_text(path.read_text().replace("{type: log_entry", "{type: log_entri"))
-    for command in (["diagnose", seed], ["walk", seed, "--from", "10.99.0.2", "--to", "192.0.2.9"]):
+    for command in (["diagnose", seed], ["walk", seed, "--from", "10.99.0.2", "--to", "192.0.2.9"],
+                    ["serve", "--port", "0", "--db", str(tmp_path / "never.db")]):
         done = run(*command, "--rules", str(broken))
         assert done.returncode == 2
         assert done.stderr.startswith(f"stackdoc: a rule file cannot be used: {path}:")
