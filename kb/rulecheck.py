@@ -23,7 +23,7 @@ from pathlib import Path
 
 from kb.rulebook import (CASE_KEYS, CAUSE_KEYS, INFER_KEYS, OPERATORS, RESERVED_NAMES,
                          RuleFileError, read_rule_yaml)
-from kb.schema import Schema, SchemaError, module_schema
+from kb.schema import Schema, module_schema
 
 CODES = {
     # the file as a whole
@@ -43,6 +43,7 @@ CODES = {
     "SD204": "a pattern not joined to an earlier one",
     "SD205": "a name that cannot be bound (reserved, bound twice, or an absence first)",
     "SD206": "a key the engine keeps for itself (id, sid, $...)",
+    "SD207": "an inference concludes a fact type the code produces",
     # texts shown to the student
     "SD300": "a placeholder names a fact not bound",
     "SD301": "a placeholder names a field the fact type does not have",
@@ -206,13 +207,7 @@ class _Checker:
                 self.report(_line(document, kind), "SD105", f"'{kind}:' is an id (text)",
                             f"write it like '{kind}: rabbit-host-wrong'")
         self.causes, self.symptoms = causes, symptoms
-        try:
-            self.schema = self._schema(kinds)
-        except SchemaError as error:
-            where, _, message = str(error).partition(": ")
-            self.problems.append(Problem(where, None, "SD107", message,
-                                         "declare each fact type once"))
-            return self.problems
+        self.schema = self._schema(kinds)
         for path, document, kind in kinds:
             self.path = path
             if kind == "cause":
@@ -248,9 +243,19 @@ class _Checker:
                 if not isinstance(rule, dict):
                     continue
                 conclude = rule.get("conclude")
-                if isinstance(conclude, dict) and isinstance(conclude.get("type"), str):
-                    conclusions.append((conclude["type"], dict(conclude), str(rule.get("name", "")),
-                                        f"{path}:{_line(rule, 'conclude')}"))
+                if not isinstance(conclude, dict) or not isinstance(conclude.get("type"), str):
+                    continue
+                produced = module_schema().types.get(conclude["type"])
+                if produced is not None:
+                    self.path = path
+                    self.report(_line(conclude, "type") or _line(rule, "conclude"), "SD207",
+                                f"{conclude['type']!r} is a fact the code produces "
+                                f"({', '.join(produced.declared_in)}); a rule cannot conclude it",
+                                "give the conclusion a type of its own, e.g. "
+                                f"{conclude['type']}_inferred")
+                    continue
+                conclusions.append((conclude["type"], dict(conclude), str(rule.get("name", "")),
+                                    f"{path}:{_line(rule, 'conclude')}"))
         return module_schema().with_conclusions(conclusions)
 
     # --- generic shapes ---------------------------------------------------------------

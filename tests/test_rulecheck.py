@@ -35,6 +35,8 @@ CASES = {
     "SD204-not-joined.yaml": ("SD204", 7, "'conf' is not joined", "node: $first.node"),
     "SD205-bound-twice.yaml": ("SD205", 14, "'broker' is bound twice", "another name"),
     "SD206-engine-key.yaml": ("SD206", 6, "'id' is the engine's own key", "fact_id"),
+    "SD207-concludes-a-parsed-type.yaml": ("SD207", 7, "'route' is a fact the code produces",
+                                           "a type of its own, e.g. route_inferred"),
     "SD300-unbound-placeholder.yaml": ("SD300", 3, "{brokr.node} in 'title:'", "did you mean 'broker'?"),
     "SD301-unknown-placeholder-field.yaml": ("SD301", 4, "service_status has no field 'nodes'", "did you mean 'node'?"),
     "SD302-malformed-placeholder.yaml": ("SD302", 7, "{broker} in 'explanation:' is not {name.field}", "{broker.node}"),
