@@ -104,11 +104,11 @@ def module_schema(root: str | None = None) -> Schema:
     declared: dict[str, tuple[dict, list[str], str]] = {}
     references: list[tuple[str, str, str]] = []
     for package in PRODUCERS:
-        for path in sorted((base / package).glob("*.py")):
+        for path in sorted((base / package).rglob("*.py")):
             text = path.read_text(encoding="utf-8")
             if not _ASSIGNMENT.search(text):
                 continue
-            where = f"{package}/{path.name}"
+            where = path.relative_to(base).as_posix()
             origin = "parsed" if package == "grammar" else "derived"
             for name, body in read_declaration(text, where).items():
                 if isinstance(body, str):
