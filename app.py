@@ -1,7 +1,9 @@
 """stackdoc: find why an OpenStack lab is broken.
 
-    python app.py diagnose PATH... [--node NAME] [--format text|json|markdown|html] [--out FILE] [--rules DIR]
-    python app.py walk PATH... --from ADDR --to ADDR [--proto icmp|tcp|udp] [--port N] [--format text|json] [--rules DIR]
+    python app.py diagnose PATH... [--node NAME] [--format text|json|markdown|html] [--out FILE]
+                                   [--rules DIR]
+    python app.py walk PATH... --from ADDR --to ADDR [--proto icmp|tcp|udp] [--port N]
+                               [--format text|json] [--rules DIR]
     python app.py serve [--host 127.0.0.1] [--port 5000] [--db PATH] [--rules DIR]
     python app.py rules check [DIR]            every mistake in the rule and symptom files
     python app.py rules test [DIR] [CAUSE...]  run the worked examples

@@ -227,8 +227,9 @@ class _Checker:
         for kind in ("infer", "cause", "symptom"):
             if kind in document:
                 return kind
-        close = [k for k in document if difflib.get_close_matches(str(k), ["cause", "infer", "symptom"], 1, 0.6)]
-        fix = suggest(close[0], ["cause", "infer", "symptom"]) if close else \
+        kinds = ["cause", "infer", "symptom"]
+        close = [k for k in document if difflib.get_close_matches(str(k), kinds, 1, 0.6)]
+        fix = suggest(close[0], kinds) if close else \
             "start it with 'cause: <id>', 'infer:' or 'symptom: <id>'"
         self.report(_line(document, close[0]) if close else _line(document), "SD102",
                     "a rule file needs 'cause:', 'infer:' or 'symptom:'", fix)
