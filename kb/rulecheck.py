@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 import re
 import string
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,11 +166,45 @@ def _in_order(problems: list[Problem]) -> list[Problem]:
     return sorted(problems, key=lambda p: (p.path, p.line or 0))
 
 
+def read_document(text: str, path: str):
+    """A rule file's YAML with line numbers; what cannot be read raised with its code."""
+    try:
+        return read_rule_yaml(text, path)
+    except RuleCheckError:
+        raise
+    except RuleFileError as error:
+        raise RuleCheckError(_read_problem(error)) from None
+
+
+class Check:
+    """The problems of a rulebook's documents, for kb.rulebook.load_rulebook: a file
+    its loader refuses is reported with this check's code and suggestion for the same
+    mistake, and ``enforce()`` raises the first problem the loader let through."""
+
+    def __init__(self, documents):
+        self.problems = check_documents(documents)
+
+    @contextmanager
+    def coded(self, path: str):
+        try:
+            yield
+        except RuleCheckError:
+            raise
+        except RuleFileError as error:
+            mine = [p for p in self.problems if p.path == path]
+            same_line = [p for p in mine if p.line == error.line]
+            if mine:
+                raise RuleCheckError((same_line or mine)[0]) from None
+            raise
+
+    def enforce(self) -> None:
+        if self.problems:
+            raise RuleCheckError(self.problems[0])
+
+
 def enforce(documents) -> None:
-    """Raise the first problem as a RuleCheckError (kb.rulebook.load_rulebook calls this)."""
-    problems = check_documents(documents)
-    if problems:
-        raise RuleCheckError(problems[0])
+    """Raise the first problem of these documents as a RuleCheckError."""
+    Check(documents).enforce()
 
 
 # --- the checks ----------------------------------------------------------------------------

@@ -202,3 +202,14 @@ _YAMLISH = st.recursive(_SCALARS, lambda inner: st.one_of(
 def test_any_document_gives_problems_never_an_exception(documents):
     problems = check_documents([(f"rules/x{i}.yaml", d) for i, d in enumerate(documents)])
     assert all(p.code in CODES for p in problems)
+
+
+@pytest.mark.parametrize("fixture", sorted(set(CASES) - {"SD107-defined-twice.yaml",     # the loader's own
+                                                          "SD901-tutor-refuses.yaml"}))  # the tutor's
+def test_loading_rules_reports_the_same_code_as_the_check(tmp_path, fixture):
+    code, line, message, suggestion = CASES[fixture]
+    rules = _rules_with(tmp_path, fixture)
+    with pytest.raises(RuleCheckError) as raised:
+        load_rulebook([str(rules)])
+    assert (raised.value.code, raised.value.line) == (code, line)
+    assert message in str(raised.value) and suggestion in str(raised.value)
