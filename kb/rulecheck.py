@@ -132,12 +132,12 @@ def read_folder(folder) -> tuple[list[tuple[str, object]], list[Problem]]:
     documents, problems = [], []
     for path in sorted(Path(folder).rglob("*.yaml")):
         try:
-            documents.append((str(path), read_rule_yaml(path.read_text(encoding="utf-8"), str(path))))
+            documents.append((str(path), read_document(path.read_text(encoding="utf-8"), str(path))))
         except UnicodeDecodeError as error:
             problems.append(Problem(str(path), None, "SD100", f"not UTF-8 text ({error.reason})",
                                     "save the file as UTF-8"))
-        except RuleFileError as error:
-            problems.append(_read_problem(error))
+        except RuleCheckError as error:
+            problems.append(error.problem)
     return documents, problems
 
 
@@ -169,11 +169,15 @@ def _in_order(problems: list[Problem]) -> list[Problem]:
 def read_document(text: str, path: str):
     """A rule file's YAML with line numbers; what cannot be read raised with its code."""
     try:
-        return read_rule_yaml(text, path)
+        document = read_rule_yaml(text, path)
     except RuleCheckError:
         raise
     except RuleFileError as error:
         raise RuleCheckError(_read_problem(error)) from None
+    if hasattr(document, "lines"):
+        # a text's placeholder is told by its own line, not only its key's
+        document.source_lines = text.split("\n")
+    return document
 
 
 class Check:
@@ -222,6 +226,7 @@ class _Checker:
         causes: dict[str, str] = {}
         symptoms: dict[str, str] = {}
         kinds = []
+        self.sources = {path: getattr(document, "source_lines", None) for path, document in self.documents}
         for path, document in self.documents:
             self.path = path
             kind = self._kind(document)
@@ -638,6 +643,7 @@ class _Checker:
         for _, field_name, _, _ in parts:
             if field_name is None:
                 continue
+            line = self._line_of("{" + field_name + "}", line)
             name, _, attribute = field_name.partition(".")
             if name not in bound:
                 self.report(line, "SD300", f"{{{field_name}}} in {what}: {name!r} is not bound here",
@@ -648,6 +654,17 @@ class _Checker:
             elif bound[name] is not None and attribute not in self.schema.fields(bound[name]):
                 self.report(line, "SD301", f"{{{field_name}}} in {what}: {bound[name]} has no "
                             f"field {attribute!r}", suggest(attribute, self.schema.fields(bound[name])))
+
+    def _line_of(self, needle: str, line):
+        """The line, at or after the key's, where a placeholder is written (a text may
+        run over many lines; a placeholder holds no blank, so YAML never breaks it)."""
+        lines = self.sources.get(self.path)
+        if not lines or not line:
+            return line
+        for number in range(line, min(len(lines), line + 200) + 1):
+            if needle in lines[number - 1]:
+                return number
+        return line
 
     # --- symptom files ------------------------------------------------------------------
 

@@ -213,3 +213,18 @@ def test_loading_rules_reports_the_same_code_as_the_check(tmp_path, fixture):
         load_rulebook([str(rules)])
     assert (raised.value.code, raised.value.line) == (code, line)
     assert message in str(raised.value) and suggestion in str(raised.value)
+
+
+def test_a_placeholder_in_a_long_text_is_told_by_its_own_line(tmp_path):
+    rules = _rules_with(tmp_path, "SD200-unknown-fact-type.yaml")
+    path = rules / "zz-broken" / "SD200-unknown-fact-type.yaml"
+    text = path.read_text().replace("servce_status", "service_status").replace(
+        'explanation: "{broker.service} on {broker.node} says: {broker.state}"',
+        "explanation: >-\n  {broker.service} on {broker.node}\n  says {broker.stat}\n  and so on")
+    path.write_text(text)
+    lines = text.splitlines()
+    where = next(number for number, line in enumerate(lines, 1) if "{broker.stat}" in line)
+    assert where == next(n for n, line in enumerate(lines, 1) if line.startswith("explanation:")) + 2
+    problems = check_folder(rules)
+    assert [(p.code, p.line) for p in problems] == [("SD301", where)]
+    assert problems[0].fix == "did you mean 'state'?"
