@@ -1,18 +1,28 @@
 """stackdoc: find why an OpenStack lab is broken.
 
     python app.py diagnose PATH... [--node NAME] [--format text|json|markdown|html] [--out FILE]
-    python app.py walk PATH... --from ADDR --to ADDR [--proto icmp|tcp|udp] [--port N] [--format text|json]
-    python app.py serve [--host 127.0.0.1] [--port 5000] [--db PATH]
+                                   [--rules DIR]
+    python app.py walk PATH... --from ADDR --to ADDR [--proto icmp|tcp|udp] [--port N]
+                               [--format text|json] [--rules DIR]
+    python app.py serve [--host 127.0.0.1] [--port 5000] [--db PATH] [--rules DIR]
+    python app.py rules check [DIR]            every mistake in the rule and symptom files
+    python app.py rules test [DIR] [CAUSE...]  run the worked examples
+    python app.py rules list [DIR]             causes, symptoms, hints, examples
+    python app.py rules facts [DIR] [--write]  the fact reference (DIR/FACTS.md)
 
 diagnose exits 0 when no root cause is found, 1 when root causes are found, 2 for
 unusable input or usage; walk exits 0 when the packet and its reply get through, 1
-otherwise, 2 for unusable input.
+otherwise, 2 for unusable input; rules check and rules test exit 1 on any problem or
+failed example. ``--rules DIR`` (default: the shipped rules/) is the knowledge used.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from pathlib import Path
+
+SHIPPED_RULES = Path(__file__).resolve().parent / "rules"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -24,12 +34,15 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="app.py", description="stackdoc: find why an OpenStack lab is broken")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    rules_option = {"metavar": "DIR", "help": "the rules folder (default: the shipped rules/)"}
+
     diagnose = commands.add_parser("diagnose", help="diagnose terminal transcripts")
     diagnose.add_argument("paths", nargs="+", metavar="PATH",
                           help="files, directories (read recursively), or - for standard input")
     diagnose.add_argument("--node", help="the node the evidence comes from, where no prompt says")
     diagnose.add_argument("--format", choices=("text", "json", "markdown", "html"), default="text")
     diagnose.add_argument("--out", help="write the report to this file instead of standard output")
+    diagnose.add_argument("--rules", **rules_option)
 
     walk = commands.add_parser("walk", help="follow a packet and its reply through the lab")
     walk.add_argument("paths", nargs="+", metavar="PATH",
@@ -40,45 +53,27 @@ def build_parser() -> argparse.ArgumentParser:
     walk.add_argument("--port", type=int)
     walk.add_argument("--node", help="the node the evidence comes from, where no prompt says")
     walk.add_argument("--format", choices=("text", "json"), default="text")
+    walk.add_argument("--rules", **rules_option)
 
     serve = commands.add_parser("serve", help="serve the chat tutor")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=5000)
     serve.add_argument("--db", default="stackdoc.db", help="the SQLite file (created on first start)")
+    serve.add_argument("--rules", **rules_option)
+
+    rules = commands.add_parser("rules", help="check, test and list rule files")
+    actions = rules.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    check = actions.add_parser("check", help="every mistake in the rule and symptom files")
+    check.add_argument("folder", nargs="?", metavar="DIR")
+    test = actions.add_parser("test", help="run the worked examples")
+    test.add_argument("folder", nargs="?", metavar="DIR")
+    test.add_argument("causes", nargs="*", metavar="CAUSE", help="only these causes' examples")
+    listing = actions.add_parser("list", help="causes, symptoms, hints and examples")
+    listing.add_argument("folder", nargs="?", metavar="DIR")
+    facts = actions.add_parser("facts", help="the facts rules can ask about (FACTS.md)")
+    facts.add_argument("folder", nargs="?", metavar="DIR")
+    facts.add_argument("--write", action="store_true", help="write DIR/FACTS.md instead of printing it")
     return parser
-
-
-def run_diagnose(args) -> int:
-    from collectors.files import InputError, read_evidence
-    from kb.diagnose import diagnose
-    from kb.rulebook import RuleFileError
-    from report.render import render
-
-    try:
-        evidence = read_evidence(args.paths, node=args.node)
-    except InputError as error:
-        print(f"stackdoc: {error}", file=sys.stderr)
-        return 2
-    try:
-        diagnosis = diagnose(evidence)
-    except RuleFileError as error:
-        print(f"stackdoc: a rule file cannot be used: {error}", file=sys.stderr)
-        return 2
-    report = render(diagnosis, args.format)
-    if args.out:
-        try:
-            with open(args.out, "w", encoding="utf-8") as handle:
-                handle.write(report)
-        except OSError as error:
-            print(f"stackdoc: cannot write {args.out}: {error.strerror or error}", file=sys.stderr)
-            return 2
-    else:
-        sys.stdout.write(report)
-    if diagnosis.findings:
-        return 1
-    if diagnosis.facts == 0:
-        return 2  # nothing in the input could be used
-    return 0
 
 
 def main(argv=None) -> int:
@@ -97,21 +92,263 @@ def main(argv=None) -> int:
 
 
 def _dispatch(args) -> int:
-    if args.command == "diagnose":
-        return run_diagnose(args)
-    if args.command == "walk":
-        from report.walk_command import run_walk
-        return run_walk(args)
-    if args.command == "serve":
-        from web.server import serve
-        return serve(args)
+    if args.command == "rules":
+        return {"check": rules_check, "test": rules_test, "list": rules_list,
+                "facts": rules_facts}[args.action](args)
+    return {"diagnose": run_diagnose, "walk": run_walk, "serve": run_serve}[args.command](args)
+
+
+class _Unusable(Exception):
+    """Input or rules that cannot be used: said in one line, exit 2."""
+
+
+def _fail(message: str) -> int:
+    print(f"stackdoc: {message}", file=sys.stderr)
     return 2
 
 
+def _rules_folder(given) -> Path:
+    folder = Path(given) if given else SHIPPED_RULES
+    if not folder.is_dir():
+        raise _Unusable(f"no rules folder at {folder}")
+    return folder
+
+
+def _rulebook(given):
+    """The rulebook of ``--rules`` (the shipped one, cached, when not given)."""
+    from kb.diagnose import default_rulebook
+    from kb.rulebook import RuleFileError, load_rulebook
+    try:
+        if not given:
+            return default_rulebook()
+        return load_rulebook([str(_rules_folder(given))])
+    except RuleFileError as error:
+        raise _Unusable(f"a rule file cannot be used: {error} "
+                        "(python app.py rules check shows every problem)") from None
+
+
+def _evidence(args):
+    from collectors.files import InputError, read_evidence
+    try:
+        return read_evidence(args.paths, node=args.node)
+    except InputError as error:
+        raise _Unusable(str(error)) from None
+
+
+# --- diagnose, walk, serve -----------------------------------------------------------------
+
+def run_diagnose(args) -> int:
+    from kb.diagnose import diagnose
+    from report.render import render
+    try:
+        rulebook = _rulebook(args.rules)
+        evidence = _evidence(args)
+    except _Unusable as error:
+        return _fail(str(error))
+    diagnosis = diagnose(evidence, rulebook=rulebook)
+    report = render(diagnosis, args.format)
+    if args.out:
+        try:
+            with open(args.out, "w", encoding="utf-8") as handle:
+                handle.write(report)
+        except OSError as error:
+            return _fail(f"cannot write {args.out}: {error.strerror or error}")
+    else:
+        sys.stdout.write(report)
+    if diagnosis.findings:
+        return 1
+    if diagnosis.facts == 0:
+        return 2  # nothing in the input could be used
+    return 0
+
+
+def run_walk(args) -> int:
+    """``--from`` is an address (the node holding it, or the node whose connected
+    network holds it, sends) or a node's name; ``--node`` says only where prompt-less
+    evidence came from."""
+    from kb.diagnose import current_facts
+    from kb.walk import WalkError, walk
+    from report.walk import render_walk
+    try:
+        _rulebook(args.rules)   # the walk follows the kernel, not the rules: only checked
+        evidence = _evidence(args)
+    except _Unusable as error:
+        return _fail(str(error))
+    if not evidence.facts:
+        return _fail("nothing in the input could be read as evidence")
+    if args.proto in ("tcp", "udp") and args.port is None:
+        return _fail(f"--proto {args.proto} needs --port")
+    table, _stale = current_facts(evidence)
+    try:
+        result = walk(table, args.source, args.destination, args.proto, args.port)
+    except WalkError as error:
+        hint = ""
+        if not any(fact.get("node") for fact in table.facts):
+            hint = " (no prompt in the evidence names a node: say which with --node NAME)"
+        return _fail(f"cannot walk this packet: {error}{hint}")
+    sys.stdout.write(render_walk(result, args.format))
+    return 0 if result.verdict == "delivered" else 1
+
+
+def run_serve(args) -> int:
+    from web.server import serve
+    try:
+        args.rulebook = _rulebook(args.rules)
+    except _Unusable as error:
+        return _fail(str(error))
+    return serve(args)
+
+
+# --- rules check, test, list, facts --------------------------------------------------------
+
+def rule_problems(folder) -> list:
+    """Every problem ``rules check`` reports: the schema's checks first, then whatever
+    the rule loader and the tutor still refuse."""
+    from kb.rulebook import RuleFileError, load_rulebook
+    from kb.rulecheck import Problem, check_folder
+    problems = check_folder(folder)
+    if problems:
+        return problems
+    try:
+        rulebook = load_rulebook([str(folder)])
+    except RuleFileError as error:
+        return [Problem(error.path, error.line, "SD900", error.message)]
+    from tutor.symptoms import load_symptoms
+    try:
+        load_symptoms(rulebook)
+    except RuleFileError as error:
+        return [Problem(error.path, error.line, "SD901", error.message)]
+    return []
+
+
+def rules_check(args) -> int:
+    try:
+        folder = _rules_folder(args.folder)
+    except _Unusable as error:
+        return _fail(str(error))
+    problems = rule_problems(folder)
+    for problem in problems:
+        print(_shown(problem))
+    files = sum(1 for _ in folder.rglob("*.yaml"))
+    print(f"{files} files checked, {len(problems)} problem{'s' if len(problems) != 1 else ''}")
+    return 1 if problems else 0
+
+
+def _here(path) -> str:
+    """A path relative to where the command runs, as editors and terminals link it."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return str(path) if relative.startswith("..") else relative
+
+
+def _shown(problem) -> str:
+    from dataclasses import replace
+    return str(replace(problem, path=_here(problem.path)))
+
+
+def rules_test(args) -> int:
+    from kb.examples import run_examples
+    if args.folder and not Path(args.folder).is_dir() and os.sep not in args.folder:
+        args.causes, args.folder = [args.folder, *args.causes], None   # rules test CAUSE...
+    try:
+        rulebook = _rulebook(args.folder or None)
+    except _Unusable as error:
+        return _fail(str(error))
+    unknown = sorted(set(args.causes) - {c.cause for c in rulebook.causes})
+    if unknown:
+        return _fail(f"no cause file defines {', '.join(unknown)}")
+    results = run_examples(rulebook, args.causes)
+    for result in results:
+        where = f"{_here(result.path)}:{result.line}" if result.line else _here(result.path)
+        print(f"{'PASS' if result.passed else 'FAIL'} {result.name}  ({where})")
+        for failure in result.failures:
+            print(f"     {failure}")
+        if result.failures:
+            print(f"     found: {', '.join(result.found) or 'nothing'}")
+    failed = sum(1 for r in results if not r.passed)
+    if not results:
+        print("no worked examples to run: give the causes 'examples:' (rules/README.md)")
+    print(f"{len(results) - failed} passed, {failed} failed")
+    return 1 if failed or not results else 0
+
+
+def rules_list(args) -> int:
+    from kb.examples import expectations
+    try:
+        rulebook = _rulebook(args.folder or None)
+    except _Unusable as error:
+        return _fail(str(error))
+    lines = [f"causes ({len(rulebook.causes)}):"]
+    for cause in rulebook.causes:
+        statuses = sorted({case.texts["status"] for case in cause.cases})
+        lines.append(f"  {cause.cause}  ({_here(cause.path)}; {len(cause.cases)} case"
+                     f"{'s' if len(cause.cases) != 1 else ''}, {'/'.join(statuses)})")
+        lines.append(f"    symptoms: {', '.join(cause.symptoms) or '-'}")
+        lines.append(f"    hints: {len(cause.hints)}, questions: {len(cause.questions)}")
+        for hint in cause.hints:
+            lines.append(f"      - {hint}")
+        if not cause.examples:
+            lines.append("    examples: none")
+        for example in cause.examples:
+            expected = ", ".join(e.describe() for e in expectations(example.get("expect")))
+            evidence = example.get("evidence")
+            shown = ", ".join(evidence) if isinstance(evidence, list) else evidence
+            lines.append(f"    example: {shown} -> {expected or 'nothing'}")
+    lines.append(f"symptoms ({len(rulebook.symptoms)}):")
+    for symptom in rulebook.symptoms:
+        routes = symptom.document.get("causes") or []
+        causes = [r.get("cause") for r in routes if isinstance(r, dict)]
+        lines.append(f"  {symptom.symptom}  ({_here(symptom.path)}): {symptom.document.get('title', '')}")
+        lines.append(f"    causes: {', '.join(str(c) for c in causes) or '-'}")
+    lines.append(f"inferences ({len(rulebook.inferences)}):")
+    for inference in rulebook.inferences:
+        lines.append(f"  {inference.name} -> {inference.conclude['type']}  "
+                     f"({_here(inference.path)}:{inference.line})")
+    print("\n".join(lines))
+    return 0
+
+
+def rules_facts(args) -> int:
+    from kb.schema import facts_markdown
+    try:
+        rulebook = _rulebook(args.folder or None)
+        folder = _rules_folder(args.folder)
+    except _Unusable as error:
+        return _fail(str(error))
+    text = facts_markdown(schema_of(rulebook))
+    if args.write:
+        (folder / "FACTS.md").write_text(text, encoding="utf-8")
+        print(f"wrote {folder / 'FACTS.md'}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def schema_of(rulebook):
+    """The fact schema with the conclusions of this rulebook's inference rules."""
+    from kb.schema import module_schema
+    return module_schema().with_conclusions(
+        [(rule.conclude["type"], rule.conclude, rule.name, f"{_relative(rule.path)}:{rule.line}")
+         for rule in rulebook.inferences])
+
+
+def _relative(path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(SHIPPED_RULES.parent))
+    except ValueError:
+        return str(path)
+
+
 def create_app(test_config=None):
-    """The chat's Flask application, for ``flask --app app run``."""
+    """The chat's Flask application, for ``flask --app app run`` (``STACKDOC_RULES``
+    names another rules folder)."""
     from web import create_app as factory
-    return factory(test_config)
+    config = dict(test_config or {})
+    if "RULEBOOK" not in config and os.environ.get("STACKDOC_RULES"):
+        config["RULEBOOK"] = _rulebook(os.environ["STACKDOC_RULES"])
+    return factory(config or None)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,21 @@ from lark.exceptions import LarkError
 from grammar.base import ParseResult, Problem, lark_problem, text_lines, problem_column
 
 KIND = "dpkg_list"
+# The facts this kind gives, each field in words (collected by kb/schema.py into
+# rules/FACTS.md; node, type and prov are on every fact).
+FACT_TYPES = {
+    "package": {
+        "doc": "a package NODE's package manager (dpkg, rpm) reports on",
+        "fields": {
+            "name": "the package's name (without :arch)",
+            "status": "dpkg's status letters (ii, rc, un ...), or empty for rpm",
+            "installed": "true when its files are in place and configured",
+            "version": "the version, or empty",
+            "arch": "the architecture, or empty",
+            "description": "the one-line description, or empty",
+        },
+    },
+}
 
 # dpkg -l / -s (and dpkg-query's long options), rpm -q / -qa (not -ql, -qi, -qf ...,
 # which print other things).

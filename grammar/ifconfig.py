@@ -51,6 +51,9 @@ from grammar.base import ParseResult, Problem, lark_problem
 from grammar.ip_addr import new_address, new_interface
 
 KIND = "ifconfig"
+# The facts this kind gives: the same records as ip_addr's, declared there (kb/schema.py).
+FACT_TYPES = {"interface": "grammar.ip_addr", "address": "grammar.ip_addr",
+              "interface_error": "grammar.ip_addr"}
 
 # Where a command starts: the line start, after a shell separator, or after a
 # wrapper (sudo, watch -n 2, ip netns exec NS, docker exec CTR).

@@ -37,6 +37,18 @@ from lark.exceptions import LarkError
 from grammar.base import ParseResult, Problem, lark_problem, text_lines, problem_column
 
 KIND = "ini"
+# The facts this kind gives, each field in words (collected by kb/schema.py into
+# rules/FACTS.md; node, type and prov are on every fact).
+FACT_TYPES = {
+    "config_option": {
+        "doc": "an option of a configuration file on NODE (cat or grep of nova.conf, cinder.conf ...); the file is the fact's path",
+        "fields": {
+            "section": "the [section] it is in (DEFAULT ...), or empty in a grep excerpt",
+            "key": "the option's name, e.g. glance_api_servers",
+            "value": "its value as oslo.config reads it, or empty",
+        },
+    },
+}
 
 _NOT_INI = (
     # /etc files named *.conf that are not INI files (other kinds, or formats of

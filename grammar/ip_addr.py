@@ -52,6 +52,41 @@ from lark.exceptions import LarkError
 from grammar.base import ParseResult, Problem, lark_problem
 
 KIND = "ip_addr"
+# The facts this kind gives, each field in words (collected by kb/schema.py into
+# rules/FACTS.md; node, type and prov are on every fact).
+FACT_TYPES = {
+    "interface": {
+        "doc": "a network interface of NODE, as ip addr or ifconfig prints it",
+        "fields": {
+            "ifname": "the interface's name (eth0@if5 -> eth0)",
+            "index": "ip addr's interface number, or empty",
+            "flags": "the flag words, e.g. UP, BROADCAST, LOWER_UP",
+            "mtu": "the MTU, a number",
+            "state": "the operational state (UP, DOWN, UNKNOWN), or empty",
+            "mac": "the link-layer address, lower-case, or empty",
+            "master": "the bridge or bond it is enslaved to, or empty",
+        },
+    },
+    "address": {
+        "doc": "an address held by an interface of NODE",
+        "fields": {
+            "ifname": "the interface holding it",
+            "family": "inet or inet6",
+            "address": "the address, e.g. 10.0.0.7",
+            "prefixlen": "the prefix length, a number",
+            "cidr": "address/prefixlen",
+            "broadcast": "the broadcast address as printed, or empty",
+            "scope": "global, link, host, or empty",
+            "label": "the IPv4 label (eth0:1 for an alias), or empty",
+            "peer": "the peer of a point-to-point address, or empty",
+            "secondary": "true for a secondary address",
+        },
+    },
+    "interface_error": {
+        "doc": "NODE's tool said an interface does not exist",
+        "fields": {"ifname": "the interface named", "message": "the message as printed"},
+    },
+}
 
 # Where a command starts: the line start, after a shell separator, or after a
 # wrapper (sudo, watch -n 2, ip netns exec NS, docker exec CTR).

@@ -47,6 +47,29 @@ from lark.exceptions import LarkError
 from grammar.base import ParseResult, Problem, lark_problem
 
 KIND = "ip_route"
+# The facts this kind gives, each field in words (collected by kb/schema.py into
+# rules/FACTS.md; node, type and prov are on every fact).
+FACT_TYPES = {
+    "route": {
+        "doc": "a route of NODE's routing table (ip route, route -n, netstat -rn)",
+        "fields": {
+            "destination": "the network as CIDR (default -> 0.0.0.0/0)",
+            "via": "the next hop, or empty for a connected network",
+            "dev": "the interface it leaves by",
+            "proto": "how it was made (kernel, static ...), or empty",
+            "scope": "link, host, or empty",
+            "src": "the preferred source address, or empty",
+            "metric": "the metric, a number, or empty",
+            "table": "the routing table (main unless another is listed)",
+            "route_type": "unicast, local, broadcast, blackhole, unreachable ...",
+            "flags": "the flags as printed (UG; onlink ...), or empty",
+        },
+    },
+    "route_error": {
+        "doc": "NODE's ip route printed an error instead of routes",
+        "fields": {"message": "the message, e.g. Network is unreachable"},
+    },
+}
 
 # Where a command starts: the line start, after a shell separator, or after a
 # wrapper (sudo, watch -n 2, ip netns exec NS, docker exec CTR, timeout 5).

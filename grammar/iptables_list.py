@@ -60,6 +60,52 @@ from grammar.base import ParseResult, Problem, lark_problem
 from grammar.shapecache import Derived, ShapeCache, SlotScanner, identity
 
 KIND = "iptables_list"
+# The facts this kind gives, each field in words (collected by kb/schema.py into
+# rules/FACTS.md; node, type and prov are on every fact).
+FACT_TYPES = {
+    "iptables_chain": {
+        "doc": "a chain of one of NODE's netfilter tables, with its policy",
+        "fields": {
+            "table": "filter, nat, mangle or raw",
+            "chain": "the chain's name, e.g. FORWARD or nova-network-snat",
+            "policy": "ACCEPT or DROP for a built-in chain, empty for a user chain",
+            "references": "how many rules jump to a user chain, or empty",
+            "packets": "the policy's packet counter (-v), or empty",
+            "bytes": "the policy's byte counter (-v), or empty",
+        },
+    },
+    "iptables_rule": {
+        "doc": "a rule of one of NODE's netfilter chains, in order",
+        "fields": {
+            "table": "filter, nat, mangle or raw",
+            "chain": "the chain it is in",
+            "num": "its position in the chain, from 1",
+            "packets": "its packet counter (-v), or empty",
+            "bytes": "its byte counter (-v), or empty",
+            "target": "ACCEPT, DROP, SNAT, MASQUERADE, a user chain ...",
+            "protocol": "all, tcp, udp, icmp ... (!tcp when negated)",
+            "in": "the input interface it requires, or empty for any",
+            "in_negated": "true for ! -i",
+            "out": "the output interface it requires, or empty for any",
+            "out_negated": "true for ! -o",
+            "source": "the source it requires, as CIDR",
+            "source_negated": "true for ! -s",
+            "destination": "the destination it requires, as CIDR",
+            "destination_negated": "true for ! -d",
+            "sport": "the source port(s) as text, or empty",
+            "dport": "the destination port(s) as text, or empty",
+            "ctstate": "the conntrack states it requires (-m conntrack), or empty",
+            "ctstate_negated": "true for ! --ctstate",
+            "state": "the states it requires (-m state), or empty",
+            "to_address": "where SNAT/DNAT translate to, or empty",
+            "to_port": "the port DNAT/REDIRECT translate to, or empty",
+            "reject_with": "the ICMP a REJECT answers with, or empty",
+            "icmp_type": "the ICMP type it requires as a number (8, 3/4, any), or empty",
+            "comment": "its comment (-m comment), or empty",
+            "extra": "any other match options, as printed, or empty",
+        },
+    },
+}
 COMMANDS = re.compile(
     r"(?:^|[\s;|&(])(?:\S*/)?iptables(?:-legacy|-nft)?\s"
     r"(?:.*\s)?(?:-[a-zA-Z]*L[a-zA-Z]*|--list)(?=\s|=|$)"

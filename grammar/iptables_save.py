@@ -50,6 +50,8 @@ from grammar.iptables_list import (
 from grammar.shapecache import Derived, ShapeCache, SlotScanner, identity
 
 KIND = "iptables_save"
+# The facts this kind gives: the same records as iptables_list's, declared there (kb/schema.py).
+FACT_TYPES = {"iptables_chain": "grammar.iptables_list", "iptables_rule": "grammar.iptables_list"}
 COMMANDS = re.compile(
     r"(?:^|[\s;|&(])(?:\S*/)?(?:iptables(?:-legacy|-nft)?-save(?=\s|$)"
     r"|iptables(?:-legacy|-nft)?\s(?:.*\s)?(?:-[a-zA-Z]*S[a-zA-Z]*|--list-rules)(?=\s|=|$))"

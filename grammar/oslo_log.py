@@ -55,6 +55,26 @@ from grammar.base import ParseResult, Problem, lark_problem, text_lines
 from grammar.traceback import HEADER, read_lines
 
 KIND = "oslo_log"
+# The facts this kind gives, each field in words (collected by kb/schema.py into
+# rules/FACTS.md; node, type and prov are on every fact).
+FACT_TYPES = {
+    "log_entry": {
+        "doc": "an entry of an OpenStack service's log on NODE (oslo.log format), with its traceback",
+        "fields": {
+            "time": "the date and time as printed",
+            "pid": "the process id, or empty",
+            "level": "DEBUG, INFO, WARNING, ERROR, CRITICAL, TRACE",
+            "logger": "the logger's name, e.g. cinder.image.glance",
+            "request_id": "the service's own request id, or empty",
+            "context": "the text inside the request context's brackets, or empty",
+            "message": "the message",
+            "exception_type": "the exception its traceback ends with, or empty",
+            "exception_message": "that exception's message, or empty",
+            "causes": "the earlier exceptions of a chain",
+            "traceback": "the traceback's frames (file, line, function, code), for explanations",
+        },
+    },
+}
 
 _PROJECTS = (
     r"(?:nova|cinder|glance|keystone|neutron|quantum|heat|horizon|swift|ceilometer|aodh|gnocchi"

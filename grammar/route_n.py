@@ -43,6 +43,8 @@ from lark.exceptions import LarkError
 from grammar.base import ParseResult, Problem, lark_problem
 
 KIND = "route_n"
+# The facts this kind gives: the same records as ip_route's, declared there (kb/schema.py).
+FACT_TYPES = {"route": "grammar.ip_route"}
 
 # Where a command starts: the line start, after a shell separator, or after a
 # wrapper (sudo, watch -n 2, ip netns exec NS, docker exec CTR).  `ip route` is not

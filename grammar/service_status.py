@@ -61,6 +61,19 @@ from lark.exceptions import LarkError
 from grammar.base import ParseResult, Problem, lark_problem, text_lines, problem_column
 
 KIND = "service_status"
+# The facts this kind gives, each field in words (collected by kb/schema.py into
+# rules/FACTS.md; node, type and prov are on every fact).
+FACT_TYPES = {
+    "service_status": {
+        "doc": "what an init system or service tool on NODE says about a service",
+        "fields": {
+            "service": "the service's name as printed (nova-network, rabbit@controller ...)",
+            "running": "true when it runs",
+            "state": "the state as printed (start/running, is not running, active (running) ...)",
+            "pid": "its process id, or empty",
+        },
+    },
+}
 
 COMMANDS = re.compile(
     r"^\s*(?:service\s+(?:[\w@.:-]+\s+(?:status|start|stop|restart|reload|force-reload|try-restart"

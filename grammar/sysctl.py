@@ -43,6 +43,21 @@ from lark.exceptions import LarkError
 from grammar.base import ParseResult, Problem, lark_problem
 
 KIND = "sysctl"
+# The facts this kind gives, each field in words (collected by kb/schema.py into
+# rules/FACTS.md; node, type and prov are on every fact).
+FACT_TYPES = {
+    "sysctl": {
+        "doc": "a kernel parameter of NODE (sysctl, /proc/sys, sysctl.conf)",
+        "fields": {
+            "key": "the dotted key, e.g. net.ipv4.ip_forward",
+            "value": "its value as text, e.g. 1",
+        },
+    },
+    "sysctl_error": {
+        "doc": "sysctl on NODE could not read a key (e.g. a module not loaded)",
+        "fields": {"key": "the key named, or empty", "message": "the message as printed"},
+    },
+}
 
 # Where a command starts: the line start, after a shell separator, or after a
 # wrapper (sudo, watch -n 2, ip netns exec NS, docker exec CTR).

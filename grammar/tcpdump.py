@@ -65,6 +65,40 @@ from lark.exceptions import LarkError
 from grammar.base import ParseResult, Problem, lark_problem
 
 KIND = "tcpdump"
+# The facts this kind gives, each field in words (collected by kb/schema.py into
+# rules/FACTS.md; node, type and prov are on every fact).
+FACT_TYPES = {
+    "capture": {
+        "doc": "a tcpdump capture run on NODE",
+        "fields": {
+            "iface": "the interface it listened on, or empty when reading a file",
+            "link_type": "the link type, e.g. EN10MB",
+        },
+    },
+    "packet": {
+        "doc": "a packet a tcpdump capture on NODE saw",
+        "fields": {
+            "iface": "the interface it was seen on",
+            "direction": "In, Out ... (tcpdump -i any), or empty",
+            "time": "the time as printed, or empty",
+            "protocol": "icmp, tcp, udp, arp, ip ...",
+            "src": "the source address (a name without -n)",
+            "dst": "the destination address",
+            "sport": "the source port as printed, or empty",
+            "dport": "the destination port as printed, or empty",
+            "icmp_type": "tcpdump's words for the ICMP message (echo request ...), or empty",
+            "src_mac": "the source MAC (tcpdump -e), or empty",
+            "dst_mac": "the destination MAC (tcpdump -e), or empty",
+            "length": "the length printed last, a number, or empty",
+            "encapsulated": "true for a packet inside a tunnel",
+            "detail": "the rest of the line, as printed",
+        },
+    },
+    "capture_error": {
+        "doc": "tcpdump on NODE could not capture",
+        "fields": {"message": "the message as printed, e.g. ens9: No such device exists"},
+    },
+}
 
 # Where a command starts: the line start, after a shell separator, or after a
 # wrapper (sudo, watch -n 2, ip netns exec NS, docker exec CTR, timeout 5).

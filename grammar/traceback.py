@@ -46,6 +46,20 @@ from lark.exceptions import LarkError
 from grammar.base import ParseResult, Problem, lark_problem, text_lines
 
 KIND = "traceback"
+# The facts this kind gives, each field in words (collected by kb/schema.py into
+# rules/FACTS.md; node, type and prov are on every fact).
+FACT_TYPES = {
+    "traceback": {
+        "doc": "a Python traceback a command printed on NODE",
+        "fields": {
+            "exception_type": "the exception finally raised, e.g. ImportError",
+            "exception_message": "its message",
+            "causes": "the earlier exceptions of a Python 3 chain",
+            "frames": "the frames (file, line, function, code), for explanations",
+            "python_version": "the Python version the frame paths show (2.6 ...), or empty",
+        },
+    },
+}
 
 # A traceback has no command of its own: any Python program can print one, between
 # other output of its own.  Claiming "python ..." would hand a script's real output

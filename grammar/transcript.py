@@ -36,6 +36,17 @@ _PROMPT_GRAMMAR = Lark.open(str(Path(__file__).with_name("prompt.lark")),
 _PROMPT_CANDIDATE = re.compile(r"^[ \t]*(?:\(\S+\))?(?:\[?[A-Za-z_][\w.-]*@[A-Za-z0-9][\w.-]*[: ][^\n#$]{0,200}?[#$](?:[ \t]|$)|\$(?:[ \t]|$))")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 MAX_PROBLEMS_PER_BLOCK = 5
+# The facts the reader itself makes (each parser declares its own; kb/schema.py
+# collects them all). kb/timeline.py uses these and sets them aside before rules run.
+FACT_TYPES = {
+    "state_change": {
+        "doc": "a command that changed NODE, so earlier evidence about its target may be stale",
+        "fields": {
+            "change": "config, service, iptables, routes, addresses, sysctl or packages",
+            "target": "what it changed: a file path, a service, a table, a key, or empty",
+        },
+    },
+}
 
 
 class _PromptFields(Transformer):

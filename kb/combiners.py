@@ -20,6 +20,83 @@ from kb.facts import FactTable
 from kb.services import canonical_service, project_of, service_for_log
 from kb.walk import walk_verdicts
 
+# The facts the combiners derive, each field in words (kb/schema.py collects them into
+# rules/FACTS.md; node, type, because and derived_from are on every derived fact).
+FACT_TYPES = {
+    "default_route": {
+        "doc": "the default route NODE uses (the best of its default routes)",
+        "fields": {"dev": "the interface it leaves by", "via": "the next hop, or empty"},
+    },
+    "owns_address": {
+        "doc": "NODE holds an address (from ip addr, ifconfig, or a route's src)",
+        "fields": {"address": "the address", "ifname": "the interface holding it"},
+    },
+    "faces": {
+        "doc": "NODE reaches another node directly on one of its connected networks",
+        "fields": {"peer": "the other node", "dev": "NODE's interface towards it",
+                   "peer_address": "the other node's address in that network"},
+    },
+    "snat_scope": {
+        "doc": "nova-network's SNAT on NODE applies only to packets leaving by one interface",
+        "fields": {"chain": "the SNAT rule's chain (nova-network-snat ...)",
+                   "scope": "fixed (the fixed range's rule) or floating (a floating IP's rule)",
+                   "source": "the source the rule translates, as CIDR",
+                   "out": "the interface a packet must leave by for it to apply",
+                   "to_address": "the address it translates to"},
+    },
+    "floating_ip": {
+        "doc": "an address NODE serves as a floating IP",
+        "fields": {"address": "the floating IP", "fixed": "the fixed address it stands for, or empty",
+                   "private": "true when nothing outside routes it back",
+                   "range": "the network the floating IPs live in, as CIDR (address/32 when unknown)"},
+    },
+    "route_choice": {
+        "doc": "the route NODE would send packets for a floating IP by",
+        "fields": {"destination": "the floating IP", "dev": "the interface it leaves by",
+                   "via": "the next hop, or empty", "prefix": "the route's destination, as CIDR",
+                   "is_default": "true when it is the default route",
+                   "described": "the route in words (its default route via X, its route to N)"},
+    },
+    "nat_shown": {
+        "doc": "NODE's nat table was shown (so an absent nat rule is really absent)",
+        "fields": {"table_name": "nat"},
+    },
+    "masquerades": {
+        "doc": "NODE translates packets from a floating IP leaving by its default route",
+        "fields": {"address": "the floating IP", "dev": "the interface they leave by"},
+    },
+    "ip_forward": {
+        "doc": "whether NODE forwards packets at all (net.ipv4.ip_forward)",
+        "fields": {"enabled": "true when forwarding is on"},
+    },
+    "forward_verdict": {
+        "doc": "what NODE's FORWARD chain does with new packets from a floating IP",
+        "fields": {"address": "the floating IP", "verdict": "ACCEPT, DROP or REJECT",
+                   "accepted": "true when they are let through",
+                   "by_policy": "true when the chain's policy decides (no rule matched)"},
+    },
+    "untranslated_packet": {
+        "doc": "a capture on NODE saw a fixed (private) address leave untranslated",
+        "fields": {"iface": "the interface it was seen on", "src": "the fixed address",
+                   "range": "the fixed range it belongs to, as CIDR"},
+    },
+    "floating_packet": {
+        "doc": "a capture on NODE saw packets from a floating IP",
+        "fields": {"iface": "the interface they were seen on", "src": "the floating IP"},
+    },
+    "glance_unreachable": {
+        "doc": "cinder on NODE could not reach glance (its log says where it looked)",
+        "fields": {"host": "the host cinder tried", "port": "the port cinder tried",
+                   "service": "the cinder service whose log says so (cinder-api ...)",
+                   "refused": "true when the connection was refused",
+                   "loopback": "true when cinder looked on the node itself (localhost, 127.x)"},
+    },
+    "glance_setting": {
+        "doc": "cinder.conf on NODE sets glance_api_servers",
+        "fields": {"value": "its value"},
+    },
+}
+
 _METADATA_ADDRESS = "169.254.169.254/32"
 _NOVA_CHAIN = re.compile(r"^nova-")
 

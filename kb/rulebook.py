@@ -202,10 +202,16 @@ def load_rulebook(folders) -> Rulebook:
     symptoms: list[SymptomFile] = []
     digest = hashlib.sha256()
     paths = sorted(p for folder in folders for p in Path(folder).rglob("*.yaml"))
+    from kb import rulecheck  # the fact schema's checks: each problem with a code and a suggestion
+    documents = []
     for path in paths:
         text = path.read_text(encoding="utf-8")
         digest.update(str(path).encode() + b"\0" + text.encode() + b"\0")
-        loaded = load_rule_text(text, str(path))
+        documents.append((str(path), rulecheck.read_document(text, str(path))))
+    check = rulecheck.Check(documents)
+    for path, document in documents:
+        with check.coded(path):
+            loaded = load_rule_document(document, path)
         if isinstance(loaded, Cause):
             causes.append(loaded)
         elif isinstance(loaded, SymptomFile):
@@ -218,6 +224,7 @@ def load_rulebook(folders) -> Rulebook:
             raise RuleFileError(cause.path, None,
                                 f"cause {cause.cause!r} is also defined in {seen[cause.cause]}")
         seen[cause.cause] = cause.path
+    check.enforce()
     return Rulebook(causes, inferences, digest.hexdigest(), symptoms)
 
 
@@ -240,7 +247,10 @@ def read_rule_yaml(text: str, path: str = "<rules>"):
 
 
 def load_rule_text(text: str, path: str = "<rules>"):
-    document = read_rule_yaml(text, path)
+    return load_rule_document(read_rule_yaml(text, path), path)
+
+
+def load_rule_document(document, path: str = "<rules>"):
     if not isinstance(document, dict):
         raise RuleFileError(path, 1, "a rule file is a mapping with 'cause:' or 'infer:'")
     if "infer" in document:

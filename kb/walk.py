@@ -51,6 +51,19 @@ from kb.facts import FactTable
 from kb.netmodel import (BUILTIN_CHAINS, NetModel, NodeModel, Route, Rule, address_int,
                          build_model, is_global, orphan_chains)
 
+# The fact a walk leaves for the rules (kb/schema.py collects it into rules/FACTS.md).
+FACT_TYPES = {
+    "walk_verdict": {
+        "doc": "the fate of a packet walked through the lab for a floating IP (NODE: where it went wrong)",
+        "fields": {"kind": "vm-to-outside or outside-to-floating",
+                   "verdict": "delivered, dropped, no-route, private-source-leaves or reply-lost",
+                   "floating": "the floating IP", "fixed": "the fixed address behind it",
+                   "source": "the packet's source", "destination": "the packet's destination",
+                   "proto": "icmp, tcp or udp", "port": "the destination port, or empty",
+                   "failed_at": "the node where it went wrong, or empty",
+                   "summary": "the walk's verdict in words"},
+    },
+}
 VERDICTS = ("delivered", "dropped", "no-route", "private-source-leaves", "reply-lost")
 MAX_HOPS = 32            # a routing loop ends here, as the TTL would end it
 MAX_CHAIN_DEPTH = 64     # deeper than any ruleset the kernel accepts

@@ -1,5 +1,6 @@
 """``python app.py diagnose`` as a person runs it: what it prints and how it exits."""
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -79,16 +80,114 @@ def test_exit_status_zero_when_evidence_shows_nothing_wrong():
 
 
 def test_the_whole_course_chapter_pasted_as_is_is_read_without_a_crash():
-    seed = ROOT.parent / "shared" / "seed" / "000_b5ca1447ebd72748.txt"
-    if not seed.exists():
-        import pytest
-        pytest.skip("the seed chapter is not beside this checkout")
-    done = run("diagnose", str(seed), "--format", "json")
+    # the chapter itself, copied unchanged from shared/seed/000_b5ca1447ebd72748.txt
+    done = run("diagnose", str(ROOT / "tests" / "fixtures" / "examples" / "seed-chapter.txt"),
+               "--format", "json")
     report = json.loads(done.stdout)
-    found = {f["cause"]: f for f in report["findings"]}
+    found = {f["cause"]: f["status"] for f in report["findings"]}
     # the chapter applies its own floating-IP fixes (route add, MASQUERADE), so those
     # are set aside; its cinder logs still show both cinder problems
-    assert "cinder-qemu-img-missing" in found and "cinder-glance-endpoint" in found
-    assert not [c for c in found if c.startswith("fip-")]
+    assert found == {"cinder-qemu-img-missing": "established", "cinder-glance-endpoint": "possible"}
     assert report["superseded"] and report["unparsed"]
     assert done.returncode == 1
+
+
+# --- the instructors' tooling: rules check, test, list, facts, and --rules DIR ----------------
+
+def _rules_copy(tmp_path) -> Path:
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    return rules
+
+
+def test_rules_check_passes_the_shipped_rules_and_names_each_mistake(tmp_path):
+    done = run("rules", "check")
+    assert done.returncode == 0, done.stdout
+    assert done.stdout.endswith(" files checked, 0 problems\n")
+    rules = _rules_copy(tmp_path)
+    path = rules / "volumes" / "cinder-qemu-img-missing.yaml"
+    text = path.read_text()
+    lines = text.splitlines()
+    where = next(i for i, line in enumerate(lines, 1) if "{type: log_entry" in line)
+    path.write_text(text.replace("{type: log_entry", "{type: log_entri").replace(
+        "fix:", "fixx: [\"x\"]\nfix:", 1))
+    done = run("rules", "check", str(rules))
+    assert done.returncode == 1
+    out = done.stdout.splitlines()
+    assert out[0] == (f"{path}:{where}: SD200 unknown fact type 'log_entri'; did you mean "
+                      "'log_entry'? (see rules/FACTS.md)")
+    assert out[1].startswith(f"{path}:{where + 4}: SD103 unknown key 'fixx' in a cause file; "
+                             "did you mean 'fix'?")
+    assert out[-1].endswith(" files checked, 2 problems")
+
+
+def test_rules_test_runs_every_worked_example_with_its_status(tmp_path):
+    done = run("rules", "test")
+    assert done.returncode == 0, done.stdout
+    out = done.stdout.splitlines()
+    examples = [line for line in out if line.startswith(("PASS ", "FAIL "))]
+    assert len(examples) >= 6 and all(line.startswith("PASS ") for line in examples)
+    assert out[-1] == f"{len(examples)} passed, 0 failed"
+    assert any("cinder-qemu-img-missing: ../examples/seed-cinder-volume-qemu.log" in line
+               and "rules/volumes/cinder-qemu-img-missing.yaml:" in line for line in examples)
+
+    only = run("rules", "test", "cinder-qemu-img-missing")
+    assert only.stdout.splitlines()[-1] == "1 passed, 0 failed"
+
+    # an example that expects established fails on possible, and says so
+    rules = _rules_copy(tmp_path)
+    path = rules / "volumes" / "cinder-glance-endpoint.yaml"
+    path.write_text(path.read_text().replace(
+        "expect: [{cause: cinder-glance-endpoint, status: possible, node: volume-node}]",
+        "expect: [{cause: cinder-glance-endpoint, status: established, node: volume-node}]"))
+    done = run("rules", "test", str(rules), "cinder-glance-endpoint")
+    assert done.returncode == 1
+    out = done.stdout.splitlines()
+    assert out[0].startswith("FAIL cinder-glance-endpoint: ../examples/seed-cinder-api.log  (")
+    assert out[1] == ("     expected cinder-glance-endpoint [established] on volume-node, "
+                      "found possible on volume-node")
+    assert out[-1] == "1 passed, 1 failed"
+
+
+def test_rules_list_shows_causes_symptoms_hints_and_examples():
+    done = run("rules", "list")
+    assert done.returncode == 0
+    out = done.stdout
+    assert "  cinder-qemu-img-missing  (rules/volumes/cinder-qemu-img-missing.yaml; 1 case, established)" in out
+    assert "      - qemu-img is not installed on {log.node}. Install qemu-utils and retry." in out
+    assert ("    example: ../examples/seed-cinder-volume-qemu.log -> cinder-qemu-img-missing "
+            "[established] on volume-node") in out
+    assert "  vm-cannot-reach-internet  (rules/symptoms/vm-cannot-reach-internet.yaml)" in out
+    assert "  the gateway of a node -> gateway_of  (rules/inferences/network.yaml:3)" in out
+
+
+def test_rules_facts_prints_the_reference_that_is_committed():
+    done = run("rules", "facts")
+    assert done.returncode == 0
+    assert done.stdout == (ROOT / "rules" / "FACTS.md").read_text()
+
+
+def test_diagnose_walk_and_rules_take_another_rules_folder(tmp_path):
+    rules = _rules_copy(tmp_path)
+    path = rules / "floating-ips" / "fip-snat-wrong-interface.yaml"
+    title = 'title: "SNAT on {snat.node} applies only to packets leaving by {snat.out}'
+    assert title in path.read_text()
+    path.write_text(path.read_text().replace(title, 'title: "An instructor says: {snat.node} SNATs on {snat.out}'))
+    seed = str(EXAMPLES / "seed-network-node.txt")
+    done = run("diagnose", seed, "--rules", str(rules), "--format", "json")
+    assert done.returncode == 1, done.stderr
+    assert [f["title"] for f in json.loads(done.stdout)["findings"]] == [
+        "An instructor says: network-node SNATs on eth1, but its default route leaves by eth0"]
+    assert "An instructor says" not in run("diagnose", seed).stdout
+
+    broken = _rules_copy(tmp_path / "broken")
+    path = broken / "volumes" / "cinder-qemu-img-missing.yaml"
+    path.write_text(path.read_text().replace("{type: log_entry", "{type: log_entri"))
+    for command in (["diagnose", seed], ["walk", seed, "--from", "10.99.0.2", "--to", "192.0.2.9"],
+                    ["serve", "--port", "0", "--db", str(tmp_path / "never.db")]):
+        done = run(*command, "--rules", str(broken))
+        assert done.returncode == 2
+        assert done.stderr.startswith(f"stackdoc: a rule file cannot be used: {path}:")
+        assert "SD200 unknown fact type 'log_entri'; did you mean 'log_entry'?" in done.stderr
+    done = run("diagnose", seed, "--rules", str(tmp_path / "nowhere"))
+    assert done.returncode == 2 and "no rules folder at" in done.stderr

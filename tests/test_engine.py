@@ -88,6 +88,9 @@ def test_sessions_do_not_see_each_others_facts(rulebook):
         first.assert_facts([{"type": "snat_scope", "node": "n", "out": "eth1"}])
         second.assert_facts([{"type": "default_route", "node": "n", "dev": "eth0"}])
         assert first.outputs == [] and second.outputs == []
+        first.assert_facts([{"type": "default_route", "node": "n", "dev": "eth0"}])
+        assert first.outputs[0] == {"rule": "mismatch", "node": "n", "dev": "eth0"}
+        assert second.outputs == []
 
 
 def test_an_error_inside_an_action_reaches_the_caller(rulebook):
@@ -101,6 +104,10 @@ def test_duplicates_and_unobserved_facts_are_accepted_quietly(rulebook):
         fact = {"type": "snat_scope", "node": "n", "out": "eth1"}
         session.assert_facts([fact, dict(reversed(list(fact.items()))), fact])
         session.assert_facts([{"type": "nothing_asks_about_this", "x": 1}])
+        session.assert_facts([{"type": "default_route", "node": "n", "dev": "eth0"}])
+        # the same fact three times (in any key order) is one fact: the join fires once
+        assert session.outputs == [{"rule": "mismatch", "node": "n", "dev": "eth0"},
+                                   {"rule": "chained", "node": "n"}]
 
 
 @pytest.mark.parametrize("key", ["id", "sid", "$and"])
@@ -129,9 +136,13 @@ def test_open_sessions_are_capped_below_the_engines_1024(rulebook, monkeypatch):
 
 
 def test_many_more_sessions_than_1024_run_when_each_is_closed(rulebook):
-    for _ in range(1100):
+    fired = 0
+    for number in range(1100):
         with rulebook.session() as session:
-            session.assert_facts([{"type": "snat_scope", "node": "n", "out": "eth1"}])
+            session.assert_facts([{"type": "snat_scope", "node": f"n{number}", "out": "eth1"},
+                                  {"type": "default_route", "node": f"n{number}", "dev": "eth0"}])
+            fired += session.outputs[:1] == [{"rule": "mismatch", "node": f"n{number}", "dev": "eth0"}]
+    assert fired == 1100   # every session still joins, long after the engine's 1024th
 
 
 def test_the_same_rulebook_is_registered_once():

@@ -9,7 +9,7 @@ from tutor.store import Store
 
 def get_tutor() -> Tutor:
     if "tutor" not in g:
-        g.tutor = Tutor(Store(current_app.config["DATABASE"]))
+        g.tutor = Tutor(Store(current_app.config["DATABASE"]), current_app.config.get("RULEBOOK"))
     return g.tutor
 
 

@@ -12,29 +12,30 @@ WAITRESS_THREADS = 4
 SWITCH_INTERVAL_S = 0.0005
 
 
-def build(database: str):
+def build(database: str, rulebook=None):
     from web import create_app
-    app = create_app({"DATABASE": os.path.abspath(database),
+    app = create_app({"DATABASE": os.path.abspath(database), "RULEBOOK": rulebook,
                       "INSTRUCTOR_TOKEN": os.environ.get("STACKDOC_INSTRUCTOR_TOKEN") or None})
-    _warm_up()
+    _warm_up(rulebook)
     return app
 
 
-def _warm_up() -> None:
+def _warm_up(rulebook=None) -> None:
     """Load the grammars and the rulebook before the first student waits for them."""
     from grammar.transcript import read_transcript
     from kb.diagnose import default_rulebook, diagnose
     from tutor.symptoms import load_symptoms
-    rulebook = default_rulebook()
+    rulebook = rulebook or default_rulebook()
     load_symptoms(rulebook)
-    diagnose(read_transcript("root@n:~# ip route\ndefault via 192.0.2.1 dev x0\n", "warm-up"))
+    diagnose(read_transcript("root@n:~# ip route\ndefault via 192.0.2.1 dev x0\n", "warm-up"),
+             rulebook=rulebook)
 
 
 def serve(args) -> int:
     from waitress import serve as waitress_serve
     from kb.rulebook import RuleFileError
     try:
-        app = build(args.db)
+        app = build(args.db, getattr(args, "rulebook", None))
     except RuleFileError as error:
         print(f"stackdoc: a rule file cannot be used: {error}", file=sys.stderr)
         return 2
