@@ -3,6 +3,8 @@
     python app.py diagnose PATH... [--node NAME] [--format text|json|markdown|html] [--out FILE]
     python app.py walk PATH... --from ADDR --to ADDR [--proto icmp|tcp|udp] [--port N] [--format text|json]
     python app.py serve [--host 127.0.0.1] [--port 5000] [--db PATH]
+    python app.py batch [LAB...] [--class DIR] [--format ...] [--out DIR] [--workers N] [--dask ADDRESS] [--since last]
+    python app.py history [LAB]
 
 diagnose exits 0 when no root cause is found, 1 when root causes are found, 2 for
 unusable input or usage; walk exits 0 when the packet and its reply get through, 1
@@ -45,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=5000)
     serve.add_argument("--db", default="stackdoc.db", help="the SQLite file (created on first start)")
+    from batch.command import add_parsers as add_batch_parsers
+    add_batch_parsers(commands)
     return parser
 
 
@@ -105,6 +109,9 @@ def _dispatch(args) -> int:
     if args.command == "serve":
         from web.server import serve
         return serve(args)
+    if args.command in ("batch", "history"):
+        from batch.command import run as run_batch
+        return run_batch(args)
     return 2
 
 
