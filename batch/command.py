@@ -165,9 +165,14 @@ def _status(results, outcome, run_id, db) -> int:
         _say(f"interrupted: {done} of {len(results)} labs diagnosed and kept in history "
              f"(run {run_id} in {db}); not diagnosed: {', '.join(not_done)}")
         return 130
-    if not_done:
-        _say(f"not diagnosed (the process diagnosing them stopped): {', '.join(not_done)}; "
-             f"the others are kept in history (run {run_id} in {db})")
+    reasons: dict[str, list[str]] = {}
+    for result in results:
+        if result["lab"] in not_done:
+            reasons.setdefault(result["error"], []).append(result["lab"])
+    for reason, labs in reasons.items():
+        _say(f"{', '.join(labs)}: {reason}")
+    if not_done and len(not_done) < len(results):
+        _say(f"the other labs are diagnosed and kept in history (run {run_id} in {db})")
     if any(result.get("error") for result in results):
         return 2
     return 1 if any(result["findings"] for result in results) else 0

@@ -186,12 +186,19 @@ def _stop(executor: ProcessPoolExecutor) -> None:
 def _on_dask(jobs, address, done, worker) -> None:
     from distributed import Client, as_completed
 
-    with Client(address, timeout="10s", set_as_default=False) as client:
+    try:
+        client = Client(address, timeout="10s", set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as error:
+        for job in jobs:
+            done(failed(job["lab"], f"not diagnosed: cannot reach the Dask scheduler at {address} "
+                                    f"({type(error).__name__}: {error})"))
+        return
+    with client:
         batch = uuid.uuid4().hex[:12]
         futures = {client.submit(worker, job, pure=False, key=f"stackdoc-{batch}-{i}"): job
                    for i, job in enumerate(jobs)}
         try:
-            for future in as_completed(futures):
+            for future in as_completed(list(futures), loop=client.loop):
                 job = futures[future]
                 try:
                     done(future.result())

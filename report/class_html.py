@@ -19,13 +19,13 @@ from report.render import _evidence_line, _headline, _where
 e = html.escape
 
 _STYLE = """
-body{font-family:system-ui,sans-serif;max-width:72rem;margin:1rem auto;padding:0 1rem;color:#1d1d1f}
+body{font-family:system-ui,sans-serif;max-width:90rem;margin:1rem auto;padding:0 1rem;color:#1d1d1f}
 h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:2rem}h3{font-size:1rem;margin-bottom:.3rem}
 table{border-collapse:collapse}td,th{border:1px solid #ccd;padding:.25rem .5rem;vertical-align:top;text-align:left}
 th button{font:inherit;font-weight:bold;background:none;border:0;padding:0;cursor:pointer;text-align:left}
 th[aria-sort=ascending] button::after{content:" \\25B2"}th[aria-sort=descending] button::after{content:" \\25BC"}
 td.established{background:#f8d7d3;text-align:center}td.possible{background:#fbeccc;text-align:center}
-td.error{color:#8a1c00}.muted{color:#666}pre{margin:0;white-space:pre-wrap}
+td.error{color:#8a1c00}td.lab,td.outcome{white-space:nowrap}.muted{color:#666}pre{margin:0;white-space:pre-wrap}
 section.finding{border-left:4px solid #c0392b;padding-left:1rem;margin:1.5rem 0}
 section.finding.possible{border-color:#d68910}ol.walk li{margin:.2rem 0}
 .verdict{font-weight:bold}.assumed{color:#666;font-style:italic}
@@ -87,9 +87,9 @@ def summary_page(results: list[dict], since: dict[str, dict] | None, pages: dict
         for finding in result["findings"]:
             if marks.get(finding["cause"]) != "established":
                 marks[finding["cause"]] = finding["status"]
-        error_class = " class='error'" if result.get("error") else ""
-        cells = [f"<td data-sort='{order}'>{name}</td>",
-                 f"<td{error_class} data-sort='{e(outcome(result))}'>{e(outcome(result))}</td>",
+        error_class = " error" if result.get("error") else ""
+        cells = [f"<td class='lab' data-sort='{order}'>{name}</td>",
+                 f"<td class='outcome{error_class}' data-sort='{e(outcome(result))}'>{e(outcome(result))}</td>",
                  f"<td data-sort='{len(result['findings'])}'>{len(result['findings'])}</td>"]
         for cause in counts:
             status = marks.get(cause)
@@ -151,8 +151,9 @@ def lab_page(result: dict, since: dict | None = None) -> str:
     if phrase:
         body.append(f"<p class='since'>{e(phrase)}</p>")
     walks = result.get("walks") or [[] for _ in result["findings"]]
-    for finding, finding_walks in zip(diagnosis.findings, walks):
-        body.extend(_finding(finding, finding_walks))
+    shown: dict[str, tuple[str, str]] = {}   # a walk shown -> (anchor, cause) it is under
+    for number, (finding, finding_walks) in enumerate(zip(diagnosis.findings, walks), 1):
+        body.extend(_finding(finding, finding_walks, f"finding-{number}", shown))
     if result.get("superseded"):
         body.append("<h2>Evidence made stale by later changes</h2><ul>"
                     + "".join(f"<li><code>{e(str(c['source']))}:{c['line']}</code> {e(c.get('node') or '')} "
@@ -169,8 +170,9 @@ def lab_page(result: dict, since: dict | None = None) -> str:
     return _page(f"stackdoc: {lab}", body)
 
 
-def _finding(finding: Finding, walks: list[dict]) -> list[str]:
-    out = [f"<section class='finding {e(finding.status)}'>",
+def _finding(finding: Finding, walks: list[dict], anchor: str,
+             shown: dict[str, tuple[str, str]]) -> list[str]:
+    out = [f"<section class='finding {e(finding.status)}' id='{anchor}'>",
            f"<h2><code>{e(finding.cause)}</code> ({e(finding.status)}) — {e(_where(finding))}</h2>",
            f"<p><strong>{e(finding.title)}</strong></p><p>{e(finding.explanation)}</p>"]
     if finding.reasoning:
@@ -183,6 +185,14 @@ def _finding(finding: Finding, walks: list[dict]) -> list[str]:
                    f"<td><pre>{e(text)}</pre></td></tr>")
     out.append("</table>")
     for walk in walks:
+        same = repr((walk.get("kind"), walk.get("packet"), walk["verdict"], walk["summary"]))
+        if same in shown:
+            where, cause = shown[same]
+            out.append(f"<p class='walk-again'>Packet walk ({e(str(walk.get('kind') or ''))}): "
+                       f"{e(_packet(walk))}, {e(_verdict(walk))}: hop by hop under "
+                       f"<a href='#{where}'>{e(cause)}</a>.</p>")
+            continue
+        shown[same] = (anchor, finding.cause)
         out.extend(_walk(walk))
     if finding.decide_by:
         out.append("<h3>To tell the possibilities apart</h3><ul>"
@@ -193,24 +203,33 @@ def _finding(finding: Finding, walks: list[dict]) -> list[str]:
 
 
 def _walk(walk: dict) -> list[str]:
-    packet = walk.get("packet") or {}
-    described = f"{packet.get('proto', '')} {packet.get('src', '')} > {packet.get('dst', '')}"
-    place = f" at {walk['node']}" if walk.get("node") else ""
-    out = [f"<h3 class='walk'>Packet walk ({e(str(walk.get('kind') or ''))}): {e(described.strip())}</h3>",
-           f"<p><span class='verdict'>{e(walk['verdict'])}{e(place)}</span>: {e(walk['summary'])}</p>",
-           "<ol class='walk'>"]
-    direction = None
+    out = [f"<h3 class='walk'>Packet walk ({e(str(walk.get('kind') or ''))}): {e(_packet(walk))}</h3>",
+           f"<p><span class='verdict'>{e(_verdict(walk))}</span>: {e(walk['summary'])}</p>"]
+    groups: list[tuple[str, list[dict]]] = []
     for step in walk["steps"]:
-        if step["direction"] != direction:
-            direction = step["direction"]
-            out.append(f"<li class='muted' value='0' style='list-style:none'>"
-                       f"{'the packet' if direction == 'packet' else 'the reply'}:</li>")
-        evidence = "".join(f"<br><code>{e(str(line['source']))}:{line['line']}</code> "
-                           f"<code>{e(line.get('text') or '')}</code>" for line in step["evidence"][:3])
-        assumed = " class='assumed'" if step.get("assumed") else ""
-        out.append(f"<li{assumed}>[{e(str(step['node']))}] {e(step['stage'])}: {e(step['text'])}{evidence}</li>")
-    out.append("</ol>")
+        if not groups or groups[-1][0] != step["direction"]:
+            groups.append((step["direction"], []))
+        groups[-1][1].append(step)
+    for direction, steps in groups:
+        out.append(f"<p class='muted'>{'The packet' if direction == 'packet' else 'The reply'}:</p>"
+                   "<ol class='walk'>")
+        for step in steps:
+            evidence = "".join(f"<br><code>{e(str(line['source']))}:{line['line']}</code> "
+                               f"<code>{e(line.get('text') or '')}</code>" for line in step["evidence"][:3])
+            assumed = " class='assumed'" if step.get("assumed") else ""
+            out.append(f"<li{assumed}>[{e(str(step['node']))}] {e(step['stage'])}: "
+                       f"{e(step['text'])}{evidence}</li>")
+        out.append("</ol>")
     if walk.get("assumptions"):
         out.append("<p class='muted'>Assumed (not in the evidence): "
                    + "; ".join(e(a) for a in walk["assumptions"]) + "</p>")
     return out
+
+
+def _packet(walk: dict) -> str:
+    packet = walk.get("packet") or {}
+    return f"{packet.get('proto', '')} {packet.get('src', '')} > {packet.get('dst', '')}".strip()
+
+
+def _verdict(walk: dict) -> str:
+    return walk["verdict"] + (f" at {walk['node']}" if walk.get("node") else "")
