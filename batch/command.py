@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 DEFAULT_DB = "stackdoc.db"
 
@@ -180,10 +179,6 @@ def _status(results, outcome, run_id, db) -> int:
 
 # --- history ---------------------------------------------------------------------------
 
-def _when(seconds: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds)) if seconds else "-"
-
-
 def run_history(args) -> int:
     from batch.history import History
 
@@ -211,15 +206,16 @@ def _runs_table(runs: list[dict]) -> str:
              f"{'with causes':>11}  causes (labs)"]
     for run in runs:
         causes = ", ".join(f"{cause} {n}" for cause, n in run["causes"].items()) or "none"
-        lines.append(f"{run['id']:>4}  {_when(run['started']):<23}  {run['status']:<11}  "
+        lines.append(f"{run['id']:>4}  {run['started_utc']:<23}  {run['status']:<11}  "
                      f"{run['labs']:>4}  {run['diagnosed']:>9}  {run['with_causes']:>11}  {causes}")
     return "\n".join(lines) + "\n"
 
 
 def _lab_history(entries: list[dict]) -> str:
+    from batch.history import utc
     lines = [f"{entries[0]['lab']} ({entries[0]['key']})"]
     for entry in entries:
-        head = f"  run {entry['run']:>3}  {_when(entry['at'])}  {entry['status']}"
+        head = f"  run {entry['run']:>3}  {utc(entry['at'])}  {entry['status']}"
         if entry["digest"]:
             head += f"  evidence {entry['digest'][:12]}"
         lines.append(head)

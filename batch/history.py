@@ -28,6 +28,10 @@ def _now() -> float:
     return round(time.time(), 3)
 
 
+def utc(seconds: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds)) if seconds else "-"
+
+
 def entry_status(result: dict) -> str:
     error = result.get("error")
     if not error:
@@ -162,7 +166,7 @@ class History:
                     "select cause, count(distinct key) as labs from batch_findings "
                     "where run = ? group by cause order by labs desc, cause", [run["id"]]):
                 causes[row["cause"]] = row["labs"]
-            out.append({**run,
+            out.append({**run, "started_utc": utc(run["started"]),
                         "diagnosed": sum(e["status"] == DIAGNOSED for e in entries),
                         "with_causes": sum(e["status"] == DIAGNOSED and e["findings"] > 0
                                            for e in entries),
