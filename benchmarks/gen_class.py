@@ -14,9 +14,9 @@ Renaming keeps the captures true to what the tools would have printed:
     stays aligned and every column as wide as it was;
   * documentation (outside) addresses, loopback and link-local addresses stay as they are.
 
-``expected_causes(case)`` says which causes each capture was built with (from its
-``case.json``), so a test can check a batch against the faults put in, not against
-what stackdoc printed last time.
+Which faults each capture was built with is in its ``case.json`` (``case_meta``), so
+a test can check a batch against the faults put in, not against what stackdoc printed
+last time.
 """
 from __future__ import annotations
 
@@ -26,15 +26,6 @@ import sys
 from pathlib import Path
 
 LABS = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "labs"
-
-# Fault of lab/testbed.py -> the cause of causes.md it makes (as tests/test_causes.py).
-CAUSE_OF_FAULT = {
-    "snat_wrong_interface": "fip-snat-wrong-interface",
-    "gateway_no_return_route": "fip-upstream-no-return-route",
-    "gateway_no_masquerade": "fip-upstream-no-masquerade",
-    "gateway_forward_blocked": "fip-upstream-forward-blocked",
-    "gateway_ip_forward_off": "fip-upstream-forward-blocked",
-}
 
 _ROLE_SHORT = {"vm": "vm", "compute": "cmp", "network": "net", "gateway": "gw", "outside": "ext"}
 _ADDRESS = re.compile(r"(?<![\d.])(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?![\d.])")
@@ -46,10 +37,6 @@ def cases() -> list[str]:
 
 def case_meta(case: str) -> dict:
     return json.loads((LABS / case / "case.json").read_text())
-
-
-def expected_causes(case: str) -> list[str]:
-    return sorted({CAUSE_OF_FAULT[fault] for fault in case_meta(case)["faults"]})
 
 
 def node_names(case: str, number: int) -> dict[str, str]:

@@ -9,8 +9,8 @@ its previous diagnosis (``since``: ``previous_run``, ``new``, ``fixed``, ``still
 
 With ``--format json`` the summary is one object, labs in the order given::
 
-    {"labs": [{"lab": "lab-07", "findings": [...], "unparsed": [...], "error": null}],
-     "causes": {"fip-snat-wrong-interface": 3}}
+    {"labs": [{"lab": "<folder or inventory name>", "findings": [...], "unparsed": [...], "error": null}],
+     "causes": {"<cause id>": 3}}
 
 ``causes`` counts, per cause, the labs where it was found (established or possible),
 most frequent first.
