@@ -123,8 +123,10 @@ class _progress:
     def __enter__(self):
         if sys.stderr.isatty():
             from tqdm import tqdm
+            # a terminal that does not say its size (0 x 0) would hide the bar
+            size = os.get_terminal_size(sys.stderr.fileno())
             self.bar = tqdm(total=self.total, unit="lab", desc="diagnosing", file=sys.stderr,
-                            dynamic_ncols=True, leave=False)
+                            ncols=size.columns or 80, nrows=size.lines or 24, leave=False)
         return self.bar
 
     def __exit__(self, *exc):

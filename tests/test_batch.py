@@ -3,10 +3,17 @@
 faults its capture was built with; the summary in every format; unusable labs listed
 without stopping the others; the same labs twice give the same reports byte for byte."""
 import contextlib
+import fcntl
 import filecmp
 import io
 import json
+import os
+import pty
 import shutil
+import struct
+import subprocess
+import sys
+import termios
 from pathlib import Path
 
 import pytest
@@ -14,7 +21,8 @@ import pytest
 from app import main
 from benchmarks import gen_class
 
-CLASS = Path(__file__).resolve().parent / "fixtures" / "class"
+ROOT = Path(__file__).resolve().parent.parent
+CLASS = ROOT / "tests" / "fixtures" / "class"
 LABS = CLASS / "labs"
 EXPECTED = json.loads((CLASS / "expected.json").read_text())
 
@@ -172,3 +180,50 @@ def test_renumbering_keeps_prefixes_and_column_widths():
     assert gen_class.renumber("inet 203.0.113.10/24 and 127.0.0.1", 5) == "inet 203.0.113.10/24 and 127.0.0.1"
     seconds = {gen_class.renumber(f"10.{b}.0.1", 4).split(".")[1] for b in range(256)}
     assert len(seconds) == 256                                        # one-to-one
+
+
+def test_rules_from_another_folder_are_the_ones_used_in_every_worker(capsys, tmp_path):
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    (rules / "floating-ips" / "fip-upstream-no-masquerade.yaml").unlink()
+    code, out, _ = batch(capsys, LABS / "lab-09", LABS / "lab-19", LABS / "lab-07", "--rules", rules,
+                         "--format", "json", "--workers", "2", db=tmp_path / "h.db")
+    labs = {lab["lab"]: lab for lab in json.loads(out)["labs"]}
+    assert sorted(f["cause"] for f in labs["lab-09"]["findings"]) == \
+        [c for c in EXPECTED["lab-09"]["causes"] if c != "fip-upstream-no-masquerade"]
+    assert labs["lab-07"]["findings"] == [] and code == 1
+
+    (rules / "floating-ips" / "broken.yaml").write_text("cause: [unclosed\n")
+    code, _, err = batch(capsys, LABS / "lab-09", "--rules", rules, db=tmp_path / "h.db")
+    assert code == 2 and "a rule file cannot be used" in err and "broken.yaml:" in err
+
+
+@pytest.mark.parametrize("columns, rows", [(100, 30), (0, 0)])     # 0 x 0: a terminal that says no size
+def test_a_progress_bar_on_a_terminal_and_none_elsewhere(tmp_path, columns, rows):
+    labs = [str(LABS / name) for name in ("lab-01", "lab-02", "lab-03")]
+    command = [sys.executable, str(ROOT / "app.py"), "batch", *labs, "--workers", "1",
+               "--db", str(tmp_path / "h.db")]
+    piped = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert piped.returncode == 1 and piped.stderr == ""
+
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    environment = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=terminal, text=True,
+                          env=environment) as process:
+        os.close(terminal)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:                      # the terminal closed with the process
+                break
+            if not chunk:
+                break
+            shown += chunk
+        out = process.stdout.read()
+    os.close(controller)
+    assert process.returncode == 1 and out.startswith("stackdoc batch: 3 labs")
+    bar = shown.decode().split("\r")[1]
+    assert bar.startswith("diagnosing:   0%|") and "0/3" in bar
+    assert len(bar) == (columns or 80)                                   # as wide as the terminal
