@@ -30,7 +30,8 @@ def add_parsers(commands) -> None:
     batch.add_argument("--format", choices=("text", "json", "markdown", "html"), default="text")
     batch.add_argument("--out", metavar="DIR", help="write the summary and one report per lab here")
     batch.add_argument("--workers", type=int, default=os.cpu_count() or 1, metavar="N",
-                       help="labs diagnosed at once, in local processes (default: the cores)")
+                       help="labs diagnosed at once, in local processes (default: the cores; "
+                            "at most 4 per core)")
     batch.add_argument("--dask", metavar="ADDRESS",
                        help="submit the labs to this Dask distributed scheduler instead")
     batch.add_argument("--since", choices=("last",), help="say what changed since the previous run")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import multiprocessing
+import os
 import signal
 import uuid
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -23,6 +24,9 @@ from typing import Callable
 
 from batch.labs import LabInput
 
+# Each process loads its own grammars, rules and engine (a second or so, some 35 MB):
+# more than a few per core only costs start-up and memory.
+MAX_PROCESSES = 4 * (os.cpu_count() or 1)
 INTERRUPTED = "not diagnosed: the batch was interrupted"
 WORKER_DIED = "not diagnosed: the process diagnosing it stopped (killed, or out of memory)"
 
@@ -154,8 +158,8 @@ def _ignore_interrupts() -> None:
 def _on_processes(jobs, workers, done, worker) -> None:
     # spawn, not fork: the engine's host keeps threads that a forked child would lack
     context = multiprocessing.get_context("spawn")
-    executor = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context,
-                                   initializer=_ignore_interrupts)
+    executor = ProcessPoolExecutor(max_workers=min(workers, len(jobs), MAX_PROCESSES),
+                                   mp_context=context, initializer=_ignore_interrupts)
     pending = {executor.submit(worker, job): job for job in jobs}
     try:
         while pending:
