@@ -227,3 +227,13 @@ def test_a_progress_bar_on_a_terminal_and_none_elsewhere(tmp_path, columns, rows
     bar = shown.decode().split("\r")[1]
     assert bar.startswith("diagnosing:   0%|") and "0/3" in bar
     assert len(bar) == (columns or 80)                                   # as wide as the terminal
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "markdown"])
+def test_each_labs_report_is_what_diagnose_prints_for_it(capsys, tmp_path, fmt):
+    labs = [str(LABS / "lab-09"), str(LABS / "lab-05")]
+    batch(capsys, *labs, "--format", fmt, "--out", tmp_path / fmt, "--workers", "2", db=tmp_path / "h.db")
+    extension = {"text": "txt", "json": "json", "markdown": "md"}[fmt]
+    for lab in labs:
+        main(["diagnose", lab, "--format", fmt])
+        assert (tmp_path / fmt / f"{Path(lab).name}.{extension}").read_text() == capsys.readouterr().out
