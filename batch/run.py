@@ -12,10 +12,12 @@ is done is kept even when the batch is interrupted (Ctrl-C) or a worker dies.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import multiprocessing
 import os
 import signal
+import threading
 import uuid
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -122,8 +124,10 @@ def run_labs(inputs: list[LabInput], *, rules: str | None = None, workers: int =
     outcome = BatchOutcome()
 
     def done(result: dict) -> None:
-        outcome.results[result["lab"]] = result
-        on_result(result)
+        # a lab is kept (in history, by on_result) and counted as done together, or not at all
+        with _interrupts_deferred():
+            on_result(result)
+            outcome.results[result["lab"]] = result
         if progress is not None:
             progress.update(1)
 
@@ -147,6 +151,22 @@ def run_labs(inputs: list[LabInput], *, rules: str | None = None, workers: int =
         if job["lab"] not in outcome.results:
             done(failed(job["lab"], INTERRUPTED if outcome.interrupted else WORKER_DIED))
     return outcome
+
+
+@contextlib.contextmanager
+def _interrupts_deferred():
+    """Ctrl-C inside the block takes effect when it ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda number, frame: caught.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def _ignore_interrupts() -> None:
