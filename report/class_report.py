@@ -79,7 +79,7 @@ def unread_summary(result: dict) -> str:
     unparsed = result.get("unparsed") or []
     if not unparsed:
         return ""
-    commands = sorted({(item.get("command") or "text without a command").split()[0]
+    commands = sorted({item["command"].split()[0] if item.get("command") else "text with no command"
                        for item in unparsed})
     return f"{len(unparsed)} not read ({', '.join(commands)})"
 
