@@ -9,6 +9,8 @@
     python app.py rules test [DIR] [CAUSE...]  run the worked examples
     python app.py rules list [DIR]             causes, symptoms, hints, examples
     python app.py rules facts [DIR] [--write]  the fact reference (DIR/FACTS.md)
+    python app.py batch [LAB...] [--class DIR] [--format ...] [--out DIR] [--workers N] [--dask ADDRESS] [--since last]
+    python app.py history [LAB]
 
 diagnose exits 0 when no root cause is found, 1 when root causes are found, 2 for
 unusable input or usage; walk exits 0 when the packet and its reply get through, 1
@@ -73,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     facts = actions.add_parser("facts", help="the facts rules can ask about (FACTS.md)")
     facts.add_argument("folder", nargs="?", metavar="DIR")
     facts.add_argument("--write", action="store_true", help="write DIR/FACTS.md instead of printing it")
+
+    from batch.command import add_parsers as add_batch_parsers
+    add_batch_parsers(commands)
     return parser
 
 
@@ -95,6 +100,9 @@ def _dispatch(args) -> int:
     if args.command == "rules":
         return {"check": rules_check, "test": rules_test, "list": rules_list,
                 "facts": rules_facts}[args.action](args)
+    if args.command in ("batch", "history"):
+        from batch.command import run as run_batch
+        return run_batch(args)
     return {"diagnose": run_diagnose, "walk": run_walk, "serve": run_serve}[args.command](args)
 
 

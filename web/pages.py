@@ -46,7 +46,9 @@ def instructor():
             "messages": session["messages"] or 0,
             "time_spent": _duration(session["updated"] - session["created"]),
         })
-    return render_template("instructor.html", sessions=rows)
+    from batch.history import recent_runs
+    return render_template("instructor.html", sessions=rows,
+                           batch_runs=recent_runs(current_app.config["DATABASE"]))
 
 
 def _duration(seconds: float) -> str:
