@@ -249,6 +249,8 @@ def load_rule_text(text: str, path: str = "<rules>"):
         return _load_cause(document, path)
     if "symptom" in document:
         return SymptomFile(str(document["symptom"]), path, document)
+    if "collect" in document:
+        return []  # what collectors run (rules/collect.yaml): collectors/knowledge.py reads it
     raise RuleFileError(path, _line(document), "a rule file needs 'cause:', 'infer:' or 'symptom:'")
 
 
