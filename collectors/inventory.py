@@ -8,7 +8,8 @@ Read the way ``ansible-inventory --list`` reads them (tests/test_inventory.py co
 * YAML: ``all:`` (or any top-level group) with ``hosts:``, ``children:`` and ``vars:``.
 * Variables: ``ansible_host``, ``ansible_port``, ``ansible_user``,
   ``ansible_ssh_private_key_file``, ``ansible_become``, ``ansible_password``, and
-  ``ansible_ssh_common_args`` for its ``-o ProxyCommand=...``. Host variables win over
+  ``ansible_ssh_common_args`` for its ``-o ProxyCommand=...`` and
+  ``-o UserKnownHostsFile=...``. Host variables win over
   group variables, a child group's over its parents', ``all``'s come last.
 * ``~/.ssh/config`` (paramiko's SSHConfig): ``HostName``, ``Port``, ``User``,
   ``IdentityFile`` and ``ProxyCommand`` for the name Ansible would hand OpenSSH
@@ -52,6 +53,7 @@ class Host:
     become: bool = False
     groups: tuple[str, ...] = ()
     proxy_command: str | None = None
+    known_hosts: str | None = None
     password: str | None = field(default=None, repr=False, compare=False)
 
 
@@ -249,8 +251,8 @@ def _parse_yaml(document, path) -> _Inventory:
 
 
 # --------------------------------------------------------------------------- hosts
-def _proxy_from_args(args: str | None) -> str | None:
-    """``-o ProxyCommand="..."`` in ``ansible_ssh_common_args``/``ansible_ssh_extra_args``."""
+def _ssh_option(args: str | None, name: str) -> str | None:
+    """``-o Name=value`` in ``ansible_ssh_common_args``/``ansible_ssh_extra_args``."""
     if not args:
         return None
     words = shlex.split(str(args))
@@ -262,7 +264,7 @@ def _proxy_from_args(args: str | None) -> str | None:
             option = word[2:]
         if option:
             key, _, value = option.partition("=")
-            if key.strip().lower() == "proxycommand" and value.strip():
+            if key.strip().lower() == name and value.strip():
                 return value.strip()
     return None
 
@@ -299,15 +301,19 @@ def hosts_from(inventory: _Inventory, path, ssh_config=None) -> list[Host]:
         key = variables.get("ansible_ssh_private_key_file") or variables.get("ansible_private_key_file")
         if not key and ssh.get("identityfile"):
             key = ssh["identityfile"][0]
-        proxy = (_proxy_from_args(variables.get("ansible_ssh_common_args"))
-                 or _proxy_from_args(variables.get("ansible_ssh_extra_args"))
-                 or ssh.get("proxycommand"))
+        ssh_args = [variables.get("ansible_ssh_common_args"), variables.get("ansible_ssh_extra_args")]
+        proxy = next(filter(None, (_ssh_option(a, "proxycommand") for a in ssh_args)),
+                     ssh.get("proxycommand"))
+        known_hosts = next(filter(None, (_ssh_option(a, "userknownhostsfile") for a in ssh_args)), None)
+        if not known_hosts and ssh.get("userknownhostsfile"):
+            known_hosts = ssh["userknownhostsfile"].split()[0]
         password = variables.get("ansible_password") or variables.get("ansible_ssh_pass")
         hosts.append(Host(
             name=name, address=address, port=port, user=str(user) if user else None,
             key_file=os.path.expanduser(str(key)) if key else None,
             become=_as_bool(variables.get("ansible_become", False)),
             groups=tuple(sorted(groups)), proxy_command=str(proxy) if proxy else None,
+            known_hosts=os.path.expanduser(str(known_hosts)) if known_hosts else None,
             password=str(password) if password is not None else None))
     return hosts
 
