@@ -3,6 +3,10 @@
     python app.py diagnose PATH... [--node NAME] [--format text|json|markdown|html] [--out FILE]
     python app.py walk PATH... --from ADDR --to ADDR [--proto icmp|tcp|udp] [--port N] [--format text|json]
     python app.py serve [--host 127.0.0.1] [--port 5000] [--db PATH]
+    python app.py collect --inventory FILE [--limit PATTERN] [--out DIR] [--accept-new] [--keep-secrets]
+    python app.py collect --local [--out DIR]
+    python app.py diagnose --inventory FILE [--limit PATTERN] [--evidence DIR] ...
+    python app.py lab up [--faults ID,...] [--naming seed|other] | status | shell NODE | inventory | down
 
 diagnose exits 0 when no root cause is found, 1 when root causes are found, 2 for
 unusable input or usage; walk exits 0 when the packet and its reply get through, 1
@@ -25,11 +29,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="app.py", description="stackdoc: find why an OpenStack lab is broken")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     diagnose = commands.add_parser("diagnose", help="diagnose terminal transcripts")
-    diagnose.add_argument("paths", nargs="+", metavar="PATH",
+    diagnose.add_argument("paths", nargs="*", metavar="PATH",
                           help="files, directories (read recursively), or - for standard input")
     diagnose.add_argument("--node", help="the node the evidence comes from, where no prompt says")
     diagnose.add_argument("--format", choices=("text", "json", "markdown", "html"), default="text")
     diagnose.add_argument("--out", help="write the report to this file instead of standard output")
+    from collectors.cli import add_collect_command, add_inventory_options
+    from lab.cli import add_lab_command
+    add_inventory_options(diagnose)
 
     walk = commands.add_parser("walk", help="follow a packet and its reply through the lab")
     walk.add_argument("paths", nargs="+", metavar="PATH",
@@ -45,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=5000)
     serve.add_argument("--db", default="stackdoc.db", help="the SQLite file (created on first start)")
+    add_collect_command(commands)
+    add_lab_command(commands)
     return parser
 
 
@@ -97,8 +106,13 @@ def main(argv=None) -> int:
 
 
 def _dispatch(args) -> int:
+    if args.command == "diagnose" and (args.inventory or not args.paths):
+        from collectors.cli import run_diagnose_inventory
+        return run_diagnose_inventory(args, run_diagnose)
     if args.command == "diagnose":
         return run_diagnose(args)
+    if args.command in ("collect", "lab"):
+        return args.handler(args)
     if args.command == "walk":
         from report.walk_command import run_walk
         return run_walk(args)
