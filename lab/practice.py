@@ -149,10 +149,10 @@ def up(faults=(), naming: str = "seed", *, paths: Paths | None = None,
     sshd.generate_key(paths.client_key, "stackdoc practice lab")
     paths.authorized_keys.write_text(sshd.public_key(paths.client_key) + "\n")
     command = [sys.executable, "-m", "lab.practice", "keep", str(paths.root), naming, ",".join(sorted(faults))]
+    with open(paths.log, "ab") as log:
+        keeper = subprocess.Popen(command, cwd=REPO, stdin=subprocess.DEVNULL, stdout=log,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        with open(paths.log, "ab") as log:
-            keeper = subprocess.Popen(command, cwd=REPO, stdin=subprocess.DEVNULL, stdout=log,
-                                      stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while not paths.ready.exists():
             if keeper.poll() is not None:
@@ -161,7 +161,14 @@ def up(faults=(), naming: str = "seed", *, paths: Paths | None = None,
                 raise LabError(f"the lab was not up after {timeout:g} s:\n{_tail(paths.log)}")
             time.sleep(0.05)
     except BaseException:
-        down(paths=paths)          # Ctrl-C or failure: leave nothing half-built
+        # Ctrl-C or failure: stop the keeper (it closes what it built), then leave nothing
+        if keeper.poll() is None:
+            keeper.terminate()
+            try:
+                keeper.wait(30)
+            except subprocess.TimeoutExpired:
+                keeper.kill()
+        down(paths=paths)
         raise
     return read_state(paths)
 
