@@ -420,3 +420,77 @@ def test_what_is_run_comes_from_the_knowledge(tmp_path):
         "  - \"On the compute node: grep rabbit_host /etc/nova/nova.conf. Unset means localhost.\"\n")
     compute = [c.text for c in load_knowledge(rules).plan(["compute"]).commands]
     assert "service nova-compute status" in compute and "grep rabbit_host /etc/nova/nova.conf" in compute
+
+
+def test_a_password_never_shows_in_messages_or_files(servers, client_key, knowledge, tmp_path, capsys):
+    server = servers(commands=_healthy_commands())
+    inventory = tmp_path / "hosts"
+    inventory.write_text(f"[gateway]\ngw01 ansible_host=127.0.0.1 ansible_port={server.port} "
+                         f"ansible_user=admin ansible_password=Hu7-not-for-eyes\n")
+    hosts = load_inventory(inventory, ssh_config_path="/nonexistent")
+    result = collect(hosts, knowledge, tmp_path / "out",
+                     known_hosts=_known(tmp_path, (server, server.host_key)), progress=False)
+    assert result.hosts[0].failure.kind == "auth-failed"
+    assert "a password" in str(result.hosts[0].failure)
+    written = "".join(p.read_text() for p in (tmp_path / "out").rglob("*") if p.is_file())
+    for text in (written, result.summary(), repr(result.hosts[0].host), capsys.readouterr().err):
+        assert "Hu7-not-for-eyes" not in text
+
+
+def test_the_command_line_collects_and_says_what_failed(servers, client_key, tmp_path, capsys):
+    import app
+    good = servers(commands=_healthy_commands())
+    known = _known(tmp_path, (good, good.host_key))
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(
+        "all:\n  vars:\n    ansible_user: root\n"
+        f"    ansible_ssh_private_key_file: {client_key[1]}\n"
+        "  children:\n    gateway:\n      hosts:\n"
+        f"        gw01: {{ansible_host: 127.0.0.1, ansible_port: {good.port}}}\n"
+        "        gw02: {ansible_host: 127.0.0.1, ansible_port: 1}\n")
+    out = tmp_path / "out"
+    status = app.main(["collect", "--inventory", str(inventory), "--out", str(out),
+                       "--known-hosts", str(known)])
+    err = capsys.readouterr().err
+    assert status == 1                                   # one node of two collected
+    assert "collected 1 of 2 nodes" in err and "gw02: NOT COLLECTED" in err
+    assert (out / "gw01" / "ip-route.txt").exists() and (out / "gw02" / "unreachable.txt").exists()
+    assert "\r" not in err                               # no progress bar off a terminal
+    # --limit, and an output folder that is not ours is refused
+    status = app.main(["collect", "--inventory", str(inventory), "--limit", "gw01", "--out", str(out),
+                       "--known-hosts", str(known)])
+    assert status == 0 and "collected 1 of 1 nodes" in capsys.readouterr().err
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("my own notes\n")
+    assert app.main(["collect", "--inventory", str(inventory), "--out", str(tmp_path / "mine")]) == 2
+    assert "not empty and not an earlier collection" in capsys.readouterr().err
+    # diagnose --inventory: collect, then the diagnosis of what was collected
+    status = app.main(["diagnose", "--inventory", str(inventory), "--limit", "gw01",
+                       "--known-hosts", str(known), "--format", "json"])
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["facts"] > 0 and "collected 1 of 1 nodes" in captured.err
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["collect"], "needs --inventory FILE or --local"),
+    (["collect", "--inventory", "/nonexistent/hosts"], "/nonexistent/hosts: cannot be read"),
+    (["diagnose"], "needs PATH... or --inventory FILE"),
+    (["collect", "--inventory", "INVENTORY", "--limit", "nothing"], "matches none"),
+])
+def test_command_line_mistakes_exit_2_with_a_reason(argv, words, tmp_path, capsys):
+    import app
+    inventory = tmp_path / "hosts"
+    inventory.write_text("[gateway]\ngw01 ansible_host=127.0.0.1\n")
+    argv = [str(inventory) if a == "INVENTORY" else a for a in argv]
+    assert app.main(argv) == 2
+    assert words in capsys.readouterr().err
+
+
+def test_the_progress_bar_shows_only_on_a_terminal(capsys):
+    from collectors.collect import _Progress
+    quiet = _Progress(10, None)           # pytest's stderr is not a terminal
+    assert quiet.bar is None
+    shown = _Progress(3, True)
+    shown.advance(host="net01")
+    shown.close()
+    assert "collecting:" in capsys.readouterr().err
