@@ -232,8 +232,7 @@ def _collect_host(node, knowledge: Knowledge, limits: Limits, out_dir: Path, kee
         _run_plan(node, plan, limits, report, progress, started)
     except HostFailure as failure:
         report.failure = failure
-        progress.advance(len(plan.commands) - len(report.outputs) - len(
-            [s for s in report.skipped if s["status"] in ("missing", "absent")]), host=host.name)
+        progress.advance(len(plan.commands), host=host.name)   # connect fails before any command
     finally:
         node.close()
     report.notes += node.notes
@@ -247,8 +246,7 @@ def collect(hosts: list[Host], knowledge: Knowledge, out_dir, *, accept_new: boo
             parallel: int | None = None) -> Collection:
     """Collect from every host into ``out_dir``; failures are recorded, never raised."""
     limits = Limits.from_knowledge(knowledge.limits)
-    nodes = [SSHNode(h, limits, known_hosts=Path(known_hosts) if known_hosts else None,
-                     accept_new=accept_new) for h in hosts]
+    nodes = [_node_for(h, limits, known_hosts, accept_new) for h in hosts]
     return _collect_nodes(nodes, knowledge, limits, Path(out_dir), keep_secrets, progress, parallel)
 
 
@@ -262,11 +260,27 @@ def collect_local(knowledge: Knowledge, out_dir, *, name: str | None = None, gro
     return _collect_nodes([node], knowledge, limits, Path(out_dir), keep_secrets, progress, 1)
 
 
-def _collect_nodes(nodes, knowledge, limits, out_dir: Path, keep_secrets, progress, parallel) -> Collection:
-    if keep_secrets:
-        redact = None
-    else:
+def _redaction():
+    try:
         from grammar.redact import redact
+    except ImportError:  # a checkout without the reports' redaction must not write secrets
+        raise CollectError("grammar/redact.py is missing, so secrets cannot be replaced by ***; "
+                           "update stackdoc, or collect with --keep-secrets knowingly") from None
+    return redact
+
+
+def _node_for(host: Host, limits: Limits, known_hosts, accept_new: bool):
+    """``ansible_connection=local`` hosts run here, as Ansible would; the others over SSH."""
+    if host.connection == "local":
+        node = LocalNode(host.name, limits)
+        node.host = host
+        return node
+    return SSHNode(host, limits, known_hosts=Path(known_hosts) if known_hosts else None,
+                   accept_new=accept_new)
+
+
+def _collect_nodes(nodes, knowledge, limits, out_dir: Path, keep_secrets, progress, parallel) -> Collection:
+    redact = None if keep_secrets else _redaction()
     names = [n.host.name for n in nodes]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:

@@ -7,7 +7,8 @@ Read the way ``ansible-inventory --list`` reads them (tests/test_inventory.py co
   ``[group:vars]``; hosts before any section are ``ungrouped``.
 * YAML: ``all:`` (or any top-level group) with ``hosts:``, ``children:`` and ``vars:``.
 * Variables: ``ansible_host``, ``ansible_port``, ``ansible_user``,
-  ``ansible_ssh_private_key_file``, ``ansible_become``, ``ansible_password``, and
+  ``ansible_ssh_private_key_file``, ``ansible_become``, ``ansible_password``,
+  ``ansible_connection=local`` (collected on this machine), and
   ``ansible_ssh_common_args`` for its ``-o ProxyCommand=...`` and
   ``-o UserKnownHostsFile=...``. Host variables win over
   group variables, a child group's over its parents', ``all``'s come last.
@@ -54,6 +55,7 @@ class Host:
     groups: tuple[str, ...] = ()
     proxy_command: str | None = None
     known_hosts: str | None = None
+    connection: str = "ssh"     # ansible_connection: "local" runs the commands here
     password: str | None = field(default=None, repr=False, compare=False)
 
 
@@ -314,6 +316,7 @@ def hosts_from(inventory: _Inventory, path, ssh_config=None) -> list[Host]:
             become=_as_bool(variables.get("ansible_become", False)),
             groups=tuple(sorted(groups)), proxy_command=str(proxy) if proxy else None,
             known_hosts=os.path.expanduser(str(known_hosts)) if known_hosts else None,
+            connection="local" if str(variables.get("ansible_connection", "")) == "local" else "ssh",
             password=str(password) if password is not None else None))
     return hosts
 

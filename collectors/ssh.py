@@ -122,7 +122,8 @@ def classify(output: Output, data: bytes, limits: Limits) -> None:
     elif output.status == "ok" and output.rc not in (0, None):
         output.status = "failed"
         output.note = f"exit status {output.rc}"
-        if "sudo:" in text and "password" in text:
+        if text.startswith("sudo:") and "password" in text:
+            output.status = "refused"
             output.note += ": sudo asks for a password; ansible_become needs passwordless sudo (sudo -n)"
 
 

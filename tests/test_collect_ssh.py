@@ -80,7 +80,9 @@ class FakeNode(paramiko.ServerInterface):
 class FakeServer:
     """An SSH server on 127.0.0.1 that answers from a table of behaviours."""
 
-    def __init__(self, client_key, *, user="root", commands=None, files=(), silent=False):
+    def __init__(self, client_key, *, user="root", commands=None, files=(), silent=False,
+                 sudo_asks_password=False):
+        self.sudo_asks_password = sudo_asks_password
         self.host_key = paramiko.ECDSAKey.generate()
         self.client_key, self.user = client_key, user
         self.commands: dict[str, Behaviour] = dict(commands or {})
@@ -116,6 +118,11 @@ class FakeServer:
         time.sleep(0.02)   # let the transport acknowledge the exec request first
         words = shlex.split(line)
         if words[:2] == ["sudo", "-n"]:
+            if self.sudo_asks_password:
+                channel.sendall(b"sudo: a password is required\n")
+                channel.send_exit_status(1)
+                channel.close()
+                return
             words = words[2:]
         assert words[0] == "env" and words[1].startswith("PATH=") and words[2] == "LC_ALL=C", line
         argv = words[3:]
@@ -494,3 +501,30 @@ def test_the_progress_bar_shows_only_on_a_terminal(capsys):
     shown.advance(host="net01")
     shown.close()
     assert "collecting:" in capsys.readouterr().err
+
+
+def test_sudo_that_wants_a_password_is_said_once_per_command_and_nothing_written(servers, client_key,
+                                                                                knowledge, tmp_path):
+    server = servers(commands=_healthy_commands(), user="stack", sudo_asks_password=True)
+    host = Host(name="cmp01", address="127.0.0.1", port=server.port, user="stack",
+                key_file=client_key[1], groups=("gateway",), become=True)
+    result = collect([host], knowledge, tmp_path / "out",
+                     known_hosts=_known(tmp_path, (server, server.host_key)), progress=False)
+    (report,) = result.hosts
+    assert report.outputs and {o.status for o in report.outputs} == {"refused"}
+    assert not (tmp_path / "out" / "cmp01" / "ip-route.txt").exists()
+    assert "passwordless sudo (sudo -n)" in (tmp_path / "out" / "cmp01" / "collect-problems.txt").read_text()
+
+
+def test_ansible_connection_local_is_collected_here_without_ssh(tmp_path):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "collect.yaml").write_text("collect: 1\nbase: [\"nova-manage service list\"]\n"
+                                        "allow: [\"nova-manage (service|floating) list\"]\n")
+    inventory = tmp_path / "hosts"
+    inventory.write_text("[targets]\nlocalhost ansible_connection=local\n")
+    hosts = load_inventory(inventory, ssh_config_path="/nonexistent")
+    assert hosts[0].connection == "local"
+    result = collect(hosts, load_knowledge(rules), tmp_path / "out", progress=False)
+    assert result.hosts[0].failure is None                      # no SSH was tried
+    assert [s["status"] for s in result.hosts[0].skipped] == ["missing"]
