@@ -528,3 +528,22 @@ def test_ansible_connection_local_is_collected_here_without_ssh(tmp_path):
     result = collect(hosts, load_knowledge(rules), tmp_path / "out", progress=False)
     assert result.hosts[0].failure is None                      # no SSH was tried
     assert [s["status"] for s in result.hosts[0].skipped] == ["missing"]
+
+
+def test_the_host_timeout_bounds_a_slow_node_and_says_what_was_not_run(servers, client_key, tmp_path):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "collect.yaml").write_text(
+        "collect: 1\nbase: [\"iptables-save\", \"ip route\", \"ip addr show\"]\n"
+        "allow: [\"iptables-save\", \"ip route\", \"ip addr show\"]\n"
+        "limits: {command_timeout: 5, host_timeout: 1, connect_timeout: 1}\n")
+    commands = _healthy_commands()
+    commands["iptables-save"] = Behaviour("", hang=True)
+    server = servers(commands=commands)
+    started = time.monotonic()
+    result = collect([_host(server, client_key[1], "slow")], load_knowledge(rules), tmp_path / "out",
+                     known_hosts=_known(tmp_path, (server, server.host_key)), progress=False)
+    assert time.monotonic() - started < 3
+    status = {o.command.text: o.status for o in result.hosts[0].outputs}
+    assert status == {"iptables-save": "timeout", "ip route": "not-run", "ip addr show": "not-run"}
+    assert "s were used up" in (tmp_path / "out" / "slow" / "collect-problems.txt").read_text()
