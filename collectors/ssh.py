@@ -224,10 +224,11 @@ class SSHNode:
                 f"expected: ssh-keygen -R '{_known_host_name(host)}' -f {self.known_hosts}, "
                 f"then collect again")) from None
         except paramiko.PasswordRequiredException:
+            # only keys found in ~/.ssh get here: a named key was loaded above
             client.close()
             raise HostFailure("key-needs-passphrase", (
-                f"{_where(host)}: the key {host.key_file} is protected by a passphrase; "
-                f"load it into ssh-agent (ssh-add {host.key_file}) and collect again")) from None
+                f"{_where(host)}: the keys in ~/.ssh are protected by a passphrase; load "
+                f"the right one into ssh-agent (ssh-add) and collect again")) from None
         except paramiko.AuthenticationException:
             client.close()
             tried = ", ".join(filter(None, [
@@ -262,7 +263,12 @@ class SSHNode:
         import paramiko
         path = self.host.key_file
         try:
-            return paramiko.PKey.from_path(path)
+            try:
+                return paramiko.PKey.from_path(path)
+            except TypeError as error:   # paramiko/cryptography's word for a locked key
+                if "encrypted" in str(error) or "password" in str(error):
+                    raise paramiko.PasswordRequiredException(str(error)) from None
+                raise ValueError(str(error)) from None
         except paramiko.PasswordRequiredException:
             raise HostFailure("key-needs-passphrase", (
                 f"{_where(self.host)}: the key {path} is protected by a passphrase; load it "

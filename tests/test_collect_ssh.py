@@ -10,6 +10,7 @@ import json
 import shlex
 import shutil
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -547,3 +548,21 @@ def test_the_host_timeout_bounds_a_slow_node_and_says_what_was_not_run(servers, 
     status = {o.command.text: o.status for o in result.hosts[0].outputs}
     assert status == {"iptables-save": "timeout", "ip route": "not-run", "ip addr show": "not-run"}
     assert "s were used up" in (tmp_path / "out" / "slow" / "collect-problems.txt").read_text()
+
+
+@pytest.mark.parametrize("form", ["pem", "openssh"])
+def test_a_key_with_a_passphrase_is_refused_without_asking(servers, tmp_path, knowledge, form):
+    path = tmp_path / "id_locked"
+    if form == "pem":
+        paramiko.ECDSAKey.generate().write_private_key_file(str(path), password="correct horse")
+    else:
+        if not shutil.which("ssh-keygen"):
+            pytest.skip("ssh-keygen (openssh-client) is not installed")
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "correct horse", "-f", str(path)],
+                       check=True, timeout=30)
+    server = servers(commands=_healthy_commands())
+    result = collect([_host(server, str(path), "gw01")], knowledge, tmp_path / "out",
+                     known_hosts=_known(tmp_path, (server, server.host_key)), progress=False)
+    failure = result.hosts[0].failure
+    assert failure.kind == "key-needs-passphrase" and f"ssh-add {path}" in str(failure)
+    assert server.received == []
