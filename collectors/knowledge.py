@@ -33,7 +33,9 @@ FILE_READERS = {"cat", "tail", "head", "grep"}
 """Programs whose path arguments are read only where the file exists on the node."""
 
 _TOKENS = {
-    "{path}": r"/(?:etc|var/log|proc)(?:/[A-Za-z0-9_@:+-][A-Za-z0-9_.@:+-]*)+",
+    # never the stores of secrets redaction cannot clean (password hashes, private keys)
+    "{path}": (r"(?!/etc/(?:g?shadow|sudoers|ssh/|ssl/private/|.*\.key$))"
+               r"/(?:etc|var/log|proc)(?:/[A-Za-z0-9_@:+-][A-Za-z0-9_.@:+-]*)+"),
     "{word}": r"[A-Za-z0-9_@:+-][A-Za-z0-9_.@:+-]*",
 }
 _LIMIT_DEFAULTS = {"command_timeout": 10.0, "host_timeout": 60.0, "connect_timeout": 5.0,
@@ -212,7 +214,7 @@ def _line(container, key) -> int | None:
     return None
 
 
-def _commands(path: Path, container, key, origin: str, knowledge_allow) -> list[Command]:
+def _commands(path: Path, container, key, origin: str, allow) -> list[Command]:
     value = container.get(key) if isinstance(container, dict) else None
     if value is None:
         return []
@@ -226,11 +228,11 @@ def _commands(path: Path, container, key, origin: str, knowledge_allow) -> list[
             raise KnowledgeError(path, _line(value, index), f"{text!r} is not a command: {error}") from None
         if not argv:
             raise KnowledgeError(path, _line(value, index), "an empty command")
-        if not any(p.fullmatch(shlex.join(argv)) for p in knowledge_allow):
+        if not any(p.fullmatch(shlex.join(argv)) for p in allow):
             raise KnowledgeError(path, _line(value, index),
                                  f"{text!r} matches no 'allow:' pattern: only read-only commands "
                                  "are collected; add a pattern for it (and be sure it changes nothing)")
-        out.append(Command(argv, f"{path.name}"))
+        out.append(Command(argv, origin))
     return out
 
 
