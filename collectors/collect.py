@@ -32,6 +32,7 @@ from pathlib import Path
 from collectors.inventory import Host
 from collectors.knowledge import Knowledge, Plan
 from collectors.ssh import HostFailure, Limits, LocalNode, Output, SSHNode
+from grammar.redact import redact
 
 MANIFEST = ".collect.json"
 UNREACHABLE_NOTE = "unreachable.txt"
@@ -194,7 +195,7 @@ def _run_plan(node, plan: Plan, limits: Limits, report: HostReport, progress: _P
         progress.advance(host=report.host.name)
 
 
-def _write_host(report: HostReport, node, out_dir: Path, keep_secrets: bool, redact) -> None:
+def _write_host(report: HostReport, node, out_dir: Path, keep_secrets: bool) -> None:
     node_dir = out_dir / _node_dir_name(report.host.name)
     node_dir.mkdir(parents=True, exist_ok=True)
     used: dict[str, int] = {}
@@ -219,7 +220,7 @@ def _write_host(report: HostReport, node, out_dir: Path, keep_secrets: bool, red
 
 
 def _collect_host(node, knowledge: Knowledge, limits: Limits, out_dir: Path, keep_secrets: bool,
-                  redact, progress: _Progress) -> HostReport:
+                  progress: _Progress) -> HostReport:
     host = node.host
     plan = knowledge.plan(host.groups)
     report = HostReport(host, plan.roles)
@@ -233,11 +234,14 @@ def _collect_host(node, knowledge: Knowledge, limits: Limits, out_dir: Path, kee
     except HostFailure as failure:
         report.failure = failure
         progress.advance(len(plan.commands), host=host.name)   # connect fails before any command
+    except Exception as error:  # a bug of ours: say so, and keep what this host gave so far
+        report.failure = HostFailure("internal-error", f"stackdoc failed on this host: "
+                                     f"{type(error).__name__}: {error}")
     finally:
         node.close()
     report.notes += node.notes
     report.elapsed = time.monotonic() - started
-    _write_host(report, node, out_dir, keep_secrets, redact)
+    _write_host(report, node, out_dir, keep_secrets)
     return report
 
 
@@ -260,15 +264,6 @@ def collect_local(knowledge: Knowledge, out_dir, *, name: str | None = None, gro
     return _collect_nodes([node], knowledge, limits, Path(out_dir), keep_secrets, progress, 1)
 
 
-def _redaction():
-    try:
-        from grammar.redact import redact
-    except ImportError:  # a checkout without the reports' redaction must not write secrets
-        raise CollectError("grammar/redact.py is missing, so secrets cannot be replaced by ***; "
-                           "update stackdoc, or collect with --keep-secrets knowingly") from None
-    return redact
-
-
 def _node_for(host: Host, limits: Limits, known_hosts, accept_new: bool):
     """``ansible_connection=local`` hosts run here, as Ansible would; the others over SSH."""
     if host.connection == "local":
@@ -280,7 +275,6 @@ def _node_for(host: Host, limits: Limits, known_hosts, accept_new: bool):
 
 
 def _collect_nodes(nodes, knowledge, limits, out_dir: Path, keep_secrets, progress, parallel) -> Collection:
-    redact = None if keep_secrets else _redaction()
     names = [n.host.name for n in nodes]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -292,9 +286,9 @@ def _collect_nodes(nodes, knowledge, limits, out_dir: Path, keep_secrets, progre
     workers = max(1, min(parallel or int(knowledge.limits["parallel_hosts"]), len(nodes)))
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="collect") as pool:
-            futures = [pool.submit(_collect_host, node, knowledge, limits, out_dir, keep_secrets,
-                                   redact, bar) for node in nodes]
-            reports = [_result(future, node, out_dir) for future, node in zip(futures, nodes)]
+            futures = [pool.submit(_collect_host, node, knowledge, limits, out_dir, keep_secrets, bar)
+                       for node in nodes]
+            reports = [_result(future, node, out_dir, keep_secrets) for future, node in zip(futures, nodes)]
     finally:
         bar.close()
     collection = Collection(out_dir, reports, time.monotonic() - started, not keep_secrets)
@@ -302,7 +296,7 @@ def _collect_nodes(nodes, knowledge, limits, out_dir: Path, keep_secrets, progre
     return collection
 
 
-def _result(future, node, out_dir: Path) -> HostReport:
+def _result(future, node, out_dir: Path, keep_secrets: bool) -> HostReport:
     """A host's report; a bug of ours on one host is recorded there, never lost for all."""
     try:
         return future.result()
@@ -311,7 +305,7 @@ def _result(future, node, out_dir: Path) -> HostReport:
         report.failure = HostFailure("internal-error", f"stackdoc failed on this host: "
                                      f"{type(error).__name__}: {error}")
         try:
-            _write_host(report, node, out_dir, True, None)
+            _write_host(report, node, out_dir, keep_secrets)
         except OSError:
             pass
         return report

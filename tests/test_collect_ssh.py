@@ -566,3 +566,24 @@ def test_a_key_with_a_passphrase_is_refused_without_asking(servers, tmp_path, kn
     failure = result.hosts[0].failure
     assert failure.kind == "key-needs-passphrase" and f"ssh-add {path}" in str(failure)
     assert server.received == []
+
+
+def test_a_bug_of_ours_on_one_host_is_recorded_there_and_the_others_are_kept(servers, client_key,
+                                                                             knowledge, tmp_path, monkeypatch):
+    from collectors import ssh
+    good, bad = servers(commands=_healthy_commands()), servers(commands=_healthy_commands())
+    original = ssh.SSHNode.run
+
+    def run(self, command, timeout):
+        if self.host.name == "bad" and command.program == "iptables":
+            raise RuntimeError("a bug")
+        return original(self, command, timeout)
+    monkeypatch.setattr(ssh.SSHNode, "run", run)
+    result = collect([_host(good, client_key[1], "good"), _host(bad, client_key[1], "bad")], knowledge,
+                     tmp_path / "out", known_hosts=_known(tmp_path, (good, good.host_key), (bad, bad.host_key)),
+                     progress=False)
+    kinds = {r.host.name: r.failure.kind if r.failure else None for r in result.hosts}
+    assert kinds == {"good": None, "bad": "internal-error"}
+    assert (tmp_path / "out" / "good" / "ip-route.txt").exists()
+    assert "RuntimeError: a bug" in (tmp_path / "out" / "bad" / "unreachable.txt").read_text()
+    assert (tmp_path / "out" / "bad" / "ip-route.txt").exists()        # what came before is kept
