@@ -302,9 +302,13 @@ def _role_for(knowledge: Knowledge, words: str) -> str | None:
 
 
 def load_knowledge(rules_dir: Path | str = RULES_DIR) -> Knowledge:
-    """The collect file of ``rules_dir`` and the commands its rule and symptom files name."""
+    """The collect file of ``rules_dir`` (the built-in one where the folder has none) and
+    the commands its rule and symptom files name."""
     rules_dir = Path(rules_dir)
-    knowledge = load_collect_file(rules_dir / COLLECT_FILE)
+    if not rules_dir.is_dir():
+        raise KnowledgeError(rules_dir, None, "no such rules folder")
+    own = rules_dir / COLLECT_FILE
+    knowledge = load_collect_file(own if own.exists() else RULES_DIR / COLLECT_FILE)
     for path in sorted(rules_dir.rglob("*.yaml")):
         if path.name == COLLECT_FILE and path.parent == rules_dir:
             continue

@@ -68,3 +68,15 @@ def test_roles_come_from_group_names(knowledge):
     assert knowledge.roles_of(["cinder", "glance"]) == {"volume", "image"}
     assert knowledge.roles_of(["webservers"]) == set()
     assert knowledge.plan(["webservers"]).roles == sorted(knowledge.role_groups)   # no role: all
+
+
+def test_a_rules_folder_without_a_collect_file_uses_the_built_in_one(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "rabbit.yaml").write_text(
+        "cause: rabbit-host-wrong\ntitle: t\nwhen:\n  a: {type: x}\nstatus: possible\n"
+        "decide_by:\n  - \"On the controller: systemctl status rabbitmq-server. Stopped means ...\"\n")
+    knowledge = load_knowledge(tmp_path / "mine")
+    commands = [c.text for c in knowledge.plan(["controller"]).commands]
+    assert "ip route" in commands and "systemctl status rabbitmq-server" in commands
+    with pytest.raises(ValueError, match="no such rules folder"):
+        load_knowledge(tmp_path / "absent")
