@@ -8,7 +8,8 @@
 ``collect`` writes the transcripts and says, on standard error, what it collected and
 what went wrong where. Exit status: 0 every node collected, 1 some nodes could not be
 collected (what the others gave is written all the same), 2 unusable input (inventory,
-rule file, output folder) or no node at all could be collected.
+rule file, output folder) or no node at all could be collected, 130 interrupted by
+Ctrl-C (what was collected until then is written and listed).
 """
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ def _say(text: str) -> None:
 
 def _collect(args, out_dir: Path):
     """Collect as the arguments say; returns (collection, exit status on failure or None)."""
-    from collectors.collect import CollectError, collect, collect_local
+    from collectors.collect import CollectError, Interrupted, collect, collect_local
     from collectors.inventory import InventoryError, load_inventory, select
     from collectors.knowledge import KnowledgeError, RULES_DIR, load_knowledge
 
@@ -71,6 +72,10 @@ def _collect(args, out_dir: Path):
             return None, 2
         return collect(chosen, knowledge, out_dir, accept_new=args.accept_new,
                        keep_secrets=args.keep_secrets, known_hosts=args.known_hosts), None
+    except Interrupted as interrupted:
+        _say(interrupted.collection.summary())
+        _say(f"stackdoc: interrupted; what was collected is in {out_dir}")
+        return None, 130
     except (InventoryError, KnowledgeError, CollectError) as error:
         _say(f"stackdoc: {error}")
         return None, 2

@@ -37,12 +37,22 @@ from grammar.redact import redact
 MANIFEST = ".collect.json"
 UNREACHABLE_NOTE = "unreachable.txt"
 PROBLEMS_NOTE = "collect-problems.txt"
-WRITTEN_STATUSES = {"ok", "failed", "timeout", "truncated"}
-PROBLEM_STATUSES = {"timeout", "truncated", "binary", "missing", "lost", "not-run", "refused"}
+WRITTEN_STATUSES = {"ok", "failed", "timeout", "interrupted", "truncated"}
+PROBLEM_STATUSES = {"timeout", "interrupted", "truncated", "binary", "missing", "lost", "not-run", "refused"}
+# "not-run" commands were never started: the host's time ran out, its connection was
+# lost, or the collection was interrupted.
 
 
 class CollectError(Exception):
     """The collection cannot start (an output folder that is not ours ...)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a collection: what was collected is written; ``collection`` says what."""
+
+    def __init__(self, collection: "Collection"):
+        super().__init__("collection interrupted")
+        self.collection = collection
 
 
 @dataclass
@@ -167,7 +177,7 @@ class _Progress:
 
 
 def _run_plan(node, plan: Plan, limits: Limits, report: HostReport, progress: _Progress,
-              started: float) -> None:
+              started: float, stop: threading.Event) -> None:
     words = sorted({c.program for c in plan.commands} | {p for c in plan.commands for p in c.paths})
     present = node.probe(words)
     lost = False
@@ -184,10 +194,11 @@ def _run_plan(node, plan: Plan, limits: Limits, report: HostReport, progress: _P
             progress.advance(host=report.host.name)
             continue
         left = started + limits.host_timeout - time.monotonic()
-        if lost or left <= 0:
-            output = Output(command, status="not-run",
-                            note="the connection was lost before it" if lost else
-                            f"not run: the host's {limits.host_timeout:g} s were used up")
+        if lost or left <= 0 or stop.is_set():
+            note = ("the connection was lost before it" if lost else
+                    "not run: the collection was interrupted" if stop.is_set() else
+                    f"not run: the host's {limits.host_timeout:g} s were used up")
+            output = Output(command, status="not-run", note=note)
         else:
             output = node.run(command, min(limits.command_timeout, left))
             lost = output.status == "lost"
@@ -220,17 +231,20 @@ def _write_host(report: HostReport, node, out_dir: Path, keep_secrets: bool) -> 
 
 
 def _collect_host(node, knowledge: Knowledge, limits: Limits, out_dir: Path, keep_secrets: bool,
-                  progress: _Progress) -> HostReport:
+                  progress: _Progress, stop: threading.Event) -> HostReport:
     host = node.host
     plan = knowledge.plan(host.groups)
     report = HostReport(host, plan.roles)
+    node.stop = stop
     report.skipped += [{"command": s.command, "origin": s.origin, "status": "not-allowed"
                         if "allowlist" in s.reason else "needs-value", "reason": s.reason}
                        for s in plan.skipped]
     started = time.monotonic()
     try:
+        if stop.is_set():
+            raise HostFailure("interrupted", "not collected: the collection was interrupted")
         node.connect()
-        _run_plan(node, plan, limits, report, progress, started)
+        _run_plan(node, plan, limits, report, progress, started, stop)
     except HostFailure as failure:
         report.failure = failure
         progress.advance(len(plan.commands), host=host.name)   # connect fails before any command
@@ -284,15 +298,27 @@ def _collect_nodes(nodes, knowledge, limits, out_dir: Path, keep_secrets, progre
     total = sum(len(knowledge.plan(n.host.groups).commands) for n in nodes)
     bar = _Progress(total, progress)
     workers = max(1, min(parallel or int(knowledge.limits["parallel_hosts"]), len(nodes)))
+    stop = threading.Event()
+    interrupted = False
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="collect")
     try:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="collect") as pool:
-            futures = [pool.submit(_collect_host, node, knowledge, limits, out_dir, keep_secrets, bar)
-                       for node in nodes]
+        futures = [pool.submit(_collect_host, node, knowledge, limits, out_dir, keep_secrets, bar, stop)
+                   for node in nodes]
+        try:
+            reports = [_result(future, node, out_dir, keep_secrets) for future, node in zip(futures, nodes)]
+        except KeyboardInterrupt:
+            # Ctrl-C: no new command starts; the running ones end within their timeout,
+            # and everything collected until now is written and listed.
+            interrupted = True
+            stop.set()
             reports = [_result(future, node, out_dir, keep_secrets) for future, node in zip(futures, nodes)]
     finally:
+        pool.shutdown(wait=True)
         bar.close()
     collection = Collection(out_dir, reports, time.monotonic() - started, not keep_secrets)
     (out_dir / MANIFEST).write_text(json.dumps(collection.as_json(), indent=2) + "\n", encoding="utf-8")
+    if interrupted:
+        raise Interrupted(collection)
     return collection
 
 

@@ -66,7 +66,7 @@ class Output:
     command: Command
     text: str = ""
     rc: int | None = None
-    status: str = "ok"  # ok failed timeout truncated binary missing lost refused not-run
+    status: str = "ok"  # ok failed timeout interrupted truncated binary missing lost refused not-run
     note: str = ""
     elapsed: float = 0.0
     size: int = 0
@@ -178,6 +178,7 @@ class SSHNode:
         self.accept_new = accept_new
         self.client = None
         self.notes: list[str] = []
+        self.stop = threading.Event()   # set by the collection on Ctrl-C: end the running command
 
     @property
     def prompt(self) -> str:
@@ -320,8 +321,9 @@ class SSHNode:
             output.note = "the connection was lost during this command"
             return output
         classify(output, bytes(data), self.limits)
-        if output.status == "timeout":
-            output.note = f"still running after {timeout:g} s; interrupted"
+        if output.status in ("timeout", "interrupted"):
+            output.note = (f"still running after {timeout:g} s; interrupted" if output.status == "timeout"
+                           else "interrupted by Ctrl-C while it ran")
             output.text = output.text + ("" if output.text.endswith("\n") or not output.text else "\n") + "^C\n"
         return output
 
@@ -336,6 +338,9 @@ class SSHNode:
             left = deadline - time.monotonic()
             if left <= 0:
                 output.status = "timeout"
+                break
+            if self.stop.is_set():
+                output.status = "interrupted"
                 break
             channel.settimeout(min(left, 0.5))
             try:
@@ -370,6 +375,7 @@ class LocalNode:
         self.limits = limits
         self.host = Host(name=name, address="localhost", user=_local_user())
         self.notes: list[str] = []
+        self.stop = threading.Event()
 
     @property
     def prompt(self) -> str:
@@ -400,9 +406,11 @@ class LocalNode:
         data = bytearray()
         reader = threading.Thread(target=_drain, args=(process, data, self.limits.max_output, output))
         reader.start()
-        reader.join(timeout)
+        deadline = time.monotonic() + timeout
+        while reader.is_alive() and time.monotonic() < deadline and not self.stop.is_set():
+            reader.join(min(0.2, max(0.0, deadline - time.monotonic())))
         if reader.is_alive():
-            output.status = "timeout"
+            output.status = "interrupted" if self.stop.is_set() else "timeout"
         if process.poll() is None:
             process.kill()
         reader.join(5)
@@ -410,8 +418,9 @@ class LocalNode:
         output.rc = process.returncode if output.status == "ok" else None
         output.elapsed = time.monotonic() - started
         classify(output, bytes(data), self.limits)
-        if output.status == "timeout":
-            output.note = f"still running after {timeout:g} s; interrupted"
+        if output.status in ("timeout", "interrupted"):
+            output.note = (f"still running after {timeout:g} s; interrupted" if output.status == "timeout"
+                           else "interrupted by Ctrl-C while it ran")
             output.text += "^C\n"
         return output
 
