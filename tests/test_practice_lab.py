@@ -125,6 +125,17 @@ def test_status_shell_and_a_second_up(tmp_path):
         assert "root@gw01:" in shell.stderr                       # the prompt names the node
         with pytest.raises(practice.LabError, match="no node 'nowhere'"):
             practice.shell_argv("nowhere", paths=paths)
+        # Ansible reads the lab's inventory as stackdoc does (ProxyCommand and known_hosts too)
+        from collectors.inventory import load_inventory
+        from test_inventory import _ansible_hosts, _ansible_view
+        view = _ansible_view(paths.inventory, tmp_path)
+        ours = {h.name: h for h in load_inventory(paths.inventory, ssh_config_path="/nonexistent")}
+        theirs = _ansible_hosts(view)
+        assert {n: (h.address, h.port, h.user, list(h.groups)) for n, h in ours.items()} == {
+            n: (h["address"], h["port"], h["user"], h["groups"]) for n, h in theirs.items()}
+        for name, host in ours.items():
+            args = view["_meta"]["hostvars"][name]["ansible_ssh_common_args"]
+            assert host.proxy_command in args and str(paths.known_hosts) in args
     finally:
         practice.down(paths=paths)
     assert _leftovers(state, paths.root) == []
