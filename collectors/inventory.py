@@ -137,6 +137,8 @@ class _Inventory:
 
 
 # --------------------------------------------------------------------------- INI
+MAX_RANGE = 10_000
+"""Hosts one range may give: a lab, not a typo's million."""
 _RANGE = re.compile(r"\[([0-9a-zA-Z]+):([0-9a-zA-Z]+)(?::([0-9]+))?\]")
 
 
@@ -147,7 +149,11 @@ def expand_host_pattern(pattern: str) -> list[str]:
         return [pattern]
     start, end, step = match.group(1), match.group(2), int(match.group(3) or 1)
     head, tail = pattern[:match.start()], pattern[match.end():]
+    if step < 1:
+        raise ValueError(f"bad host range step {step} in [{start}:{end}:{step}]")
     if start.isdigit() and end.isdigit():
+        if (int(end) - int(start)) // step > MAX_RANGE:
+            raise ValueError(f"host range [{start}:{end}] is larger than {MAX_RANGE} hosts")
         width = len(start) if start.startswith("0") or len(start) == len(end) else 0
         values = [str(i).zfill(width) for i in range(int(start), int(end) + 1, step)]
     elif len(start) == 1 and len(end) == 1 and start.isalpha() and end.isalpha():
@@ -155,7 +161,10 @@ def expand_host_pattern(pattern: str) -> list[str]:
         values = list(letters[letters.index(start):letters.index(end) + 1:step])
     else:
         raise ValueError(f"bad host range [{start}:{end}]")
-    return [name for value in values for name in expand_host_pattern(head + value + tail)]
+    names = [name for value in values for name in expand_host_pattern(head + value + tail)]
+    if len(names) > MAX_RANGE:
+        raise ValueError(f"host pattern {pattern!r} gives more than {MAX_RANGE} hosts")
+    return names
 
 
 def _ini_value(raw: str):
@@ -236,10 +245,18 @@ def _parse_yaml(document, path) -> _Inventory:
         unknown = set(body) - {"hosts", "children", "vars"}
         if unknown:
             raise InventoryError(path, None, f"group {name!r}: unknown key {sorted(unknown)[0]!r} (hosts, children or vars)")
+        for key in ("hosts", "children", "vars"):
+            if body.get(key) is not None and not isinstance(body[key], dict):
+                raise InventoryError(path, None, f"group {name!r}: '{key}:' must be a mapping "
+                                     f"(name: ...), not a {type(body[key]).__name__}")
         for host, variables in (body.get("hosts") or {}).items():
             if variables is not None and not isinstance(variables, dict):
                 raise InventoryError(path, None, f"host {host!r} in {name!r}: its variables must be a mapping")
-            for expanded in expand_host_pattern(str(host)):
+            try:
+                expanded_hosts = expand_host_pattern(str(host))
+            except ValueError as error:
+                raise InventoryError(path, None, f"host {host!r}: {error}") from None
+            for expanded in expanded_hosts:
                 inv.add_host(name, expanded, dict(variables or {}))
         inv.group(name).vars.update(body.get("vars") or {})
         for child, child_body in (body.get("children") or {}).items():
@@ -250,6 +267,13 @@ def _parse_yaml(document, path) -> _Inventory:
     for name, body in document.items():
         group(str(name), body, ())
     return inv
+
+
+def _limit_regex(term: str) -> re.Pattern:
+    try:
+        return re.compile(term)
+    except re.error as error:
+        raise InventoryError("--limit", None, f"~{term} is not a regular expression: {error}") from None
 
 
 # --------------------------------------------------------------------------- hosts
@@ -360,7 +384,7 @@ def select(hosts: list[Host], pattern: str | None) -> list[Host]:
         if term == "all" or term == "*":
             return True
         if term.startswith("~"):
-            regex = re.compile(term[1:])
+            regex = _limit_regex(term[1:])
             return bool(regex.search(host.name)) or any(regex.search(g) for g in host.groups)
         return any(fnmatch.fnmatchcase(name, term) for name in (host.name, *host.groups))
 

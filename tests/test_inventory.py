@@ -10,7 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import re
+
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from collectors.inventory import InventoryError, expand_host_pattern, load_inventory, select
 
@@ -163,3 +167,31 @@ def test_bad_yaml_and_missing_files_are_clear(tmp_path):
     path.write_text("all:\n  hosts:\n    a:\n      ansible_port: many\n")
     with pytest.raises(InventoryError, match="not a number"):
         load_inventory(path, ssh_config_path="/nonexistent")
+
+
+def test_structure_mistakes_in_yaml_and_huge_ranges_are_reported(tmp_path):
+    path = tmp_path / "hosts.yml"
+    for text, words in [("all:\n  hosts: [a, b]\n", "'hosts:' must be a mapping"),
+                        ("all:\n  vars: [x]\n", "'vars:' must be a mapping"),
+                        ("all:\n  hosts:\n    n[0:99999999]:\n", "larger than 10000 hosts"),
+                        ("all:\n  hosts:\n    n[1:3:0]:\n", "bad host range step")]:
+        path.write_text(text)
+        with pytest.raises(InventoryError, match=re.escape(words)):
+            load_inventory(path, ssh_config_path="/nonexistent")
+    hosts = load_inventory(FIXTURES / "openstack-lab.ini", ssh_config_path="/nonexistent")
+    with pytest.raises(InventoryError, match="not a regular expression"):
+        select(hosts, "~[unclosed")
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.lists(st.sampled_from(list("[]:=\n #;-_.'\"{}abc019\t") + ["all:", "hosts:", "children:",
+                                                                         "vars:", "\n  ", "\n    "]),
+                     max_size=80).map("".join))
+def test_nothing_typed_into_an_inventory_crashes_the_reader(tmp_path, text):
+    for suffix in (".ini", ".yml"):
+        path = tmp_path / f"fuzz{suffix}"
+        path.write_text(text)
+        try:
+            load_inventory(path, ssh_config_path="/nonexistent")
+        except InventoryError:
+            pass
