@@ -289,6 +289,13 @@ def load_collect_file(path: Path) -> Knowledge:
     return Knowledge(role_groups, role_commands, base, allow, limits)
 
 
+def _as_list(value) -> list:
+    """A rule file's list (kb/rulebook.py reports a malformed one; here it is read as given)."""
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
 def _role_for(knowledge: Knowledge, words: str) -> str | None:
     """The role a symptom step's ``role:`` or a ``decide_by`` subject names, if any."""
     key = _group_key(words)
@@ -323,10 +330,9 @@ def load_knowledge(rules_dir: Path | str = RULES_DIR) -> Knowledge:
                     role = _role_for(knowledge, str(step.get("role", "")))
                     knowledge.wanted.append((role, step["command"], f"{rel} step {step_id}"))
         if "cause" in doc:
-            texts = list(doc.get("decide_by") or [])
-            for case in doc.get("cases") or []:
-                if isinstance(case, dict):
-                    texts += list(case.get("decide_by") or [])
+            cases = doc.get("cases") if isinstance(doc.get("cases"), list) else []
+            texts = [text for holder in [doc, *cases] if isinstance(holder, dict)
+                     for text in _as_list(holder.get("decide_by"))]
             for text in texts:
                 match = _DECIDE.match(str(text))
                 if match:
