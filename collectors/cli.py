@@ -2,7 +2,7 @@
 
     python app.py collect --inventory FILE [--limit PATTERN] [--out DIR] [--accept-new]
                           [--keep-secrets] [--known-hosts FILE] [--rules DIR]
-    python app.py collect --local [--out DIR] [--role ROLE]
+    python app.py collect --local [--out DIR] [--role ROLE ...]
     python app.py diagnose --inventory FILE [--limit PATTERN] [--evidence DIR] ...
 
 ``collect`` writes the transcripts and says, on standard error, what it collected and
@@ -37,7 +37,8 @@ def add_collect_command(commands) -> None:
     _add_source_options(collect)
     collect.add_argument("--local", action="store_true", help="run the same commands on this machine")
     collect.add_argument("--role", action="append", default=[], metavar="ROLE",
-                         help="with --local: this machine's role (network, compute, ...); default all")
+                         help="with --local: a role of this machine (network, compute, controller, "
+                              "volume, image, gateway); may repeat; without it, the base set only")
     collect.add_argument("--out", metavar="DIR", help="where to write DIR/<node>/<command>.txt "
                          "(default ./stackdoc-evidence-<time>)")
     collect.add_argument("--rules", metavar="DIR", help="the rules folder (default: the built-in rules)")

@@ -115,6 +115,9 @@ class Collection:
                          + (f", {len(problems)} problem{'s' * (len(problems) != 1)}" if problems else ""))
             lines += [f"    {p}" for p in problems]
             lines += [f"    note: {n}" for n in report.notes]
+            if not report.roles:
+                lines.append(f"    note: no role from its groups ({', '.join(report.host.groups) or 'none'}); "
+                             "base commands only (rules/collect.yaml roles: maps group names to roles)")
         return "\n".join(lines) + "\n"
 
     def as_json(self) -> dict:

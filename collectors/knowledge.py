@@ -10,7 +10,8 @@ The plan for a node is the union of
   where it names none,
 
 where a node's roles come from its inventory groups (``roles.<role>.groups``); a node in
-no such group gets every role's commands. ``cmd1; cmd2`` is two commands. A command
+no such group gets the base set and the commands meant for every node, and the
+collection says it found no role for it. ``cmd1; cmd2`` is two commands. A command
 with a ``{placeholder}`` (a value only the person at the terminal knows) or one that no
 ``allow:`` pattern matches is not run: :class:`Plan` keeps it in ``skipped`` with why.
 
@@ -104,7 +105,7 @@ class Knowledge:
 
     def plan(self, groups) -> "Plan":
         """The commands for a node in these inventory groups, in a stable order."""
-        roles = self.roles_of(groups) or set(self.role_groups)
+        roles = self.roles_of(groups)
         plan = Plan(sorted(roles))
         for command in self.base:
             plan.add(command)

@@ -53,6 +53,7 @@ def test_changing_or_secret_reading_commands_are_not(knowledge, command):
 def test_every_command_the_shipped_knowledge_plans_is_allowed_and_none_is_lost_silently(knowledge):
     for groups in (["network"], ["compute"], ["gateway"], ["volume"], ["image"], ["controller"], []):
         plan = knowledge.plan(groups)
+        assert plan.roles == groups
         assert plan.commands and all(knowledge.allowed(c.argv) for c in plan.commands)
         for skipped in plan.skipped:
             assert skipped.reason and skipped.origin
@@ -67,7 +68,10 @@ def test_roles_come_from_group_names(knowledge):
     assert knowledge.roles_of(["Network-Nodes", "openstack"]) == {"network"}
     assert knowledge.roles_of(["cinder", "glance"]) == {"volume", "image"}
     assert knowledge.roles_of(["webservers"]) == set()
-    assert knowledge.plan(["webservers"]).roles == sorted(knowledge.role_groups)   # no role: all
+    roleless = knowledge.plan(["webservers"])
+    assert roleless.roles == []
+    assert {c.text for c in knowledge.plan(["network"]).commands} > {c.text for c in roleless.commands}
+    assert {c.text for c in knowledge.base} <= {c.text for c in roleless.commands}
 
 
 def test_a_rules_folder_without_a_collect_file_uses_the_built_in_one(tmp_path):
