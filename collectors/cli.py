@@ -14,7 +14,6 @@ Ctrl-C (what was collected until then is written and listed).
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 
 
@@ -49,7 +48,8 @@ def add_inventory_options(diagnose) -> None:
     """``diagnose --inventory FILE``: collect first, then diagnose what was collected."""
     _add_source_options(diagnose)
     diagnose.add_argument("--evidence", metavar="DIR",
-                          help="with --inventory: keep the collected transcripts here")
+                          help="with --inventory: where to write the collected transcripts the "
+                               "report points at (default ./stackdoc-evidence-<time>)")
 
 
 def _say(text: str) -> None:
@@ -109,12 +109,14 @@ def run_diagnose_inventory(args, run_diagnose) -> int:
     if args.paths:
         _say("stackdoc: give either PATH... or --inventory FILE, not both")
         return 2
+    from collectors.collect import default_out_dir
+
     args.local = False
-    with tempfile.TemporaryDirectory(prefix="stackdoc-evidence-") as scratch:
-        out_dir = Path(args.evidence) if args.evidence else Path(scratch) / "evidence"
-        collection, failed = _collect(args, out_dir)
-        if collection is None:
-            return failed
-        _say(collection.summary())
-        args.paths = [str(out_dir)]
-        return run_diagnose(args)
+    # kept, because the report points at its files and lines
+    out_dir = Path(args.evidence) if args.evidence else default_out_dir()
+    collection, failed = _collect(args, out_dir)
+    if collection is None:
+        return failed
+    _say(collection.summary())
+    args.paths = [str(out_dir)]
+    return run_diagnose(args)

@@ -142,12 +142,20 @@ class Plan:
     skipped: list[Skipped] = field(default_factory=list)
 
     def add(self, command: Command) -> None:
-        if all(c.argv != command.argv for c in self.commands):
+        if all(_same_output(c.argv) != _same_output(command.argv) for c in self.commands):
             self.commands.append(command)
 
     def skip(self, text: str, origin: str, reason: str) -> None:
         if all(s.command != text for s in self.skipped):
             self.skipped.append(Skipped(text, origin, reason))
+
+
+def _same_output(argv) -> tuple:
+    """Commands that print the same thing compare equal: ``ip addr`` is ``ip addr show``
+    (show is what ip does for an object given no action)."""
+    if argv[:1] == ("ip",) and argv[-1:] == ("show",) and len(argv) == 3:
+        return argv[:2]
+    return tuple(argv)
 
 
 def split_commands(text: str) -> list[str]:

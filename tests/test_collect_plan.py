@@ -84,3 +84,9 @@ def test_a_rules_folder_without_a_collect_file_uses_the_built_in_one(tmp_path):
     assert "ip route" in commands and "systemctl status rabbitmq-server" in commands
     with pytest.raises(ValueError, match="no such rules folder"):
         load_knowledge(tmp_path / "absent")
+
+
+def test_the_same_output_is_collected_once(knowledge):
+    commands = [c.text for c in knowledge.plan(["volume"]).commands]
+    # the symptom's "ip addr show" and a decide_by's "ip addr" print the same
+    assert ("ip addr show" in commands) != ("ip addr" in commands)

@@ -477,9 +477,13 @@ def test_the_command_line_collects_and_says_what_failed(servers, client_key, tmp
     assert "not empty and not an earlier collection" in capsys.readouterr().err
     # diagnose --inventory: collect, then the diagnosis of what was collected
     status = app.main(["diagnose", "--inventory", str(inventory), "--limit", "gw01",
-                       "--known-hosts", str(known), "--format", "json"])
+                       "--known-hosts", str(known), "--format", "json", "--evidence", str(tmp_path / "ev")])
     captured = capsys.readouterr()
-    assert json.loads(captured.out)["facts"] > 0 and "collected 1 of 1 nodes" in captured.err
+    report = json.loads(captured.out)
+    assert report["facts"] > 0 and "collected 1 of 1 nodes" in captured.err
+    # the evidence lines point at the kept transcripts
+    assert {e["source"].split("/ev/")[0] for f in report["findings"] for e in f["evidence"]} <= {str(tmp_path)}
+    assert (tmp_path / "ev" / "gw01" / "ip-route.txt").exists()
 
 
 @pytest.mark.parametrize("argv, words", [

@@ -98,7 +98,8 @@ def test_collect_then_diagnose_finds_exactly_the_faults_built(naming, faults, tm
         assert found == {CAUSE_OF_FAULT[f] for f in faults}
         assert diagnosed.returncode == (1 if faults else 0)
         # the one-step form gives the same diagnosis
-        again = _app("diagnose", "--inventory", str(root / "inventory.ini"), "--format", "json", env=env)
+        again = _app("diagnose", "--inventory", str(root / "inventory.ini"), "--format", "json",
+                     "--evidence", str(tmp_path / "again"), env=env)
         assert {f["cause"] for f in json.loads(again.stdout)["findings"]
                 if f["status"] == "established"} == found
     finally:
