@@ -122,9 +122,18 @@ def _write_state(paths: Paths, state: dict) -> None:
     temporary.replace(paths.state)
 
 
+def _runs_with(pid: int, marker: str) -> bool:
+    """True if process ``pid`` has ``marker`` (a path of this lab) on its command line, so
+    that a pid reused by an unrelated process is never signalled."""
+    try:
+        return marker in Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return False
+
+
 def _keeper_alive(state: dict | None, paths: Paths) -> bool:
     pid = (state or {}).get("keeper_pid")
-    return bool(pid) and netns._pid_alive(pid) and sshd.owned_by(pid, str(paths.root))
+    return bool(pid) and netns.pid_alive(pid) and _runs_with(pid, str(paths.root))
 
 
 # --------------------------------------------------------------------------- up
@@ -256,15 +265,15 @@ def down(*, paths: Paths | None = None, grace: float = 15.0) -> list[str]:
     if _keeper_alive(state, paths):
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
-        while netns._pid_alive(pid) and time.monotonic() < deadline:
+        while netns.pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if netns._pid_alive(pid):
+        if netns.pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
         done.append(f"stopped the lab's keeper (pid {pid})")
     for node in (state.get("nodes") or {}).values():
         sshd_pid = node.get("sshd_pid")
-        if sshd_pid and netns._pid_alive(sshd_pid) and sshd.owned_by(sshd_pid, node.get("sshd_config", "\0")):
-            netns._end_pid(sshd_pid)
+        if sshd_pid and netns.pid_alive(sshd_pid) and _runs_with(sshd_pid, node.get("sshd_config", "\0")):
+            netns.end_pid(sshd_pid)
             done.append(f"ended sshd of {node.get('host')}")
     prefix = state.get("prefix")
     if prefix and prefix.startswith(netns.FAMILY_PREFIX):
@@ -272,7 +281,7 @@ def down(*, paths: Paths | None = None, grace: float = 15.0) -> list[str]:
         if netns.NETNS_ETC.is_dir():
             leftovers += [p.name for p in netns.NETNS_ETC.iterdir() if p.name.startswith(prefix)]
         for name in sorted(set(leftovers)):
-            netns._delete_namespace(name)
+            netns.delete_namespace(name)
             done.append(f"removed namespace {name}")
     if state.get("created_privsep_dir") and sshd.remove_privsep_dir():
         done.append(f"removed {sshd.PRIVSEP_DIR}")
@@ -294,7 +303,7 @@ def status(*, paths: Paths | None = None) -> str:
                                                    " - BROKEN: its keeper is gone; python app.py lab down")]
     namespaces = set(netns.list_namespaces())
     for role, node in state.get("nodes", {}).items():
-        running = node.get("sshd_pid") and netns._pid_alive(node["sshd_pid"])
+        running = node.get("sshd_pid") and netns.pid_alive(node["sshd_pid"])
         lines.append(f"  {node['host']:<14} {role:<8} {node['address']:<15} "
                      f"sshd {'running' if running else 'NOT running'}"
                      f"{'' if node['namespace'] in namespaces else ', namespace missing'}")

@@ -105,14 +105,6 @@ def wait_listening(node: netns.Namespace, process, timeout: float = 10.0) -> Non
     raise RuntimeError(f"sshd on {node.role} is not listening after {timeout:g} s")
 
 
-def owned_by(pid: int, marker: str) -> bool:
-    """True if process ``pid`` runs with ``marker`` (our config path) on its command line."""
-    try:
-        return marker in Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return False
-
-
 def remove_privsep_dir() -> bool:
     """Remove /run/sshd when empty (our own doing); never a folder with anything in it."""
     try:

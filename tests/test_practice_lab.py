@@ -54,9 +54,9 @@ def _leftovers(state: dict, root: Path) -> list[str]:
     if netns.NETNS_ETC.is_dir():
         found += [f"/etc/netns/{p.name}" for p in netns.NETNS_ETC.iterdir() if p.name.startswith(prefix)]
     for node in state.get("nodes", {}).values():
-        if netns._pid_alive(node["sshd_pid"]):
+        if netns.pid_alive(node["sshd_pid"]):
             found.append(f"sshd pid {node['sshd_pid']}")
-    if netns._pid_alive(state["keeper_pid"]):
+    if netns.pid_alive(state["keeper_pid"]):
         found.append(f"keeper pid {state['keeper_pid']}")
     if root.exists():
         found.append(str(root))
