@@ -11,6 +11,10 @@
     python app.py rules facts [DIR] [--write]  the fact reference (DIR/FACTS.md)
     python app.py batch [LAB...] [--class DIR] [--format ...] [--out DIR] [--workers N] [--dask ADDRESS] [--since last]
     python app.py history [LAB]
+    python app.py collect --inventory FILE [--limit PATTERN] [--out DIR] [--accept-new] [--keep-secrets]
+    python app.py collect --local [--out DIR]
+    python app.py diagnose --inventory FILE [--limit PATTERN] [--evidence DIR] ...
+    python app.py lab up [--faults ID,...] [--naming seed|other] | status | shell NODE | inventory | down
 
 diagnose exits 0 when no root cause is found, 1 when root causes are found, 2 for
 unusable input or usage; walk exits 0 when the packet and its reply get through, 1
@@ -39,12 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
     rules_option = {"metavar": "DIR", "help": "the rules folder (default: the shipped rules/)"}
 
     diagnose = commands.add_parser("diagnose", help="diagnose terminal transcripts")
-    diagnose.add_argument("paths", nargs="+", metavar="PATH",
+    diagnose.add_argument("paths", nargs="*", metavar="PATH",
                           help="files, directories (read recursively), or - for standard input")
     diagnose.add_argument("--node", help="the node the evidence comes from, where no prompt says")
     diagnose.add_argument("--format", choices=("text", "json", "markdown", "html"), default="text")
     diagnose.add_argument("--out", help="write the report to this file instead of standard output")
     diagnose.add_argument("--rules", **rules_option)
+    from collectors.cli import add_collect_command, add_inventory_options
+    from lab.cli import add_lab_command
+    add_inventory_options(diagnose)
 
     walk = commands.add_parser("walk", help="follow a packet and its reply through the lab")
     walk.add_argument("paths", nargs="+", metavar="PATH",
@@ -78,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from batch.command import add_parsers as add_batch_parsers
     add_batch_parsers(commands)
+    add_collect_command(commands)
+    add_lab_command(commands)
     return parser
 
 
@@ -103,6 +112,11 @@ def _dispatch(args) -> int:
     if args.command in ("batch", "history"):
         from batch.command import run as run_batch
         return run_batch(args)
+    if args.command == "diagnose" and (args.inventory or not args.paths):
+        from collectors.cli import run_diagnose_inventory
+        return run_diagnose_inventory(args, run_diagnose)
+    if args.command in ("collect", "lab"):
+        return args.handler(args)
     return {"diagnose": run_diagnose, "walk": run_walk, "serve": run_serve}[args.command](args)
 
 

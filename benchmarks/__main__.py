@@ -1,5 +1,5 @@
 """All benchmarks in one run: ``python -m benchmarks`` (or ``make bench``)."""
-from benchmarks import bench_batch, bench_chat, bench_diagnose, bench_iptables, bench_walk
+from benchmarks import bench_batch, bench_chat, bench_collect, bench_diagnose, bench_iptables, bench_walk
 
 if __name__ == "__main__":
     bench_iptables.main()
@@ -11,3 +11,5 @@ if __name__ == "__main__":
     bench_chat.main()
     print()
     bench_batch.main()
+    print()
+    bench_collect.main()

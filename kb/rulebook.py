@@ -259,6 +259,8 @@ def load_rule_document(document, path: str = "<rules>"):
         return _load_cause(document, path)
     if "symptom" in document:
         return SymptomFile(str(document["symptom"]), path, document)
+    if "collect" in document:
+        return []  # what collectors run (rules/collect.yaml): collectors/knowledge.py reads it
     raise RuleFileError(path, _line(document), "a rule file needs 'cause:', 'infer:' or 'symptom:'")
 
 

@@ -36,6 +36,7 @@ CODES = {
     "SD105": "a value of the wrong kind (text, list or mapping expected)",
     "SD106": "an id that is not lower-case words joined by -",
     "SD107": "a cause or symptom defined in two files",
+    "SD108": "a collect file (what collectors run) the collectors cannot use",
     # patterns over facts
     "SD200": "unknown fact type",
     "SD201": "unknown field of a fact type",
@@ -256,6 +257,8 @@ class _Checker:
                 self._inferences(document)
             elif kind == "symptom":
                 self._symptom(document)
+            elif kind == "collect":
+                self._collect()
         # a confirmation is checked once per case: say each problem once
         return list(dict.fromkeys(self.problems))
 
@@ -264,7 +267,7 @@ class _Checker:
             self.report(1, "SD102", "a rule file is a mapping",
                         "start it with 'cause: <id>', 'infer:' or 'symptom: <id>'")
             return None
-        for kind in ("infer", "cause", "symptom"):
+        for kind in ("infer", "cause", "symptom", "collect"):
             if kind in document:
                 return kind
         kinds = ["cause", "infer", "symptom"]
@@ -274,6 +277,15 @@ class _Checker:
         self.report(_line(document, close[0]) if close else _line(document), "SD102",
                     "a rule file needs 'cause:', 'infer:' or 'symptom:'", fix)
         return None
+
+    def _collect(self) -> None:
+        # rules/collect.yaml says what collectors run; their own loader knows its shape
+        from collectors.knowledge import KnowledgeError, load_collect_file
+        try:
+            load_collect_file(Path(self.path))
+        except KnowledgeError as error:
+            self.report(error.line or 1, "SD108", error.message,
+                        "see the header of the shipped rules/collect.yaml for its shape")
 
     def _schema(self, kinds) -> Schema:
         conclusions = []

@@ -147,7 +147,7 @@ def namespace_pids(name: str) -> list[int]:
     return [int(tok) for tok in result.stdout.split() if tok.isdigit()]
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     """True while ``pid`` runs; a zombie (exited, not yet reaped) counts as gone."""
     try:
         os.kill(pid, 0)
@@ -162,7 +162,7 @@ def _pid_alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
-def _end_pid(pid: int, grace: float = 1.0) -> None:
+def end_pid(pid: int, grace: float = 1.0) -> None:
     """SIGTERM one process we started, then SIGKILL it if it lingers."""
     try:
         os.kill(pid, signal.SIGTERM)
@@ -170,7 +170,7 @@ def _end_pid(pid: int, grace: float = 1.0) -> None:
         return
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             return
         time.sleep(0.02)
     try:
@@ -179,7 +179,7 @@ def _end_pid(pid: int, grace: float = 1.0) -> None:
         pass
 
 
-def _delete_namespace(name: str) -> list[str]:
+def delete_namespace(name: str) -> list[str]:
     """Remove one lab namespace and its /etc/netns files; returns problems, never raises.
 
     A namespace with processes still inside outlives ``ip netns del`` (with its
@@ -190,7 +190,7 @@ def _delete_namespace(name: str) -> list[str]:
         return [f"refusing to delete {name!r}: not a {FAMILY_PREFIX} namespace"]
     for pid in namespace_pids(name):
         if pid != os.getpid():
-            _end_pid(pid)
+            end_pid(pid)
     if name in list_namespaces():
         result = run(["ip", "netns", "del", name], timeout=10)
         if not result.ok:
@@ -218,9 +218,9 @@ def sweep_stale(prefix: str = FAMILY_PREFIX) -> list[str]:
         match = _OWNED_NAME.match(name)
         if not name.startswith(prefix) or not match:
             continue
-        if _pid_alive(int(match["pid"])):
+        if pid_alive(int(match["pid"])):
             continue
-        _delete_namespace(name)
+        delete_namespace(name)
         removed.append(name)
     return removed
 
@@ -414,7 +414,7 @@ class NetnsSession:
                 problems.append(f"stopping pid {process.pid}: {exc}")
         for namespace in reversed(list(self.namespaces.values())):
             try:
-                problems += _delete_namespace(namespace.name)
+                problems += delete_namespace(namespace.name)
             except Exception as exc:
                 problems.append(f"deleting {namespace.name}: {exc}")
         return problems

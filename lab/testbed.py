@@ -391,13 +391,15 @@ class Testbed:
     the default route's interface). ``route_style`` picks which of the seed's two fixes
     the healthy state uses ("management": default via the management network and
     public_interface on it; "public": the physical node as router on the public network).
+    ``vm_listener=False`` leaves the VM's tcp 22 to the caller (the practice lab runs a
+    real sshd there).
     """
 
     __test__ = False  # not a pytest test class, despite the name
 
     def __init__(self, faults: Iterable[str] = (), names: LabNaming = SEED, *,
                  public_interface: str | None = None, route_style: str = "management",
-                 prefix: str | None = None):
+                 prefix: str | None = None, vm_listener: bool = True):
         faults = frozenset(faults)
         unknown = faults - FAULTS.keys()
         if unknown:
@@ -415,6 +417,7 @@ class Testbed:
             faults = faults | {SNAT_WRONG_INTERFACE} if implied else faults
         self._faults = set(faults)
         self._prefix = prefix
+        self._vm_listener = vm_listener   # False: something else (the practice lab's sshd) serves tcp 22
         self.session: NetnsSession | None = None
         self.listener = None
         self._floating_on: str | None = None   # interface holding the floating /32 now
@@ -582,7 +585,8 @@ class Testbed:
         self._set_masquerade(GATEWAY_NO_MASQUERADE not in self._faults)
         self._set_forward_policy(GATEWAY_FORWARD_BLOCKED not in self._faults)
         self._set_gateway_ip_forward(GATEWAY_IP_FORWARD_OFF not in self._faults)
-        self._start_listener()
+        if self._vm_listener:
+            self._start_listener()
 
     def _start_listener(self, timeout: float = 5.0) -> None:
         """Something listening on the VM's tcp 22, as sshd would be."""

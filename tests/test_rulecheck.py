@@ -28,6 +28,7 @@ CASES = {
     "SD105-wrong-kind.yaml": ("SD105", 5, "'when:' is a mapping", "{route: {type: default_route}}"),
     "SD106-bad-id.yaml": ("SD106", 2, "'Demo_Broker_Down'", "rabbit-host-wrong"),
     "SD107-defined-twice.yaml": ("SD107", 2, "also defined in", "rename one"),
+    "SD108-collect-unknown-key.yaml": ("SD108", 5, "unknown key 'comands'", "rules/collect.yaml"),
     "SD200-unknown-fact-type.yaml": ("SD200", 6, "unknown fact type 'servce_status'", "did you mean 'service_status'?"),
     "SD201-unknown-field.yaml": ("SD201", 6, "service_status has no field 'runing'", "did you mean 'running'?"),
     "SD202-unbound-reference.yaml": ("SD202", 7, "'brokr' is not bound", "did you mean 'broker'?"),
