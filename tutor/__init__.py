@@ -10,7 +10,7 @@ conclusion follows, ``solution`` gives the answer and the fix.
 Nothing here knows HTTP: ``web/`` wraps it; the tests drive it directly.
 
     from tutor.store import Store
-    from tutor.conversation import Tutor
+    from tutor.session import Tutor
     tutor = Tutor(Store("stackdoc.db"))
     session = tutor.start()
     reply = tutor.respond(session, "why can't my VM ping google?")
