@@ -420,13 +420,17 @@ def test_any_messages_get_a_reply(tutor, messages):
         assert reply.reply and "Something went wrong" not in reply.reply
 
 
-def test_output_pasted_without_a_prompt_comes_from_the_node_asked_about(tutor):
+def test_output_pasted_without_a_prompt_is_held_until_the_student_names_its_node(tutor):
     session = tutor.start()
     tutor.respond(session, "why can't my VM ping google?")
     tutor.respond(session, COMPUTE)
     tutor.respond(session, NETWORK_BRIDGE)
     bare_routes = NETWORK_ROUTES.split("\n", 1)[1]          # no prompt line
-    reply = tutor.respond(session, bare_routes)
+    asked = tutor.respond(session, bare_routes)
+    # both nodes seen so far have br100: the routes could be either's, so it asks
+    assert asked.reply.startswith("Which node is this from")
+    assert asked.known == tutor.respond(session, "hmm").known          # nothing was filed yet
+    reply = tutor.respond(session, "network-node")
     assert "network-node's default route leaves by eth0 via 10.0.0.1" in reply.reply
     assert "tcpdump -n -i eth0 icmp" in reply.reply
 

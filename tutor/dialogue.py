@@ -9,24 +9,36 @@ solution.
 """
 from __future__ import annotations
 
+import logging
 import re
+from dataclasses import dataclass, field
 
-from grammar.transcript import Evidence, read_block, split_blocks
+from grammar import kinds
+from grammar.transcript import Block, Evidence, read_block, split_blocks
 from kb.diagnose import Diagnosis, Finding
 from tutor import intent
-from tutor.cache import session_diagnosis
+from tutor.cache import forget, session_diagnosis
 from tutor.diagram import packet_path_svg
 from tutor.plain import known_facts
 from tutor.roles import ROLES, context, fill, known, role_from_name, roles_from_facts
-from tutor.state import DONE, GATHER, QUESTION, SYMPTOM, State
+from tutor.grading import judge
+from tutor.state import DONE, GATHER, QUESTION, SYMPTOM, WHICH, Held, State
 from tutor.symptoms import Step, Symptom
 from tutor.words import code, evidence_lines, fence, join, md
 
+_LOG = logging.getLogger(__name__)
 MAX_EVIDENCE_SUMMARY = 8
 MAX_COMMANDS_KEPT = 200
 # What a single line with no prompt must parse into to count as evidence rather than prose.
 _ONE_LINE_EVIDENCE = {"log_entry", "packet", "route", "iptables_rule", "address", "capture",
                       "sysctl", "config_option"}
+
+
+@dataclass
+class _Read:
+    evidence: Evidence | None = None
+    commands: list = field(default_factory=list)
+    unattributed: bool = False
 
 
 class Turn:
@@ -123,7 +135,7 @@ class Conversation:
         symptom = self.symptom
         if symptom is None:
             return None
-        done = self.gathered()
+        done = self.gathered() | set(self.state.skipped)
         for step in symptom.route():
             if step.id not in done:
                 return step
@@ -132,72 +144,254 @@ class Conversation:
     # --- the turn -----------------------------------------------------------------------
 
     def handle(self, text: str) -> None:
-        evidence, commands = self.read(text)
-        control = None if evidence else intent.control_word(text.strip())
-        if control == intent.HINT:
-            return self.hint()
-        if control == intent.WHY:
-            return self.why()
-        if control == intent.HOW:
-            focus = self.finding(self.state.focus) if self.state.focus else None
-            return self.turn.say(self.how(focus)) if focus is not None else self.why()
-        if control == intent.SOLUTION:
-            return self.solution()
-        if evidence:
-            return self.take_evidence(evidence, commands, text)
+        if self.state.held is not None and self.state.stage == WHICH:
+            if self.take_held(text):
+                return
+        found = intent.read_intent(text)
+        if found is not None and found.name != intent.CORRECTION:
+            return self.on_intent(found)
+        if found is not None and self.correct(found.groups.get("node", "")):
+            return
+        read = self.read(text)
+        if read.unattributed:
+            return self.ask_which_node(text)
+        if read.evidence is not None:
+            return self.take_evidence(read.evidence, read.commands)
         if self.state.stage == QUESTION and self.answer(text):
             return
         if self.names_a_cause(text):
             return
         if self.state.symptom is None or self.state.stage == SYMPTOM:
             return self.recognise(text)
-        if self.hypothesis(text):
-            return
         if self.concept(text):
             return
+        if self.hypothesis(text):
+            return
+        if self.unknown_cause(text):
+            return
         other = self.tutor.index.best(text)
-        if other and other != self.state.symptom and self.state.stage != QUESTION \
+        if other and other != self.state.symptom and not self.has_evidence() \
                 and len(text) < 300 and _describes_a_problem(text):
             return self.recognise(text)
+        if self.state.stage == DONE:
+            return self.edge()
         self.turn.say("I read that as a comment, not as evidence or an answer.")
         self.ask_next(again=True)
 
-    def read(self, text: str):
-        """The evidence in a message (None when it holds none) and its commands."""
+    def on_intent(self, found) -> None:
+        if found.name == intent.HINT:
+            return self.hint()
+        if found.name == intent.WHY:
+            return self.why()
+        if found.name == intent.HOW:
+            focus = self.finding(self.state.focus) if self.state.focus else None
+            return self.turn.say(self.how(focus)) if focus is not None else self.why()
+        if found.name == intent.SOLUTION:
+            return self.solution()
+        if found.name == intent.DONT_KNOW:
+            return self.dont_know()
+        if found.name == intent.ALREADY_FIXED:
+            return self.already_fixed(found.groups.get("what", ""))
+
+    def has_evidence(self) -> bool:
+        return bool(self.diagnosis().table.facts) or bool(self.state.commands)
+
+    # --- reading a message ------------------------------------------------------------
+
+    def read(self, text: str) -> "_Read":
+        """The evidence in a message, wherever it is in it, and whose it is.
+
+        Blocks with a prompt name their node. A block without one is attributed only
+        when the evidence says whose it is: the student names the node in the same
+        message, its addresses (or all its interfaces) belong to one node already seen,
+        or it goes on with the listing the last paste ended with. Otherwise the message
+        is held (``unattributed``) and the student is asked."""
         if "\x00" in text:
-            return None, []
-        asked = self.symptom.steps.get(self.state.asked_step or "") if self.symptom else None
-        default_node = None
-        if asked:
-            # output pasted without a prompt comes from the node asked about
-            default_node = next((n for n, r in self.roles().items() if r == asked.role),
-                                None) or ROLES[asked.role]["name"]
+            return _Read()
         source = f"message {self.seq}"
+        blocks = _peel_prose(split_blocks(text, source, None))
+        prose = "\n".join("\n".join(b.lines) for b in blocks if not b.command and b.kind is None)
+        named = self.node_named(prose) if prose.strip() else None
+        if "\n" not in text.strip() and not any(b.command for b in blocks):
+            types = {f.get("type") for b in blocks if b.kind is not None for f in read_block(b).facts}
+            if not types & _ONE_LINE_EVIDENCE:
+                return _Read()   # one line of prose that happens to parse ("X is not installed")
         evidence = Evidence()
         commands = []
-        for block in split_blocks(text, source, default_node):
+        unattributed = False
+        for block in blocks:
             if block.command:
                 commands.append([block.node, block.command])
-            evidence.extend(read_block(block))
+            if not block.command and block.kind is None:
+                continue
+            if block.node is None and not block.command:
+                continued = self.continued_listing(block)
+                if continued is not None:
+                    block.node, block.command = continued
+            read = read_block(block)
+            if block.node is None and read.facts:
+                node = named or self.node_by_evidence(read.facts)
+                if node is None:
+                    unattributed = True
+                    continue
+                for fact in read.facts:
+                    fact["node"] = node
+                    if isinstance(fact.get("prov"), dict):
+                        fact["prov"]["node"] = node
+            evidence.extend(read)
         if evidence.parsed_count == 0 and not commands:
-            return None, []
-        if not commands and "\n" not in text.strip() \
-                and not {f.get("type") for f in evidence.facts} & _ONE_LINE_EVIDENCE:
-            return None, []   # one line of prose that happens to parse ("X is not installed")
+            return _Read(unattributed=unattributed)
+        if unattributed and not evidence.facts:
+            return _Read(unattributed=True)
         for fact in evidence.facts:
             fact["chat_message"] = self.seq
-        return evidence, commands
+        return _Read(evidence, commands, unattributed)
 
-    def take_evidence(self, evidence: Evidence, commands: list, text: str) -> None:
+    def known_nodes(self) -> list[str]:
+        nodes = [f.get("node") for f in self.diagnosis().table.facts if f.get("node")]
+        nodes += [node for node, _ in self.state.commands if node]
+        nodes += list(self.state.roles)
+        return list(dict.fromkeys(nodes))
+
+    def node_named(self, text: str) -> str | None:
+        """A node the student names: one already seen, or a role whose node is known,
+        or the name after "on"/"from" ("on net01:")."""
+        for node in sorted(self.known_nodes(), key=len, reverse=True):
+            if intent.mentions(text, node):
+                return node
+        for role, info in ROLES.items():
+            if re.search(r"\b" + re.escape(info["name"]) + r"\b", text, re.IGNORECASE):
+                node = next((n for n, r in self.roles().items() if r == role), None)
+                if node:
+                    return node
+        match = re.search(r"\b(?:on|from|at)\s+(?:the\s+)?(?:node\s+|host\s+)?([A-Za-z][\w.-]*\d[\w.-]*)\b",
+                          text)
+        return match.group(1) if match else None
+
+    def node_by_evidence(self, facts: list[dict]) -> str | None:
+        """The one node already seen that holds the block's own addresses, or every one
+        of its interfaces (two at least: one interface name is shared by many nodes)."""
+        addresses, interfaces = _addresses_and_interfaces(facts)
+        known: dict[str, tuple[set, set]] = {}
+        for fact in self.diagnosis().table.facts:
+            node = fact.get("node")
+            if node:
+                own = known.setdefault(node, (set(), set()))
+                a, i = _addresses_and_interfaces([fact])
+                own[0].update(a)
+                own[1].update(i)
+        by_address = [n for n, (a, _) in known.items() if addresses & a]
+        if len(by_address) == 1:
+            return by_address[0]
+        if len(interfaces) >= 2:
+            by_interface = [n for n, (_, i) in known.items() if interfaces <= i]
+            if len(by_interface) == 1:
+                return by_interface[0]
+        return None
+
+    def continued_listing(self, block) -> tuple[str, str] | None:
+        """A listing split over two messages: a bare iptables listing right after a
+        paste that ended with one goes on with it (same node, same command)."""
+        if block.kind not in ("iptables_list", "iptables_save"):
+            return None
+        last = self.state.commands[-1] if self.state.commands else None
+        if last and last[0] and re.match(r"\s*(sudo\s+)?iptables", str(last[1])):
+            return last[0], last[1]
+        return None
+
+    def ask_which_node(self, text: str) -> None:
+        self.state.held = Held(text, self.seq)
+        self.state.stage = WHICH
+        nodes = self.known_nodes()
+        choices = f" ({', '.join(md(n) for n in nodes)}, or another)" if nodes else ""
+        self.turn.say(f"Which node is this from{choices}? It has no prompt, and I won't guess.")
+
+    def take_held(self, text: str) -> bool:
+        held = self.state.held
+        node = self.node_named(text) or _bare_node_name(text)
+        if node is None:
+            if self.read(text).evidence is not None:
+                self.state.held = None           # a new paste instead: the held one is dropped
+                self.state.stage = GATHER if self.symptom else SYMPTOM
+                return False
+            self.turn.say("Which node is that output from? Its name is enough (the part after "
+                          "`@` in its prompt).")
+            return True
+        self.state.held = None
+        self.state.stage = GATHER if self.symptom else SYMPTOM
+        evidence = Evidence()
+        commands = []
+        for block in _peel_prose(split_blocks(held.text, f"message {held.seq}", node)):
+            if block.command:
+                commands.append([block.node, block.command])
+            if block.command or block.kind is not None:
+                evidence.extend(read_block(block))
+        for fact in evidence.facts:
+            fact["chat_message"] = self.seq
+        self.turn.say(f"Thanks: I read it as from **{md(node)}**.")
+        self.take_evidence(evidence, commands)
+        return True
+
+    def correct(self, said: str) -> bool:
+        """"That was net01": the last paste's facts move to the node named."""
+        said = said.strip()
+        if not said:
+            return False
+        node = self.node_named(said) or self.node_named(f"on {said}")
+        role = next((r for r, info in ROLES.items() if said.lower().removeprefix("the ") in
+                     (r, info["name"], r + " node")), None)
+        if node is None and role is not None:
+            node = next((n for n, r in self.roles().items() if r == role), None)
+        if node is None:
+            return False
+        last = self.last_evidence_message()
+        if last is None:
+            return False
+        moved = self.tutor.store.move_evidence(self.session_id, [last], node)
+        if not moved:
+            return False
+        forget(self.tutor.store, self.session_id)
+        self.state.commands = [[node if i >= len(self.state.commands) - 1 else n, c]
+                               for i, (n, c) in enumerate(self.state.commands)]
+        for n in list(self.state.roles):
+            if n not in self.known_nodes():
+                del self.state.roles[n]
+        if role is not None:
+            self.state.roles[node] = role
+        self._forget()
+        self.state.known = known_facts(self.diagnosis().table)
+        self.turn.say(f"Got it: I've moved what that paste showed to **{md(node)}** "
+                      f"({moved} facts).")
+        self.advance()
+        return True
+
+    def last_evidence_message(self) -> int | None:
+        messages = [f.get("chat_message") for f in self.diagnosis().table.facts if f.get("chat_message")]
+        return max(messages) if messages else None
+
+    # --- evidence -------------------------------------------------------------------------
+
+    def take_evidence(self, evidence: Evidence, commands: list) -> None:
         asked_id = self.state.asked_step
         before = self.gathered() if self.symptom else set()
+        revealed_before = {f["cause"]: f for f in self.tutor.store.revealed(self.session_id)}
+        established_before = {f.cause for f in self.findings()}
         self.tutor.store.add_evidence(self.session_id, self.seq, evidence.facts,
                                       [u for u in evidence.unparsed if u.get("command")])
-        self.state.commands = (self.state.commands + commands)[-MAX_COMMANDS_KEPT:]
         self._forget()
+        try:
+            self.diagnosis()
+        except Exception as error:       # this paste's problem only: it is not kept
+            self.tutor.store.remove_evidence(self.session_id, self.seq)
+            forget(self.tutor.store, self.session_id)
+            self._forget()
+            _LOG.warning("a paste could not be diagnosed: %s: %s", type(error).__name__, error)
+            self.turn.say(f"I could not use that paste ({_failure(error)}), so I have kept nothing "
+                          "from it; everything before it still holds.")
+            return self.ask_next(again=True)
+        self.state.commands = (self.state.commands + commands)[-MAX_COMMANDS_KEPT:]
         pasted_nodes = _nodes_in(evidence, commands)
 
-        # the student pasted what was asked: the node it came from plays the asked role
         symptom = self.symptom
         asked = symptom.steps.get(asked_id or "") if symptom else None
         elsewhere = []
@@ -205,8 +399,12 @@ class Conversation:
             for node in pasted_nodes:
                 role = self.roles().get(node)
                 if role is None:
+                    # the node plays the asked role only if its paste is what was asked
                     self.state.roles[node] = asked.role
                     self._roles, self._memo = None, {}
+                    if asked.id not in self.gathered():
+                        del self.state.roles[node]
+                        self._roles, self._memo = None, {}
                 elif role != asked.role:
                     elsewhere.append((node, role))
 
@@ -224,19 +422,22 @@ class Conversation:
                 lines.append(f"- … and {len(said) - MAX_EVIDENCE_SUMMARY} more (see *What we know*)")
             self.turn.say("**What this shows:**\n\n" + "\n".join(lines))
         elif evidence.parsed_count:
-            self.turn.say(f"I read {evidence.parsed_count} lines of evidence; none of them is about "
-                          "the packet's path, a service's errors or its settings.")
+            self.turn.say(f"I read {evidence.parsed_count} lines of evidence.")
         unread = [u for u in evidence.unparsed if u.get("command")]
         if unread:
             programs = sorted({str(u["command"]).split()[0] for u in unread})
             self.turn.say("I could not read the output of " + ", ".join(f"`{code(p)}`" for p in programs)
                           + " (the rest is used).")
+        missing = self.incomplete(evidence)
+        if missing:
+            self.turn.say(missing)
         if asked and any(self.roles().get(node) == asked.role for node in pasted_nodes):
             elsewhere = []      # what was asked came too; the rest is simply more evidence
         for node, role in elsewhere:
             self.turn.say(f"That is from **{md(node)}**, which I take for the {ROLES[role]['name']} "
                           f"({ROLES[role]['about']}), not the {ROLES[asked.role]['name']} I asked about. "
                           "I've kept it for later.")
+        self.acknowledge_fixes(revealed_before, established_before, pasted_nodes, said)
 
         if symptom:
             after = self.gathered()
@@ -250,9 +451,30 @@ class Conversation:
                               + (" before I asked for it; noted." if asked else "."))
             elif asked and asked.id not in after:
                 self.turn.say(f"It doesn't give me {self.text(asked.title)} yet.")
-            if symptom.diagram and any(f.get("type") in ("packet", "capture") for f in evidence.facts):
-                self.turn.figures.append(packet_path_svg(table, self.roles(), self.values()))
+            if symptom.diagram:
+                self.turn.figures.append(self.diagram())
         self.advance()
+
+    def acknowledge_fixes(self, revealed_before: dict, established_before: set, pasted_nodes,
+                          said: list[dict]) -> None:
+        """A revealed cause the new evidence no longer establishes has been fixed: say so
+        in the lab's values and mark it resolved."""
+        now = {f.cause for f in self.findings()}
+        for cause, finding in revealed_before.items():
+            if cause in self.state.resolved or cause in now or cause not in established_before:
+                continue
+            if finding.get("node") and finding["node"] not in pasted_nodes:
+                continue
+            self.state.resolved.append(cause)
+            shown = [item["text"] for item in said if item.get("node") == finding.get("node")][:2]
+            values = (": " + "; ".join(md(s) for s in shown)) if shown else ""
+            self.turn.say(f"**Your fix worked.** The evidence from {md(finding.get('node') or 'the lab')} "
+                          f"no longer shows that {md(finding['title'])}{values}.")
+            if self.state.focus == cause:
+                self.state.focus = None
+
+    def diagram(self) -> str:
+        return packet_path_svg(self.diagnosis().table, self.roles(), self.values())
 
     def guess_symptom_from_findings(self) -> None:
         for finding in self.diagnosis().findings:
@@ -309,21 +531,95 @@ class Conversation:
                 "Paste what it prints, prompt included.")
 
     def nothing_left(self) -> None:
+        self.edge()
+
+    def edge(self) -> None:
+        """The route is used up: say so plainly, what the evidence rules out, which
+        checks would come next (only those not done yet), and suggest the instructor."""
         possible = self.findings("possible")
-        if possible:
-            lines = []
-            for finding in possible:
-                lines.extend(f"- {md(step)}" for step in finding.decide_by)
-            self.turn.say("The evidence fits more than one explanation and cannot tell them apart "
-                          "yet. What would decide:\n\n" + "\n".join(lines))
+        checks = [step for finding in possible for step in finding.decide_by
+                  if not _check_done(step, self.state.commands)]
+        if self.state.revealed and not possible and not self.unresolved_revealed():
+            done = [self.finding_title(c) for c in self.state.resolved]
+            if done:
+                self.turn.say("Everything I found is fixed (" + "; ".join(md(t) for t in done) + "). "
+                              "If it still fails, paste what your commands print now: I'll look again.")
+                return
+        if self.state.revealed and not possible:
+            self.turn.say("We've found what the evidence shows. Apply the fix and paste what your "
+                          "commands print afterwards: I'll tell you whether it worked, and go on if "
+                          "something else is still in the way.")
             return
-        if self.state.revealed:
-            self.turn.say("We've found what the evidence shows. Apply the fix and try again; if it "
-                          "still fails, paste what your commands print now.")
-            return
-        self.turn.say("I have everything I would ask for on this route, and none of the causes I "
-                      "know explains it. Check that the evidence comes from the time the problem "
-                      "happens (the ping running while you capture), or ask your instructor.")
+        ruled_out = self.ruled_out()
+        lines = ["This is as far as my knowledge goes: none of the causes I know explains what "
+                 "your evidence shows, so I cannot name the cause."]
+        if ruled_out:
+            lines.append("What the evidence rules out:\n\n" + "\n".join(f"- {md(r)}" for r in ruled_out))
+        if checks:
+            lines.append("The checks I would run next:\n\n" + "\n".join(f"- {md(c)}" for c in checks))
+        elif possible:
+            lines.append("You have already run every check I know to tell these apart.")
+        lines.append("Show this conversation (the transcript on the right) to your instructor: it "
+                     "holds everything we have looked at.")
+        text = "\n\n".join(lines)
+        if self.state.edge_said and self.state.last_feedback == text:
+            text = ("Still nothing I know explains it; I'd rather say so than guess. Your instructor "
+                    "can take it from here with the transcript.")
+        self.state.edge_said = True
+        self.state.last_feedback = text
+        self.turn.say(text)
+
+    def unresolved_revealed(self) -> list[str]:
+        return [c for c in self.state.revealed if c not in self.state.resolved]
+
+    def finding_title(self, cause: str) -> str:
+        for finding in self.tutor.store.revealed(self.session_id):
+            if finding.get("cause") == cause:
+                return str(finding.get("title"))
+        return cause
+
+    def ruled_out(self) -> list[str]:
+        """The symptom's causes the evidence gathered for them does not establish."""
+        symptom = self.symptom
+        if symptom is None:
+            return []
+        done = self.gathered()
+        established = {f.cause for f in self.diagnosis().findings}
+        out = []
+        for route in symptom.causes:
+            if route.route and all(step in done for step in route.route) \
+                    and route.cause not in established:
+                cause = next((c for c in self.tutor.rulebook.causes if c.cause == route.cause), None)
+                title = _plain_title(cause) if cause is not None else route.cause
+                out.append(f"not {title}: the evidence for it is in, and it does not hold")
+        return out
+
+    def incomplete(self, evidence: Evidence) -> str | None:
+        """What an incomplete paste still lacks: the chains a listing jumps to that it
+        does not show; a log tail with no error in it."""
+        table = self.diagnosis().table
+        shown = {(f.get("node"), f.get("table"), f.get("chain")) for f in table.of("iptables_chain")}
+        shown |= {(f.get("node"), f.get("table"), f.get("chain")) for f in table.of("iptables_rule")}
+        missing = []
+        for rule in evidence.facts:
+            if rule.get("type") != "iptables_rule":
+                continue
+            target = str(rule.get("target") or "")
+            if target.startswith("nova-") and (rule.get("node"), rule.get("table"), target) not in shown \
+                    and target not in missing:
+                missing.append(target)
+        if missing:
+            return ("The listing jumps to " + join([f"`{code(m)}`" for m in missing[:4]])
+                    + " but does not show " + ("them" if len(missing) > 1 else "it")
+                    + ": the rules that decide are in there. Paste the rest of the listing.")
+        logs = [f for f in evidence.facts if f.get("type") == "log_entry"]
+        if logs and not any(f.get("level") in ("ERROR", "CRITICAL") or f.get("type") == "traceback"
+                            for f in evidence.facts):
+            asked = self.symptom.steps.get(self.state.asked_step or "") if self.symptom else None
+            if asked and any(g.fact == "log_entry" for g in asked.gathered):
+                return ("These log lines hold no ERROR. Paste the lines around the failure: "
+                        "`grep -B 5 -A 30 ERROR` on the same log file finds them.")
+        return None
 
     # --- symptom -------------------------------------------------------------------------
 
@@ -331,10 +627,18 @@ class Conversation:
         chosen = _pick_offered(text, self.state.offered)
         symptom_id = chosen or self.tutor.index.best(text)
         if symptom_id is None:
+            self.state.unknown_problem += 1
             options = sorted(self.tutor.symptoms.values(), key=lambda s: s.title)
             self.state.offered = [s.id for s in options]
             self.state.stage = SYMPTOM
             listing = "\n".join(f"{i}. {self.text(s.title)}" for i, s in enumerate(options, 1))
+            if self.state.unknown_problem >= 2 or re.search(r"\bnone\b|\bneither\b|not (any|one) of",
+                                                            text, re.IGNORECASE):
+                self.turn.say("That is not something I can diagnose yet: what I know covers only "
+                              "these problems:\n\n" + listing + "\n\nIf yours is one of them, type "
+                              "its number. If not, show what you tried and what it printed to your "
+                              "instructor; I'd only be guessing.")
+                return
             self.turn.say("I'm not sure which problem you mean. What did you try, and what happened? "
                           "Or pick the closest (type its number):\n\n" + listing)
             return
@@ -350,26 +654,111 @@ class Conversation:
         if finding is None or not finding.questions:
             return False
         question = finding.questions[0]
-        expected = [v for v in question["expect"] if v]
-        named = [v for v in expected if intent.mentions(text, v)]
-        attempts = self.state.attempts
-        attempts[finding.cause] = attempts.get(finding.cause, 0) + 1
-        if expected and len(named) == len(expected):
+        verdict = judge(text, question)
+        self.state.attempts[finding.cause] = self.state.attempts.get(finding.cause, 0) + 1
+        if verdict.right:
+            self.state.misses = 0
             self.reveal(finding, "answered", "**Right.**")
             return True
-        if self.names_a_cause(text):
+        if not verdict.swapped and self.names_a_cause(text):
             return True
-        pointers = [text for value, text in zip(question["expect"], question.get("missing") or [])
-                    if value and text and value not in named]
-        if named and pointers:
-            self.turn.say(" ".join(md(text) for text in pointers))
-        elif named and question.get("partial"):
-            self.turn.say(md(question["partial"]))
-        elif named:
-            self.turn.say("Part of it. " + md(question["ask"]))
+        if verdict.swapped:
+            feedback = ("Not quite: you name " + join([f"`{code(v)}`" for v in verdict.named])
+                        + ", but not each where the evidence puts it. Read again which line says which. "
+                        + md(question.get("wrong") or ""))
         else:
-            self.turn.say(md(question.get("wrong") or "Not quite. Look again at the evidence lines; "
-                              "type **hint** if you'd like a nudge."))
+            pointers = [t for value, t in zip(question["expect"], question.get("missing") or [])
+                        if value and t and value not in verdict.named]
+            if verdict.named and pointers:
+                feedback = " ".join(md(t) for t in pointers)
+            elif verdict.named and question.get("partial"):
+                feedback = md(question["partial"])
+            elif verdict.named:
+                feedback = "Part of it. " + md(question["ask"])
+            else:
+                feedback = md(question.get("wrong") or "Not quite. Look again at the evidence lines; "
+                              "type **hint** if you'd like a nudge.")
+        self.miss(finding, feedback, progress=bool(verdict.named) and not verdict.swapped)
+        return True
+
+    def miss(self, finding: Finding, feedback: str | None, progress: bool = False) -> None:
+        """A wrong answer, or "I don't know": the feedback, then, as misses repeat, the
+        next hint rung, then the offer of the solution; never the same text twice in a row."""
+        self.state.misses += 1
+        if feedback and feedback != self.state.last_feedback and (self.state.misses < 3 or progress):
+            self.state.last_feedback = feedback
+            return self.turn.say(feedback)
+        levels = self.state.hint_levels
+        level = int(levels.get(finding.cause, 0))
+        if finding.hints and level < len(finding.hints) - 1:
+            levels[finding.cause] = level + 1
+            text = f"**Hint {level + 1} of {len(finding.hints)}:** {md(finding.hints[level])}"
+            self.state.last_feedback = text
+            self.turn.say(text)
+            if level + 1 == len(finding.hints) - 1:
+                self.turn.say("If you'd rather see the answer, say **solution** (or *I give up*).")
+            return
+        text = ("That's not it either. You can look once more at the lines under **why**, or say "
+                "**solution** (or *I give up*) and I'll show you the answer and how it follows.")
+        if text == self.state.last_feedback:
+            text = "Say **solution** when you'd like the answer; the evidence is all there already."
+        self.state.last_feedback = text
+        self.turn.say(text)
+
+    def dont_know(self) -> None:
+        finding = self.focus() if self.state.stage == QUESTION else None
+        if finding is not None:
+            return self.miss(finding, None)
+        self.hint()
+
+    def already_fixed(self, what: str) -> None:
+        """"I already fixed the network node": the steps on that node, or those of the
+        cause named, are not asked for again; a cause whose evidence is shown still
+        needs evidence from after the fix to be called fixed."""
+        symptom = self.symptom
+        if symptom is None:
+            self.turn.say("Good. Tell me what goes wrong now, in a sentence.")
+            return
+        node = self.node_named(what) if what else None
+        role = self.roles().get(node) if node else next(
+            (r for r, info in ROLES.items() if re.search(info["name"], what or "", re.IGNORECASE)), None)
+        causes = [r.cause for r in symptom.causes if r.named_by and intent.named_by(what or "", [
+            [t for t in g if t != "{expected}"] for g in r.named_by if any(t != "{expected}" for t in g)], [])]
+        skipped = []
+        for route in symptom.causes:
+            if route.cause in causes or role is not None:
+                for step_id in route.route:
+                    step = symptom.steps[step_id]
+                    if (role is None or step.role == role) and step_id not in self.state.skipped:
+                        skipped.append(step_id)
+        for cause in causes:
+            if cause not in self.state.resolved and cause in self.state.revealed:
+                self.state.resolved.append(cause)
+        self.state.skipped.extend(s for s in dict.fromkeys(skipped) if s not in self.state.skipped)
+        if self.state.stage == QUESTION:
+            finding = self.finding(self.state.question_cause)
+            if finding is not None and (finding.cause in causes or (node and finding.node == node)):
+                self.state.stage = GATHER
+                self.state.question_cause = None
+                self.turn.say("Then what I was asking about is from before your fix. Paste what "
+                              f"{md(finding.node or 'that node')} shows now, and we'll see whether it holds.")
+                return
+        if skipped:
+            self.turn.say("Good: I won't ask for " + join([self.text(symptom.steps[s].title) for s in
+                                                          dict.fromkeys(skipped)]) + " again.")
+        else:
+            self.turn.say("Good. I'll take that into account.")
+        self.ask_next()
+
+    def unknown_cause(self, text: str) -> bool:
+        """A student who names a cause the rules don't know: say we cannot confirm it."""
+        if not re.search(r"\b(i think|maybe|perhaps|probably|could it be|is it|it'?s because|the (cause|problem) is)\b",
+                         text, re.IGNORECASE):
+            return False
+        self.turn.say("I cannot confirm that: it is not among the causes I know for this problem, "
+                      "and nothing I can check in the evidence speaks for or against it. Your "
+                      "instructor can. Meanwhile, the evidence I can judge:")
+        self.ask_next(again=True)
         return True
 
     def names_a_cause(self, text: str) -> bool:
@@ -421,7 +810,7 @@ class Conversation:
         self.state.question_cause = None
         self.state.stage = GATHER
         self.turn.say(f"{lead} {md(finding.title)}.\n\n{md(finding.explanation)}")
-        self.turn.say("**Fix:**\n\n" + fence("\n".join(finding.fix)))
+        self.turn.say("**Fix:**\n\n" + fence("\n".join(self.fix_steps(finding))))
         pending = self.unrevealed()
         if pending:
             self.turn.say("There is more in the evidence.")
@@ -434,6 +823,20 @@ class Conversation:
         else:
             self.state.asked_step = None
             self.turn.say("Apply the fix and try again. If it still fails, paste what your commands print now.")
+
+    def fix_steps(self, finding: Finding) -> list[str]:
+        """The fix, without steps that ask for what the evidence already shows (setting a
+        sysctl to the value it was shown to have)."""
+        table = self.diagnosis().table
+        steps = []
+        for step in finding.fix:
+            wanted = re.search(r"sysctl -w ([\w.]+)=(\S+)", step)
+            if wanted and any(f.get("key") == wanted.group(1) and str(f.get("value")) == wanted.group(2)
+                              and (finding.node is None or f.get("node") == finding.node)
+                              for f in table.of("sysctl")):
+                continue
+            steps.append(step)
+        return steps or finding.fix
 
     # --- hint, why, solution ------------------------------------------------------------------
 
@@ -511,7 +914,7 @@ class Conversation:
         if self.state.revealed:
             last = self.finding(self.state.revealed[-1])
             if last is not None:
-                self.turn.say(f"We found it already: {md(last.title)}.\n\n**Fix:**\n\n" + fence("\n".join(last.fix)))
+                self.turn.say(f"We found it already: {md(last.title)}.\n\n**Fix:**\n\n" + fence("\n".join(self.fix_steps(last))))
                 return
         self.turn.say("I can't give you the answer yet: nothing you've shown establishes a cause. "
                       "The quickest way there:")
@@ -577,3 +980,69 @@ def _pick_offered(text: str, offered: list[str]) -> str | None:
 def _describes_a_problem(text: str) -> bool:
     return re.search(r"\b(can'?t|cannot|fails?|failing|error|doesn'?t|not working|broken|won'?t|unable)\b",
                      text, re.IGNORECASE) is not None
+
+
+def _peel_prose(blocks: list) -> list:
+    """A line of prose stuck to a paste ("on net01:" then the output, no blank line):
+    the prose is cut off so the output is recognised by its own kind."""
+    out = []
+    for block in blocks:
+        if block.command or block.kind is not None or len(block.lines) < 2:
+            out.append(block)
+            continue
+        for cut in range(1, min(4, len(block.lines))):
+            rest = block.lines[cut:]
+            kind = kinds.kind_for_text("\n".join(rest))
+            if kind is not None:
+                out.append(Block(block.source, block.node, None, None, block.first_line,
+                                 block.lines[:cut], kind=None, judged=True))
+                out.append(Block(block.source, block.node, None, None, block.first_line + cut,
+                                 rest, kind=kind, judged=True))
+                break
+        else:
+            out.append(block)
+    return out
+
+
+def _addresses_and_interfaces(facts: list[dict]) -> tuple[set[str], set[str]]:
+    addresses, interfaces = set(), set()
+    for fact in facts:
+        kind = fact.get("type")
+        if kind == "address" and fact.get("address") and fact.get("scope") != "host":
+            addresses.add(str(fact["address"]))
+        if kind == "route" and fact.get("src"):
+            addresses.add(str(fact["src"]))
+        for key in ("ifname", "dev", "iface"):
+            if kind in ("address", "route", "capture", "packet", "interface") and fact.get(key) \
+                    and fact[key] != "lo":
+                interfaces.add(str(fact[key]))
+    return addresses, interfaces
+
+
+def _bare_node_name(text: str) -> str | None:
+    """A reply that is just a host name ("net01", "it's gw01")."""
+    match = re.fullmatch(r"\s*(?:it'?s |it is |that'?s |from |on )?(?:the )?([A-Za-z][\w.-]{0,62})\s*[.!]?\s*",
+                         text)
+    # a host name the tutor has not seen must look like one (net01, gw-2, node.lab)
+    if match and not intent.read_intent(text) and re.search(r"[\d.-]", match.group(1)):
+        return match.group(1)
+    return None
+
+
+def _failure(error: Exception) -> str:
+    words = " ".join(str(error).split())[:160]
+    return f"{type(error).__name__}: {words}" if words else type(error).__name__
+
+
+def _check_done(check: str, commands: list) -> bool:
+    """Has a decide_by check ("On X: service glance-api status. If ...") been run?"""
+    match = re.match(r"\s*on [^:]+:\s*([^.;]+)", check, re.IGNORECASE)
+    if not match:
+        return False
+    wanted = match.group(1).split()[:3]
+    return any(str(command).split()[:len(wanted)] == wanted for _, command in commands)
+
+
+def _plain_title(cause) -> str:
+    """A cause's name for "ruled out" lists: its id in words (its title needs values)."""
+    return cause.cause.replace("-", " ")

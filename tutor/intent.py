@@ -1,47 +1,82 @@
-"""What a student's message asks for: a hint, why, the solution, or none of these.
+"""What a student's message asks for, beyond evidence and answers.
 
-The three words always work, and so do the ways people say them ("give me a hint",
-"why are you asking that?", "just tell me the answer"). A message that starts like a
-question about the lab ("why can't my VM ping google?") is not a request for "why".
+The intents are data (``rules/intents.yml``): hint, why, how, the solution ("i give
+up", "just tell me"), "I don't know", "I already fixed X", a correction of a node ("that
+was net01"). A message that starts like a question about the lab ("why can't my VM ping
+google?") is a problem described, not a request for "why".
 """
 from __future__ import annotations
 
+import functools
 import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
 
 HINT, WHY, HOW, SOLUTION = "hint", "why", "how", "solution"
+DONT_KNOW, ALREADY_FIXED, CORRECTION = "dont_know", "already_fixed", "correction"
+INTENTS = (SOLUTION, HINT, DONT_KNOW, HOW, WHY, ALREADY_FIXED, CORRECTION)
+INTENTS_FILE = Path(__file__).resolve().parent.parent / "rules" / "intents.yml"
+_MAX_LENGTH = 160
+_PROBLEM = re.compile(r"\b(can'?t|cannot|fails?|failing|error|doesn'?t|not working|broken|won'?t|"
+                      r"unable|no (reply|response|connection|internet))\b", re.IGNORECASE)
 
-_PATTERNS = {
-    SOLUTION: re.compile(
-        r"^\s*(solution|answer|give up|i give up|(just )?(tell|show|give) me (the )?(answer|solution|fix|cause)"
-        r"|what('?s| is) the (answer|solution|fix|cause)|reveal( it| the answer)?|spoil(er)? it"
-        r"|i('m| am) stuck,? (just )?tell me.*)\s*[.!?]*\s*$", re.IGNORECASE),
-    HINT: re.compile(
-        r"^\s*(hint|another hint|more hint|next hint|a hint|clue|help|help me|i'?m stuck|stuck"
-        r"|(can|could) (you|i) (have|get|give me) (a |another )?(hint|clue)|give me (a |another )?(hint|clue)"
-        r"|(i )?need (a |another )?(hint|clue)|any (hints?|clues?)|what should i (do|look at|try)( next)?)"
-        r"\s*(please)?\s*[.!?]*\s*$", re.IGNORECASE),
-    HOW: re.compile(
-        r"^\s*(how|how so|how come|how do you know[^\n]*|how does (that|this|it) follow[^\n]*"
-        r"|how did you (get|conclude|find)[^\n]*|explain your reasoning|show (me )?(the|your) reasoning)"
-        r"\s*[.!?]*\s*$", re.IGNORECASE),
-    WHY: re.compile(
-        r"^\s*(why|why\?|explain|why that|why this|why\s+(are|do|did|would|should)\s+you"
-        r"( need| want)?( to)? (ask(ing)?|need|want|run|check)[^\n]*|why (does|is) (that|this|it) (matter|important|relevant)[^\n]*"
-        r"|why is that|why does that matter|what for"
-        r"|why do i need (that|this|to)[^\n]*|explain (why|that|this|your reasoning)[^\n]*|what('?s| is) the reason[^\n]*)"
-        r"\s*[.!?]*\s*$", re.IGNORECASE),
-}
+
+@dataclass
+class Intent:
+    name: str
+    groups: dict[str, str] = field(default_factory=dict)
+
+
+class IntentFileError(ValueError):
+    pass
+
+
+@functools.lru_cache(maxsize=4)
+def load_intents(path: str = str(INTENTS_FILE)) -> dict[str, list[re.Pattern]]:
+    try:
+        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        raise IntentFileError(f"{path}:{mark.line + 1 if mark else '?'}: not valid YAML") from None
+    if not isinstance(document, dict):
+        raise IntentFileError(f"{path}:1: a mapping of intent -> list of patterns")
+    unknown = set(document) - set(INTENTS)
+    if unknown:
+        raise IntentFileError(f"{path}: unknown intent {sorted(unknown)[0]!r}; known: {', '.join(INTENTS)}")
+    patterns: dict[str, list[re.Pattern]] = {}
+    for name in INTENTS:
+        compiled = []
+        for pattern in document.get(name) or []:
+            try:
+                compiled.append(re.compile(r"\s*(?:" + str(pattern) + r")\s*(?:please)?\s*[.!?]*\s*",
+                                           re.IGNORECASE))
+            except re.error as error:
+                raise IntentFileError(f"{path}: intent {name}: bad pattern {pattern!r}: {error}") from None
+        patterns[name] = compiled
+    return patterns
+
+
+def read_intent(text: str) -> Intent | None:
+    """The intent of a short message, or None (evidence, an answer, a problem described)."""
+    text = text.strip()
+    if not text or len(text) > _MAX_LENGTH or "\n" in text:
+        return None
+    for name, patterns in load_intents().items():
+        for pattern in patterns:
+            match = pattern.fullmatch(text)
+            if match:
+                if name == WHY and _PROBLEM.search(text):
+                    return None      # "why can't my VM ping google?" describes the problem
+                return Intent(name, {k: v for k, v in match.groupdict().items() if v})
+    return None
 
 
 def control_word(text: str) -> str | None:
-    """``hint``, ``why``, ``how`` (how does a conclusion follow) or ``solution`` when the
-    message asks for one, else None."""
-    if len(text) > 120:
-        return None
-    for intent in (SOLUTION, HINT, HOW, WHY):
-        if _PATTERNS[intent].match(text):
-            return intent
-    return None
+    """``hint``, ``why``, ``how`` or ``solution`` when the message asks for one, else None."""
+    found = read_intent(text)
+    return found.name if found and found.name in (HINT, WHY, HOW, SOLUTION) else None
 
 
 def mentions(text: str, value: str) -> bool:
