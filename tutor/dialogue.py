@@ -128,7 +128,18 @@ class Conversation:
             nodes = {node for node, role in roles.items() if role == step.role}
             if nodes and _step_gathered(step, table, nodes, values, self.state.commands, used):
                 done.add(step.id)
-        self._memo["gathered_key"], self._memo["gathered"] = key, set(done)
+        # a packet seen further along the path went through the hops before: their
+        # captures would only show it again
+        captures = [s for s in symptom.route() if s.gathered and all(g.fact in ("packet", "capture")
+                                                                    for g in s.gathered)]
+        seen = [s for s in captures if s.id in done and any(
+            f.get("node") in {n for n, r in roles.items() if r == s.role} for f in table.of("packet"))]
+        moot = set()
+        if seen:
+            last = max(captures.index(s) for s in seen)
+            moot = {s.id for s in captures[:last]} - done
+            done |= moot
+        self._memo["gathered_key"], self._memo["gathered"], self._memo["moot"] = key, set(done), moot
         return done
 
     def next_step(self) -> Step | None:
@@ -157,14 +168,14 @@ class Conversation:
             return self.ask_which_node(text)
         if read.evidence is not None:
             return self.take_evidence(read.evidence, read.commands)
+        if self.state.symptom is not None and self.concept(text):
+            return
         if self.state.stage == QUESTION and self.answer(text):
             return
         if self.names_a_cause(text):
             return
         if self.state.symptom is None or self.state.stage == SYMPTOM:
             return self.recognise(text)
-        if self.concept(text):
-            return
         if self.hypothesis(text):
             return
         if self.unknown_cause(text):
@@ -376,6 +387,11 @@ class Conversation:
         before = self.gathered() if self.symptom else set()
         revealed_before = {f["cause"]: f for f in self.tutor.store.revealed(self.session_id)}
         established_before = {f.cause for f in self.findings()}
+        runs = {(f.get("node"), " ".join(str(f["prov"].get("command") or "").split()))
+                 for f in evidence.facts if f.get("node") and isinstance(f.get("prov"), dict)
+                 and f["prov"].get("command") and f.get("type") != "state_change"}
+        if self.tutor.store.supersede(self.session_id, runs, self.seq):
+            forget(self.tutor.store, self.session_id)
         self.tutor.store.add_evidence(self.session_id, self.seq, evidence.facts,
                                       [u for u in evidence.unparsed if u.get("command")])
         self._forget()
@@ -433,16 +449,23 @@ class Conversation:
             self.turn.say(missing)
         if asked and any(self.roles().get(node) == asked.role for node in pasted_nodes):
             elsewhere = []      # what was asked came too; the rest is simply more evidence
+        later = "" if symptom and self.gathered() - before else " I've kept it for later."
         for node, role in elsewhere:
             self.turn.say(f"That is from **{md(node)}**, which I take for the {ROLES[role]['name']} "
-                          f"({ROLES[role]['about']}), not the {ROLES[asked.role]['name']} I asked about. "
-                          "I've kept it for later.")
+                          f"({ROLES[role]['about']}), not the {ROLES[asked.role]['name']} I asked about."
+                          + later)
         self.acknowledge_fixes(revealed_before, established_before, pasted_nodes, said)
 
         if symptom:
             after = self.gathered()
             new_steps = [s for s in symptom.route() if s.id in after - before]
-            if asked and asked.id in after - before:
+            moot = set(self._memo.get("moot") or ())
+            if asked and asked.id in moot and asked.id not in before:
+                self.turn.say(f"The ping got further than {self.text(asked.title)}, so I won't need that.")
+                new_steps = [s for s in new_steps if s.id not in moot]
+                if new_steps:
+                    self.turn.say(f"You gave me {join([self.text(s.title) for s in new_steps])}.")
+            elif asked and asked.id in after - before:
                 early = [self.text(s.title) for s in new_steps if s.id != asked.id]
                 self.turn.say("That's what I asked for." + (
                     f" You also gave me {join(early)}, which I'd have asked for later." if early else ""))
@@ -466,7 +489,8 @@ class Conversation:
             if finding.get("node") and finding["node"] not in pasted_nodes:
                 continue
             self.state.resolved.append(cause)
-            shown = [item["text"] for item in said if item.get("node") == finding.get("node")][:2]
+            shown = [item["text"] for item in said if item.get("node") == finding.get("node")]
+            shown = [t for t in shown if t.startswith("tcpdump")][:1] or shown[:1]
             values = (": " + "; ".join(md(s) for s in shown)) if shown else ""
             self.turn.say(f"**Your fix worked.** The evidence from {md(finding.get('node') or 'the lab')} "
                           f"no longer shows that {md(finding['title'])}{values}.")
@@ -663,8 +687,8 @@ class Conversation:
         if not verdict.swapped and self.names_a_cause(text):
             return True
         if verdict.swapped:
-            feedback = ("Not quite: you name " + join([f"`{code(v)}`" for v in verdict.named])
-                        + ", but not each where the evidence puts it. Read again which line says which. "
+            feedback = ("You name " + join([f"`{code(v)}`" for v in verdict.named])
+                        + ", but not each where the evidence puts it: that contradicts what it shows. "
                         + md(question.get("wrong") or ""))
         else:
             pointers = [t for value, t in zip(question["expect"], question.get("missing") or [])
@@ -783,10 +807,17 @@ class Conversation:
         return False
 
     def concept(self, text: str) -> bool:
-        """A question about an idea on the way (the seed's bonus question is one)."""
+        """A side question about an idea on the way (the seed's bonus question is one):
+        answered in place, then the thread goes on where it was."""
         for concept in self.symptom.concepts if self.symptom else []:
             if intent.named_by(text, [concept.when], []):
                 self.turn.say(self.text(concept.answer))
+                if self.state.stage == QUESTION and self.state.question_cause:
+                    finding = self.finding(self.state.question_cause)
+                    if finding is not None:
+                        self.turn.say("Back to where we were.")
+                        self.ask_question(finding, again=True)
+                    return True
                 step = self.symptom.steps.get(self.state.asked_step or "")
                 if step is not None and self.state.stage == GATHER:
                     self.turn.say(self.step_request(step, again=True))

@@ -77,13 +77,21 @@ def judge(answer: str, question: dict) -> Judgement:
                 parts_at[i] = owners[0]
         if not parts_at:
             continue
-        for index, value in enumerate(expected):
-            for i, token in enumerate(tokens):
-                if token.lower().rstrip(".,") != value.lower():
+        values_here = [(index, i) for index, value in enumerate(expected)
+                       for i, token in enumerate(tokens) if token.lower().rstrip(".,") == value.lower()]
+        for index, i in values_here:
+            if len(values_here) == 1:
+                # one value in the clause: the part most of its words speak of
+                votes = [list(parts_at.values()).count(k) for k in range(len(anchors))]
+                best = max(votes)
+                if votes.count(best) > 1:
                     continue
+                part = votes.index(best)
+            else:
                 before = [p for p in parts_at if p < i]
                 after = [p for p in parts_at if p > i]
-                nearest = max(before) if before else min(after)
-                if parts_at[nearest] != index and value not in judgement.swapped:
-                    judgement.swapped.append(value)
+                part = parts_at[max(before) if before else min(after)]
+            value = expected[index]
+            if part != index and value not in judgement.swapped:
+                judgement.swapped.append(value)
     return judgement

@@ -87,16 +87,31 @@ def mentions(text: str, value: str) -> bool:
 
 
 def named_by(text: str, groups: list[list[str]], expected: list[str]) -> bool:
-    """Does the text match every term of one group? ``{expected}`` is any expected value."""
+    """Does the text match every term of one group? ``{expected}`` is any expected value,
+    named somewhere the group's other terms did not already match ("forward" alone does
+    not both name the FORWARD chain and the expected value "forward")."""
     for group in groups:
+        spans = []
         ok = True
         for term in group:
             if term == "{expected}":
-                ok = any(mentions(text, value) for value in expected)
-            else:
-                ok = re.search(term, text, re.IGNORECASE) is not None
-            if not ok:
+                continue
+            match = re.search(term, text, re.IGNORECASE)
+            if match is None:
+                ok = False
                 break
+            spans.append(match.span())
+        if ok and "{expected}" in group:
+            ok = any(_named_outside(text, value, spans) for value in expected)
         if ok:
+            return True
+    return False
+
+
+def _named_outside(text: str, value: str, spans: list[tuple[int, int]]) -> bool:
+    if not value:
+        return False
+    for match in re.finditer(r"(?<![\w.])" + re.escape(value) + r"(?![\w])", text, re.IGNORECASE):
+        if not any(start < match.end() and match.start() < end for start, end in spans):
             return True
     return False

@@ -184,6 +184,27 @@ class Store:
                                 [node, json.dumps(fact), row_id])
         return len(rows)
 
+    def supersede(self, session_id: str, runs: set[tuple[str, str]], before_message: int) -> int:
+        """A command run again on the same node replaces what it printed before (the
+        point of running it again is to see the lab as it is now). ``runs`` holds
+        (node, command) pairs; returns how many facts were set aside."""
+        if not runs:
+            return 0
+        nodes = sorted({node for node, _ in runs})
+        marks = ",".join("?" * len(nodes))
+        stale = []
+        for row_id, text in self.db.execute(
+                f"select id, fact from facts where session = ? and message < ? and node in ({marks})",
+                [session_id, before_message, *nodes]):
+            fact = json.loads(text)
+            command = " ".join(str((fact.get("prov") or {}).get("command") or "").split())
+            if (fact.get("node"), command) in runs:
+                stale.append(row_id)
+        if stale:
+            with self.writing():
+                self.db.conn.executemany("delete from facts where id = ?", [(i,) for i in stale])
+        return len(stale)
+
     def evidence(self, session_id: str, after_fact: int = 0) -> tuple[list[dict], list[dict]]:
         """The facts pasted in a session (those stored after row ``after_fact``), and
         everything that could not be read."""
