@@ -520,7 +520,19 @@ class Conversation:
                           "*my VM can't ping google*.")
             self.state.stage = SYMPTOM
             return
+        if self.undecidable():
+            self.state.stage, self.state.asked_step = DONE, None
+            return self.edge()
         self.ask_next()
+
+    def remaining_checks(self, finding: Finding) -> list[str]:
+        return [c for c in finding.decide_by if not _check_done(c, self.state.commands)]
+
+    def undecidable(self) -> bool:
+        """Evidence fits a cause only as possible, and every check that would decide it
+        has been run: what is wrong is outside what the rules know."""
+        possible = self.findings("possible")
+        return bool(possible) and not any(self.remaining_checks(f) for f in possible)
 
     def ask_question(self, finding: Finding, again: bool = False) -> None:
         self.state.stage = QUESTION
@@ -561,8 +573,7 @@ class Conversation:
         """The route is used up: say so plainly, what the evidence rules out, which
         checks would come next (only those not done yet), and suggest the instructor."""
         possible = self.findings("possible")
-        checks = [step for finding in possible for step in finding.decide_by
-                  if not _check_done(step, self.state.commands)]
+        checks = [step for finding in possible for step in self.remaining_checks(finding)]
         if self.state.revealed and not possible and not self.unresolved_revealed():
             done = [self.finding_title(c) for c in self.state.resolved]
             if done:
@@ -575,10 +586,16 @@ class Conversation:
                           "something else is still in the way.")
             return
         ruled_out = self.ruled_out()
+        undecided = [f for f in possible if not self.remaining_checks(f)]
         lines = ["This is as far as my knowledge goes: none of the causes I know explains what "
                  "your evidence shows, so I cannot name the cause."]
         if ruled_out:
             lines.append("What the evidence rules out:\n\n" + "\n".join(f"- {md(r)}" for r in ruled_out))
+        if undecided:
+            lines.append("What it fits only in part, with every check I know to decide it already run:\n\n"
+                         + "\n".join(f"- {md(f.title)}" for f in undecided))
+        checks += [f"On the {ROLES[step.role]['name']}: {fill(step.command, self.values())} "
+                   f"({self.text(step.title)})" for step in self.open_steps()]
         if checks:
             lines.append("The checks I would run next:\n\n" + "\n".join(f"- {md(c)}" for c in checks))
         elif possible:
@@ -592,6 +609,10 @@ class Conversation:
         self.state.edge_said = True
         self.state.last_feedback = text
         self.turn.say(text)
+
+    def open_steps(self) -> list[Step]:
+        done = self.gathered() | set(self.state.skipped)
+        return [step for step in self.symptom.route() if step.id not in done] if self.symptom else []
 
     def unresolved_revealed(self) -> list[str]:
         return [c for c in self.state.revealed if c not in self.state.resolved]
@@ -608,11 +629,12 @@ class Conversation:
         if symptom is None:
             return []
         done = self.gathered()
-        established = {f.cause for f in self.diagnosis().findings}
+        established = {f.cause for f in self.findings()}
+        undecided = {f.cause for f in self.findings("possible")}
         out = []
         for route in symptom.causes:
             if route.route and all(step in done for step in route.route) \
-                    and route.cause not in established:
+                    and route.cause not in established | undecided:
                 cause = next((c for c in self.tutor.rulebook.causes if c.cause == route.cause), None)
                 title = _plain_title(cause) if cause is not None else route.cause
                 out.append(f"not {title}: the evidence for it is in, and it does not hold")
@@ -776,13 +798,15 @@ class Conversation:
 
     def unknown_cause(self, text: str) -> bool:
         """A student who names a cause the rules don't know: say we cannot confirm it."""
-        if not re.search(r"\b(i think|maybe|perhaps|probably|could it be|is it|it'?s because|the (cause|problem) is)\b",
+        if not re.search(r"\b(i think|maybe|perhaps|probably|could it be|is it|it'?s because|the (cause|problem|issue) is"
+                         r"|(that|this)('?s| is) (the|my) (cause|problem|issue)|is the (cause|problem|issue))\b",
                          text, re.IGNORECASE):
             return False
         self.turn.say("I cannot confirm that: it is not among the causes I know for this problem, "
-                      "and nothing I can check in the evidence speaks for or against it. Your "
-                      "instructor can. Meanwhile, the evidence I can judge:")
-        self.ask_next(again=True)
+                      "and none of my rules can check it against the evidence. Your instructor can.")
+        if self.state.stage != DONE:
+            self.turn.say("Meanwhile, the evidence I can judge:")
+            self.ask_next(again=True)
         return True
 
     def names_a_cause(self, text: str) -> bool:
@@ -902,7 +926,7 @@ class Conversation:
             self.turn.say("**Hint:** start by telling me what goes wrong, e.g. *my VM can't ping google* "
                           "or *creating a volume fails*.")
             return
-        self.turn.say("**Hint:** we've covered the route I know. Paste new evidence if the problem persists.")
+        self.edge()
 
     def why(self) -> None:
         stage = self.state.stage
@@ -947,12 +971,15 @@ class Conversation:
             if last is not None:
                 self.turn.say(f"We found it already: {md(last.title)}.\n\n**Fix:**\n\n" + fence("\n".join(self.fix_steps(last))))
                 return
+        if self.state.stage == DONE or self.undecidable():
+            self.state.stage = DONE
+            return self.edge()
         self.turn.say("I can't give you the answer yet: nothing you've shown establishes a cause. "
                       "The quickest way there:")
         possible = self.findings("possible")
-        if possible:
-            self.turn.say("What would decide:\n\n" + "\n".join(
-                f"- {md(step)}" for f in possible for step in f.decide_by))
+        checks = [step for f in possible for step in self.remaining_checks(f)]
+        if checks:
+            self.turn.say("What would decide:\n\n" + "\n".join(f"- {md(step)}" for step in checks))
         step = self.next_step()
         if step is not None:
             self.state.asked_step = step.id
@@ -1067,10 +1094,10 @@ def _failure(error: Exception) -> str:
 
 def _check_done(check: str, commands: list) -> bool:
     """Has a decide_by check ("On X: service glance-api status. If ...") been run?"""
-    match = re.match(r"\s*on [^:]+:\s*([^.;]+)", check, re.IGNORECASE)
+    match = re.match(r"\s*on [^:]+:\s*(.+?)(?:\.\s|;|$)", check, re.IGNORECASE)
     if not match:
         return False
-    wanted = match.group(1).split()[:3]
+    wanted = match.group(1).split()[:2]        # the program and what it is asked about
     return any(str(command).split()[:len(wanted)] == wanted for _, command in commands)
 
 
