@@ -42,7 +42,7 @@ def load_intents(path: str = str(INTENTS_FILE)) -> dict[str, list[re.Pattern]]:
         raise IntentFileError(f"{path}:{mark.line + 1 if mark else '?'}: not valid YAML") from None
     if not isinstance(document, dict):
         raise IntentFileError(f"{path}:1: a mapping of intent -> list of patterns")
-    unknown = set(document) - set(INTENTS)
+    unknown = set(document) - set(INTENTS) - {"filler"}
     if unknown:
         raise IntentFileError(f"{path}: unknown intent {sorted(unknown)[0]!r}; known: {', '.join(INTENTS)}")
     patterns: dict[str, list[re.Pattern]] = {}
@@ -55,6 +55,9 @@ def load_intents(path: str = str(INTENTS_FILE)) -> dict[str, list[re.Pattern]]:
             except re.error as error:
                 raise IntentFileError(f"{path}: intent {name}: bad pattern {pattern!r}: {error}") from None
         patterns[name] = compiled
+    words = "|".join(re.escape(str(w)) for w in document.get("filler") or [])
+    patterns["filler"] = [re.compile(rf"^\s*(?:(?:{words})\b[\s,.!]*)+", re.IGNORECASE),
+                          re.compile(rf"(?:[\s,.!]+(?:{words}))+[\s.!?]*$", re.IGNORECASE)] if words else []
     return patterns
 
 
@@ -63,9 +66,14 @@ def read_intent(text: str) -> Intent | None:
     text = text.strip()
     if not text or len(text) > _MAX_LENGTH or "\n" in text:
         return None
-    for name, patterns in load_intents().items():
-        for pattern in patterns:
-            match = pattern.fullmatch(text)
+    loaded = load_intents()
+    variants = [text]
+    for filler in loaded["filler"]:
+        variants += [filler.sub("", v).strip() for v in variants]
+    variants = [v for v in dict.fromkeys(variants) if v]
+    for name in INTENTS:
+        for pattern in loaded[name]:
+            match = next((m for m in (pattern.fullmatch(v) for v in variants) if m), None)
             if match:
                 if name == WHY and _PROBLEM.search(text):
                     return None      # "why can't my VM ping google?" describes the problem
