@@ -289,3 +289,27 @@ def test_a_paste_whose_diagnosis_fails_is_set_aside_and_the_session_goes_on(stud
     assert hint["text"].startswith("**Hint 1 of 3:**")
     right = student.says("SNAT only applies on ens4 but the default route is ens3")
     assert student.revealed() == [SNAT] and right["text"].startswith("**Right.**")
+
+
+def diagram_of(reply: dict) -> str:
+    found = re.findall(r'<svg[^>]*aria-label="([^"]*)"', reply["reply"])
+    assert found, "no diagram in the reply"
+    return found[-1]
+
+
+def test_the_diagram_follows_the_request_and_the_reply_through_a_fix(student):
+    walk_to_the_snat_question(student)
+    before = diagram_of(student.replies[-1])
+    assert "network node net01: seen from 10.20.4.5" in before
+    assert "outside: not looked yet; no reply (walk)" in before            # a private source leaves
+    student.says("SNAT only applies out of ens4, while the default route leaves by ens3")
+    student.says("root@net01:~# service nova-network restart\n" + block(B, "net01", "tcpdump")
+                 + block(B, "net01", "iptables -L -t nat"))
+    after = student.says(block(B, "gw01", "tcpdump -l -n -c 20 -i br-mgmt icmp")
+                         + block(B, "gw01", "tcpdump -l -n -c 20 -i wan0 icmp"))
+    picture = diagram_of(after)
+    # the translated sources, each shown; the reply seen at the gateway and lost there
+    assert "SNAT 10.20.4.5 → 198.51.100.77" in picture
+    assert "gateway gw01: seen from 198.51.100.77, 192.0.2.2" in picture
+    assert "reply lost here" in picture.split("gateway gw01")[1]
+    assert "+1" not in after["reply"]
