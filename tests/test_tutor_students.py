@@ -313,3 +313,22 @@ def test_the_diagram_follows_the_request_and_the_reply_through_a_fix(student):
     assert "gateway gw01: seen from 198.51.100.77, 192.0.2.2" in picture
     assert "reply lost here" in picture.split("gateway gw01")[1]
     assert "+1" not in after["reply"]
+
+
+def test_nothing_given_away_about_the_cause_not_yet_asked(student):
+    """Two faults at once on gw01 (no return route, FORWARD blocked): while the
+    return-route question is open, nothing said draws the FORWARD conclusion."""
+    student.says("pinging out from the vm fails")
+    for paste in (block(C, "cmp01", "tcpdump"), block(C, "net01", "tcpdump"), block(C, "net01", "ip route"),
+                  block(C, "net01", "iptables -L -t nat"), block(C, "gw01", "tcpdump -l -n -c 20 -i br-mgmt icmp"),
+                  block(B, "gw01", "ip route"), block(C, "gw01", "ip addr"), block(C, "gw01", "iptables -L FORWARD")):
+        question = student.says(paste)
+    assert "**Question:** A reply to 198.51.100.77 arrives at gw01" in question["text"]
+    why = student.says("why?")
+    solution = student.says("show me the answer")
+    before_next = solution["text"].split("**Question:**")[0]
+    for text in (why["text"], before_next):
+        assert "FORWARD" not in text and "does not forward" not in text
+    assert student.revealed() == [RETURN_ROUTE]
+    assert "How we know that gw01 has no route back" in before_next   # its own reasoning
+    assert "gw01 reaches net01 (10.20.0.11) directly on br-mgmt" in before_next

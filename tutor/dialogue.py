@@ -857,7 +857,7 @@ class Conversation:
                     return route.named_by
         return []
 
-    def reveal(self, finding: Finding, how: str, lead: str) -> None:
+    def reveal(self, finding: Finding, how: str, lead: str, then: str = "") -> None:
         if finding.cause not in self.state.revealed:
             self.state.revealed.append(finding.cause)
             self.tutor.store.add_revealed(self.session_id, finding.cause, how, finding.as_json())
@@ -866,6 +866,8 @@ class Conversation:
         self.state.stage = GATHER
         self.turn.say(f"{lead} {md(finding.title)}.\n\n{md(finding.explanation)}")
         self.turn.say("**Fix:**\n\n" + fence("\n".join(self.fix_steps(finding))))
+        self.turn.say(then)
+        self.state.misses, self.state.last_feedback = 0, ""
         pending = self.unrevealed()
         if pending:
             self.turn.say("There is more in the evidence.")
@@ -935,7 +937,7 @@ class Conversation:
             if finding is not None:
                 self.turn.say("I ask because the evidence you've pasted is now enough to decide what is "
                               "wrong, and you'll remember it better if you see it yourself. The answer is "
-                              "in these lines:\n\n" + fence(evidence_lines(finding)))
+                              "in these lines:\n\n" + fence(self.evidence_of(finding)))
                 return
         step = self.symptom.steps.get(self.state.asked_step or "") if self.symptom else None
         if step is not None:
@@ -951,18 +953,36 @@ class Conversation:
         self.turn.say("I need to know what goes wrong before I can ask for evidence: each problem "
                       "has its own path to follow. Tell me what you tried and what happened.")
 
-    @staticmethod
-    def how(finding: Finding) -> str:
-        steps = "\n".join(f"{i}. {md(step)}" for i, step in enumerate(finding.reasoning, 1))
+    def how(self, finding: Finding) -> str:
+        reasoning = self.cut(finding, finding.reasoning)
+        steps = "\n".join(f"{i}. {md(step)}" for i, step in enumerate(reasoning, 1))
         return (f"How we know that {md(finding.title)}:\n\n{steps}\n\n"
-                f"The evidence it stands on:\n\n{fence(evidence_lines(finding))}")
+                f"The evidence it stands on:\n\n{fence(self.evidence_of(finding))}")
+
+    def evidence_of(self, finding: Finding) -> str:
+        kept = set(self.cut(finding, [str(line.get("text")) for line in finding.evidence]))
+        shown = Finding(**{**finding.__dict__, "evidence": [line for line in finding.evidence
+                                                           if str(line.get("text")) in kept]})
+        return evidence_lines(shown)
+
+    def cut(self, finding: Finding, lines: list[str]) -> list[str]:
+        """Lines about ``finding`` without what would give away a cause not yet asked
+        about: a line naming what only another established, unrevealed cause's title
+        names (the FORWARD policy, under the return-route question) is left out."""
+        own = set(_words(finding.title)) | set(_words(finding.explanation))
+        giveaways = set()
+        for other in self.findings():
+            if other.cause != finding.cause and other.cause not in self.state.revealed:
+                giveaways |= set(_words(other.title)) - own
+        if not giveaways:
+            return list(lines)
+        return [line for line in lines if not set(_words(line)) & giveaways]
 
     def solution(self) -> None:
         finding = self.focus()
         if finding is not None:
             self.turn.say(f"**The answer:** {md(finding.hints[-1]) if finding.hints else ''}")
-            self.reveal(finding, "solution", "**The cause:**")
-            self.turn.say(self.how(finding))
+            self.reveal(finding, "solution", "**The cause:**", then=self.how(finding))
             if self.symptom and self.symptom.diagram:
                 self.turn.figures.append(packet_path_svg(self.diagnosis().table, self.roles(), self.values()))
             return
@@ -1104,3 +1124,9 @@ def _check_done(check: str, commands: list) -> bool:
 def _plain_title(cause) -> str:
     """A cause's name for "ruled out" lists: its id in words (its title needs values)."""
     return cause.cause.replace("-", " ")
+
+
+def _words(text: str) -> list[str]:
+    """The words of a text that can tell one cause from another: no addresses, numbers
+    or short words."""
+    return [w.lower() for w in re.findall(r"[A-Za-z][A-Za-z_-]{4,}", str(text))]
