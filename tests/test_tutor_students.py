@@ -332,3 +332,16 @@ def test_nothing_given_away_about_the_cause_not_yet_asked(student):
     assert student.revealed() == [RETURN_ROUTE]
     assert "How we know that gw01 has no route back" in before_next   # its own reasoning
     assert "gw01 reaches net01 (10.20.0.11) directly on br-mgmt" in before_next
+
+
+def test_an_error_off_the_route_is_said_to_be_unknown_not_chased(student):
+    """'No valid host was found' sounds like a failed boot; the scheduler's own log shows
+    it is not the volume problem the tutor knows, and the tutor says so."""
+    student.says("my instance goes to ERROR when I boot it: No valid host was found")
+    log = (FIXTURES / "oslo_log" / "nova_conductor_no_valid_host.out").read_text()
+    reply = student.says("root@ctl01:~# tail /var/log/nova/nova-conductor.log\n" + log)
+    assert "No valid host was found" in reply["text"]
+    assert "not the one I took it for" in reply["text"] and "instructor" in reply["text"]
+    assert "cinder-api.log" not in reply["text"]
+    hint = student.says("hint")
+    assert "instructor" in hint["text"] and "cinder-api.log" not in hint["text"]

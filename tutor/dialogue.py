@@ -476,7 +476,33 @@ class Conversation:
                 self.turn.say(f"It doesn't give me {self.text(asked.title)} yet.")
             if symptom.diagram:
                 self.turn.figures.append(self.diagram())
+            elsewhere_error = self.error_off_route(evidence)
+            if elsewhere_error and not self.findings() and not self.findings("possible"):
+                self.turn.say(elsewhere_error)
+                self.state.stage, self.state.asked_step, self.state.off_route = DONE, None, True
+                return self.edge()
         self.advance()
+
+    def error_off_route(self, evidence: Evidence) -> str | None:
+        """A pasted log whose errors come from a file none of the symptom's steps reads:
+        the problem is not the one the tutor took it for, and no rule knows it."""
+        symptom = self.symptom
+        if symptom is None:
+            return None
+        on_route = " ".join(step.command for step in symptom.steps.values())
+        for fact in evidence.facts:
+            if fact.get("type") != "log_entry" or fact.get("level") not in ("WARNING", "ERROR", "CRITICAL"):
+                continue
+            command = str((fact.get("prov") or {}).get("command") or "")
+            path = fact.get("path") or next((w for w in command.split() if w.startswith("/")), None)
+            if not path or path in on_route:
+                continue
+            message = " ".join(str(fact.get("message") or "").split())[:160]
+            return (f"That log (`{code(path)}`) is not on the route I know for "
+                    f"*{self.text(symptom.title)}*, and what it says is not an error any of my "
+                    f"rules knows: \"{md(message)}\". So your problem is probably not the one I "
+                    "took it for.")
+        return None
 
     def acknowledge_fixes(self, revealed_before: dict, established_before: set, pasted_nodes,
                           said: list[dict]) -> None:
@@ -569,7 +595,7 @@ class Conversation:
     def nothing_left(self) -> None:
         self.edge()
 
-    def edge(self) -> None:
+    def edge(self, route_checks: bool = True) -> None:
         """The route is used up: say so plainly, what the evidence rules out, which
         checks would come next (only those not done yet), and suggest the instructor."""
         possible = self.findings("possible")
@@ -594,8 +620,9 @@ class Conversation:
         if undecided:
             lines.append("What it fits only in part, with every check I know to decide it already run:\n\n"
                          + "\n".join(f"- {md(f.title)}" for f in undecided))
-        checks += [f"On the {ROLES[step.role]['name']}: {fill(step.command, self.values())} "
-                   f"({self.text(step.title)})" for step in self.open_steps()]
+        if route_checks and not self.state.off_route:
+            checks += [f"On the {ROLES[step.role]['name']}: {fill(step.command, self.values())} "
+                       f"({self.text(step.title)})" for step in self.open_steps()]
         if checks:
             lines.append("The checks I would run next:\n\n" + "\n".join(f"- {md(c)}" for c in checks))
         elif possible:
@@ -659,11 +686,11 @@ class Conversation:
                     + " but does not show " + ("them" if len(missing) > 1 else "it")
                     + ": the rules that decide are in there. Paste the rest of the listing.")
         logs = [f for f in evidence.facts if f.get("type") == "log_entry"]
-        if logs and not any(f.get("level") in ("ERROR", "CRITICAL") or f.get("type") == "traceback"
+        if logs and not any(f.get("level") in ("WARNING", "ERROR", "CRITICAL") or f.get("type") == "traceback"
                             for f in evidence.facts):
             asked = self.symptom.steps.get(self.state.asked_step or "") if self.symptom else None
             if asked and any(g.fact == "log_entry" for g in asked.gathered):
-                return ("These log lines hold no ERROR. Paste the lines around the failure: "
+                return ("These log lines hold no error or warning. Paste the lines around the failure: "
                         "`grep -B 5 -A 30 ERROR` on the same log file finds them.")
         return None
 
@@ -690,6 +717,7 @@ class Conversation:
             return
         symptom = self.tutor.symptoms[symptom_id]
         self.state.symptom, self.state.stage, self.state.offered, self.state.asked_step = symptom.id, GATHER, [], None
+        self.state.off_route, self.state.edge_said = False, False
         self.turn.say(f"It sounds like this problem: **{self.text(symptom.title)}**. {self.text(symptom.start)}")
         self.advance()
 

@@ -51,6 +51,7 @@ class State:
     skipped: list[str] = field(default_factory=list)        # steps the student says are done
     unknown_problem: int = 0                                 # messages no symptom fitted
     edge_said: bool = False
+    off_route: bool = False                                  # its evidence points off the route
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "State":
