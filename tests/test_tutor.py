@@ -215,7 +215,9 @@ def test_evidence_from_a_different_node_than_asked(tutor):
     reply = tutor.respond(session, NETWORK_BRIDGE)            # asked: the compute node
     assert "not the compute node I asked about" in reply.reply
     assert "network-node" in reply.reply
-    assert "Still needed" in reply.reply or "compute node's bridge" in reply.reply
+    # the packet seen on the network node went through the compute node: that capture is moot
+    assert "The ping got further than the ping on the compute node's bridge" in reply.reply
+    assert "**Next: the network node's routing table.**" in reply.reply
 
 
 def test_the_conversation_survives_a_restart(tmp_path):
@@ -356,7 +358,8 @@ def test_the_diagram_escapes_every_text_it_draws():
                "dst": "192.0.2.1", "icmp_type": "echo request"})
     svg = packet_path_svg(table, {hostile: "compute"}, {})
     assert "<script" not in svg and "<img" not in svg
-    assert "&lt;script&gt;" in svg or "&lt;script" in svg
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;" in svg
+    assert "&lt;img src=x&gt;" in svg
     assert svg.startswith("<svg") and svg.endswith("</svg>")
 
 
@@ -417,7 +420,7 @@ def test_any_messages_get_a_reply(tutor, messages):
     session = tutor.start()
     for text in messages:
         reply = tutor.respond(session, text)
-        assert reply.reply and "Something went wrong" not in reply.reply
+        assert reply.reply and "I could not use that" not in reply.reply
 
 
 def test_output_pasted_without_a_prompt_is_held_until_the_student_names_its_node(tutor):
