@@ -240,3 +240,42 @@ def test_a_student_on_a_phone_fixes_cause_after_cause_and_sees_the_reply_s_fate(
     diagram.screenshot(path=str(tmp_path / "phone-diagram.png"))
     if os.environ.get("STACKDOC_SCREENSHOTS"):
         diagram.screenshot(path=os.path.join(os.environ["STACKDOC_SCREENSHOTS"], "phone-diagram.png"))
+
+
+def test_students_who_are_stuck_or_off_the_map_get_an_exit(server, browser_for):
+    """A student who misses five times and gives up gets the cause; a problem the
+    knowledge does not cover, and glance-api stopped, are said to be beyond it."""
+    from pathlib import Path
+    from tests.test_tutor_students import A, block
+    page = browser_for().new_page()
+    page.goto(server)
+    page.locator(".message.tutor").first.wait_for()
+    say(page, "pings from my instance to the outside get no answer")
+    for paste in (block(A, "cmp01", "tcpdump"), block(A, "net01", "tcpdump"), block(A, "net01", "ip route")):
+        say(page, paste)
+    assert "Question:" in say(page, block(A, "net01", "iptables -L -t nat")).inner_text()
+    texts = [say(page, text).inner_text() for text in
+             ("dns", "the firewall", "dunno", "maybe the cable?", "mtu")]
+    assert all(a != b for a, b in zip(texts, texts[1:]))
+    assert any("Hint 2 of 3" in t for t in texts) and page.locator("#found li").count() == 0
+    say(page, "ok I give up")
+    page.locator("#found li").first.wait_for()
+    assert "fip-snat-wrong-interface" in page.locator("#found").inner_text()
+
+    page.click("#new-session")
+    page.locator(".message.tutor").first.wait_for()
+    page.wait_for_function("() => document.querySelectorAll('.message').length === 1")
+    say(page, "horizon shows my keyboard layout wrong")
+    unknown = say(page, "none of them")
+    assert "not something I can diagnose yet" in unknown.inner_text()
+
+    page.click("#new-session")
+    page.wait_for_function("() => document.querySelectorAll('.message').length === 1")
+    fixtures = Path(__file__).resolve().parent / "fixtures"
+    say(page, "creating a volume from an image fails")
+    say(page, "root@vol01:~# tail -n 40 /var/log/cinder/cinder-api.log\n"
+        + (fixtures / "oslo_log" / "cinder_api_icehouse_glance_refused.out").read_text())
+    say(page, (fixtures / "cinder" / "other-vol01-ip-addr.txt").read_text())
+    say(page, "root@vol01:~# grep glance_api_servers /etc/cinder/cinder.conf\nglance_api_servers = 192.0.2.5:9292\n")
+    edge = say(page, "root@img01:~# service glance-api status\nglance-api stop/waiting\n")
+    assert "as far as my knowledge goes" in edge.inner_text() and "instructor" in edge.inner_text()

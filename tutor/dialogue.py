@@ -805,9 +805,7 @@ class Conversation:
                     step = symptom.steps[step_id]
                     if (role is None or step.role == role) and step_id not in self.state.skipped:
                         skipped.append(step_id)
-        for cause in causes:
-            if cause not in self.state.resolved and cause in self.state.revealed:
-                self.state.resolved.append(cause)
+        unconfirmed = [c for c in causes if c in self.state.revealed and c not in self.state.resolved]
         self.state.skipped.extend(s for s in dict.fromkeys(skipped) if s not in self.state.skipped)
         if self.state.stage == QUESTION:
             finding = self.finding(self.state.question_cause)
@@ -817,6 +815,10 @@ class Conversation:
                 self.turn.say("Then what I was asking about is from before your fix. Paste what "
                               f"{md(finding.node or 'that node')} shows now, and we'll see whether it holds.")
                 return
+        if unconfirmed:
+            # a fix is called done when the evidence shows it, not when it is said
+            self.turn.say("Good. Paste what the commands show now, and I'll tell you whether it "
+                          "worked.")
         if skipped:
             self.turn.say("Good: I won't ask for " + join([self.text(symptom.steps[s].title) for s in
                                                           dict.fromkeys(skipped)]) + " again.")
