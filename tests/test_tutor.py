@@ -445,3 +445,17 @@ def test_the_seeds_bonus_question_is_discussed(tutor):
     reply = tutor.respond(session, "but then how does the VM resolve google's name?")
     assert "dnsmasq" in reply.reply and reply.findings == []
     assert "network node's bridge" in reply.reply                # and the route goes on
+
+
+def test_a_correction_to_a_node_not_seen_yet_moves_the_paste_there(tutor):
+    session = tutor.start()
+    tutor.respond(session, "why can't my VM ping google?")
+    tutor.respond(session, COMPUTE)
+    tutor.respond(session, "from compute-1\n" + NETWORK_BRIDGE.split("\n", 1)[1])
+    role_only = tutor.respond(session, "wait, that was still on the network node")
+    assert role_only.reply.startswith("Which node is the network node?")
+    moved = tutor.respond(session, "that was network-node")
+    assert "moved what that paste showed to **network-node**" in moved.reply
+    assert "tcpdump on network-node (br100) saw echo request from 10.99.0.2 to 173.194.113.145" in \
+        [item["text"] for item in moved.known]
+    assert "**Next: the network node's routing table.**" in moved.reply

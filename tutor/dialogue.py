@@ -348,11 +348,16 @@ class Conversation:
         said = said.strip()
         if not said:
             return False
-        node = self.node_named(said) or self.node_named(f"on {said}")
+        node = self.node_named(said) or self.node_named(f"on {said}") or _bare_node_name(said)
         role = next((r for r, info in ROLES.items() if said.lower().removeprefix("the ") in
                      (r, info["name"], r + " node")), None)
         if node is None and role is not None:
             node = next((n for n, r in self.roles().items() if r == role), None)
+            if node is None and self.last_evidence_message() is not None:
+                self.turn.say(f"Which node is the {ROLES[role]['name']}? Say \"that was\" and its name "
+                              "(the part after `@` in its prompt), and I'll move what that paste "
+                              "showed there.")
+                return True
         if node is None:
             return False
         last = self.last_evidence_message()
