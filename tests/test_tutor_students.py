@@ -93,11 +93,17 @@ def test_a_bare_paste_whose_addresses_name_its_node_is_filed_there(student):
 def test_a_listing_split_over_two_messages_is_joined(student):
     student.says("no connectivity from my vm to the outside world")
     listing = block(A, "net01", "iptables -L -t nat").split("\n")
-    first = student.says("\n".join(listing[:30]))
+    cut = listing.index("Chain nova-network-POSTROUTING (1 references)")
+    first = student.says("\n".join(listing[:cut]))
     assert "does not show" in first["text"] and "nova-network-POSTROUTING" in first["text"]
-    second = student.says("\n".join(listing[30:]))
+    assert "net01 has a DNAT rule in nova-network-OUTPUT: from 0.0.0.0/0 to 198.51.100.77/32, to 10.20.4.5" \
+        in student.known()
+    second = student.says("\n".join(listing[cut:]))
     assert "net01 has a SNAT rule in nova-network-snat: from 10.20.4.0/22" in second["text"]
     assert "Which node is this from" not in second["text"]
+    # the second half goes on with the first: both stay in what we know
+    assert "net01 has a DNAT rule in nova-network-OUTPUT: from 0.0.0.0/0 to 198.51.100.77/32, to 10.20.4.5" \
+        in student.known()
 
 
 def test_a_correction_moves_the_facts(student):

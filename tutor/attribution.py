@@ -63,11 +63,14 @@ class Attribution:
                 commands.append([block.node, block.command])
             if not block.command and block.kind is None:
                 continue
+            continued = None
             if block.node is None and not block.command:
                 continued = self.continued_listing(block)
                 if continued is not None:
                     block.node, block.command = continued
             read = read_block(block)
+            for fact in read.facts if continued else []:
+                fact["continues"] = True      # the rest of an earlier paste, not a new run of it
             if block.node is None and read.facts:
                 node = named or self.node_by_evidence(read.facts)
                 if node is None:

@@ -208,7 +208,7 @@ class Conversation(Attribution, Answers, Edge):
         established_before = {f.cause for f in self.findings()}
         runs = {(f.get("node"), " ".join(str(f["prov"].get("command") or "").split()))
                  for f in evidence.facts if f.get("node") and isinstance(f.get("prov"), dict)
-                 and f["prov"].get("command") and f.get("type") != "state_change"}
+                 and f["prov"].get("command") and f.get("type") != "state_change" and not f.get("continues")}
         if self.tutor.store.supersede(self.session_id, runs, self.seq):
             forget(self.tutor.store, self.session_id)
         self.tutor.store.add_evidence(self.session_id, self.seq, evidence.facts,
