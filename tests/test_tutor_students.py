@@ -164,7 +164,9 @@ def test_intents_in_words_not_in_the_files(student, words):
     if words.startswith("alright"):
         assert student.revealed() == [SNAT]
     elif words.startswith("why"):
-        assert "The answer is in these lines" in reply["text"] and reply["findings"] == []
+        # the step the question names, explained; then back to the open question
+        assert "tests one hypothesis: *the network node knows where to send packets" in reply["text"]
+        assert "**Question:**" in reply["text"] and reply["findings"] == []
     else:
         assert reply["hint_level"] == 1 and reply["findings"] == []
 

@@ -256,8 +256,34 @@ class Answers:
             return
         self.edge()
 
-    def why(self) -> None:
+    def step_asked_about(self, text: str):
+        """The step a why-question names ("why do I need the routing table?"): the one
+        whose title shares the most words with it, the asked step first among equals."""
+        if not self.symptom or not text:
+            return None
+        asked = self.symptom.steps.get(self.state.asked_step or "")
+        said = set(_words(text))
+        best, score = None, 1
+        for step in ([asked] if asked else []) + self.symptom.route():
+            shared = len(said & set(_words(self.text(step.title))))
+            if shared > score:
+                best, score = step, shared
+        return best
+
+    def why(self, text: str = "") -> None:
         stage = self.state.stage
+        named = self.step_asked_about(text)
+        if named is not None and (stage != QUESTION or named.id != self.state.asked_step):
+            self.turn.say(f"{self.text(named.title)[:1].upper()}{self.text(named.title)[1:]} tests one "
+                          f"hypothesis: *{self.text(named.hypothesis)}*. {self.text(named.why)}")
+            if stage == QUESTION and self.state.question_cause:
+                finding = self.finding(self.state.question_cause)
+                if finding is not None:
+                    self.ask_question(finding, again=True)
+            asked = self.symptom.steps.get(self.state.asked_step or "")
+            if stage == GATHER and asked is not None and asked is not named:
+                self.turn.say(self.step_request(asked, again=True))
+            return
         if stage == QUESTION and self.state.question_cause:
             finding = self.finding(self.state.question_cause)
             if finding is not None:

@@ -150,7 +150,7 @@ class Conversation(Attribution, Answers, Edge):
                 return
         found = intent.read_intent(text)
         if found is not None and found.name != intent.CORRECTION:
-            return self.on_intent(found)
+            return self.on_intent(found, text)
         if found is not None and self.correct(found.groups.get("node", "")):
             return
         read = self.read(text)
@@ -179,11 +179,11 @@ class Conversation(Attribution, Answers, Edge):
         self.turn.say("I read that as a comment, not as evidence or an answer.")
         self.ask_next(again=True)
 
-    def on_intent(self, found) -> None:
+    def on_intent(self, found, text: str = "") -> None:
         if found.name == intent.HINT:
             return self.hint()
         if found.name == intent.WHY:
-            return self.why()
+            return self.why(text)
         if found.name == intent.HOW:
             focus = self.finding(self.state.focus) if self.state.focus else None
             return self.turn.say(self.how(focus)) if focus is not None else self.why()
