@@ -353,3 +353,12 @@ def test_an_error_off_the_route_is_said_to_be_unknown_not_chased(student):
     assert "cinder-api.log" not in reply["text"]
     hint = student.says("hint")
     assert "instructor" in hint["text"] and "cinder-api.log" not in hint["text"]
+
+
+def test_the_thread_changes_only_when_the_student_says_it_is_another_problem(student):
+    walk_to_the_snat_question(student)
+    aside = student.says("creating volumes fails too btw")
+    assert "It sounds like this problem" not in aside["text"]           # still the ping
+    moved = student.says("ok thanks, another problem: creating a volume from an image fails")
+    assert "It sounds like this problem: **Creating a volume (from an image) fails**" in moved["text"]
+    assert "cinder-api.log" in moved["text"]

@@ -100,8 +100,9 @@ class Conversation(Attribution, Answers, Edge):
 
     def unrevealed(self) -> list[Finding]:
         order = self.symptom.cause_ids() if self.symptom else []
-        found = [f for f in self.findings() if f.cause not in self.state.revealed]
-        return sorted(found, key=lambda f: order.index(f.cause) if f.cause in order else len(order))
+        found = [f for f in self.findings() if f.cause not in self.state.revealed
+                 and (not order or f.cause in order)]      # the causes of the problem at hand
+        return sorted(found, key=lambda f: order.index(f.cause)) if order else found
 
     def gathered(self) -> set[str]:
         symptom = self.symptom
@@ -158,6 +159,10 @@ class Conversation(Attribution, Answers, Edge):
             return self.ask_which_node(text)
         if read.evidence is not None:
             return self.take_evidence(read.evidence, read.commands)
+        if self.state.symptom is not None and intent.starts_new_problem(text):
+            other = self.tutor.index.best(text)
+            if other and other != self.state.symptom:
+                return self.recognise(text)
         if self.state.symptom is not None and self.concept(text):
             return
         if self.state.stage == QUESTION and self.answer(text):
@@ -171,8 +176,8 @@ class Conversation(Attribution, Answers, Edge):
         if self.unknown_cause(text):
             return
         other = self.tutor.index.best(text)
-        if other and other != self.state.symptom and not self.has_evidence() \
-                and len(text) < 300 and _describes_a_problem(text):
+        if other and other != self.state.symptom and len(text) < 300 and _describes_a_problem(text) \
+                and (not self.has_evidence() or intent.starts_new_problem(text)):
             return self.recognise(text)
         if self.state.stage == DONE:
             return self.edge()
@@ -404,7 +409,7 @@ class Conversation(Attribution, Answers, Edge):
             return
         symptom = self.tutor.symptoms[symptom_id]
         self.state.symptom, self.state.stage, self.state.offered, self.state.asked_step = symptom.id, GATHER, [], None
-        self.state.off_route, self.state.edge_said = False, False
+        self.state.off_route, self.state.edge_said, self.state.question_cause = False, False, None
         self.turn.say(f"It sounds like this problem: **{self.text(symptom.title)}**. {self.text(symptom.start)}")
         self.advance()
 

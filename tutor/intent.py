@@ -16,6 +16,7 @@ import yaml
 
 HINT, WHY, HOW, SOLUTION = "hint", "why", "how", "solution"
 DONT_KNOW, ALREADY_FIXED, CORRECTION = "dont_know", "already_fixed", "correction"
+NEW_PROBLEM = "new_problem"
 INTENTS = (SOLUTION, HINT, DONT_KNOW, HOW, WHY, ALREADY_FIXED, CORRECTION)
 INTENTS_FILE = Path(__file__).resolve().parent.parent / "rules" / "intents.yml"
 _MAX_LENGTH = 160
@@ -42,7 +43,7 @@ def load_intents(path: str = str(INTENTS_FILE)) -> dict[str, list[re.Pattern]]:
         raise IntentFileError(f"{path}:{mark.line + 1 if mark else '?'}: not valid YAML") from None
     if not isinstance(document, dict):
         raise IntentFileError(f"{path}:1: a mapping of intent -> list of patterns")
-    unknown = set(document) - set(INTENTS) - {"filler"}
+    unknown = set(document) - set(INTENTS) - {"filler", NEW_PROBLEM}
     if unknown:
         raise IntentFileError(f"{path}: unknown intent {sorted(unknown)[0]!r}; known: {', '.join(INTENTS)}")
     patterns: dict[str, list[re.Pattern]] = {}
@@ -55,6 +56,12 @@ def load_intents(path: str = str(INTENTS_FILE)) -> dict[str, list[re.Pattern]]:
             except re.error as error:
                 raise IntentFileError(f"{path}: intent {name}: bad pattern {pattern!r}: {error}") from None
         patterns[name] = compiled
+    patterns[NEW_PROBLEM] = []
+    for pattern in document.get(NEW_PROBLEM) or []:
+        try:
+            patterns[NEW_PROBLEM].append(re.compile(r"\s*(?:" + str(pattern) + r")\b", re.IGNORECASE))
+        except re.error as error:
+            raise IntentFileError(f"{path}: {NEW_PROBLEM}: bad pattern {pattern!r}: {error}") from None
     words = "|".join(re.escape(str(w)) for w in document.get("filler") or [])
     patterns["filler"] = [re.compile(rf"^\s*(?:(?:{words})\b[\s,.!]*)+", re.IGNORECASE),
                           re.compile(rf"(?:[\s,.!]+(?:{words}))+[\s.!?]*$", re.IGNORECASE)] if words else []
@@ -79,6 +86,11 @@ def read_intent(text: str) -> Intent | None:
                     return None      # "why can't my VM ping google?" describes the problem
                 return Intent(name, {k: v for k, v in match.groupdict().items() if v})
     return None
+
+
+def starts_new_problem(text: str) -> bool:
+    """Does the message start by saying it is about another problem?"""
+    return any(p.match(text) for p in load_intents()[NEW_PROBLEM])
 
 
 def control_word(text: str) -> str | None:
