@@ -459,3 +459,16 @@ def test_a_correction_to_a_node_not_seen_yet_moves_the_paste_there(tutor):
     assert "tcpdump on network-node (br100) saw echo request from 10.99.0.2 to 173.194.113.145" in \
         [item["text"] for item in moved.known]
     assert "**Next: the network node's routing table.**" in moved.reply
+
+
+def test_a_vm_s_own_output_never_makes_the_vm_the_network_node(tutor):
+    session = tutor.start()
+    tutor.respond(session, "why can't my VM ping google?")
+    tutor.respond(session, COMPUTE)                        # asked next: the network node's bridge
+    vm = (LABS / "seed-as-found" / "test-vm.txt").read_text().replace("root@test-vm", "ubuntu@test-vm")
+    reply = tutor.respond(session, vm)
+    assert "test-vm's default route leaves by eth0 via 10.99.0.1" in reply.reply
+    assert "On the network node, run" in reply.reply      # still no node for that role
+    assert "network node test-vm" not in reply.reply       # nor in the diagram
+    routes = tutor.respond(session, NETWORK_ROUTES)
+    assert "network-node's default route leaves by eth0 via 10.0.0.1" in routes.reply
