@@ -205,6 +205,8 @@ def test_four_causes_one_after_another_as_the_student_fixes_them(student):
     student.says(block(B, "gw01", "tcpdump -l -n -c 20 -i br-mgmt icmp"))
     question = student.says(block(B, "gw01", "ip route"))
     assert "**Question:** A reply to 198.51.100.77 arrives at gw01" in question["text"]
+    other_node = student.says("net01 would send it out of wan0, and gw01 reaches net01 on br-mgmt")
+    assert student.revealed() == [SNAT] and "not each where the evidence puts it" in other_node["text"]
     student.says("gw01 would send it out of wan0, but it reaches net01 on br-mgmt")
     assert student.revealed() == [SNAT, RETURN_ROUTE]
     forward = student.says("[root@gw01 ~]# ip route add 198.51.100.64/26 dev br-mgmt\n"

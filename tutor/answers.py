@@ -26,7 +26,7 @@ class Answers:
         if finding is None or not finding.questions:
             return False
         question = finding.questions[0]
-        verdict = judge(text, question)
+        verdict = judge(text, question, self.known_nodes())
         self.state.attempts[finding.cause] = self.state.attempts.get(finding.cause, 0) + 1
         if verdict.right:
             self.state.misses = 0

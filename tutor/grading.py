@@ -61,11 +61,25 @@ def _anchors(ask: str, expected: list[str]) -> list[set[str]] | None:
     return unique if all(unique) else None
 
 
-def judge(answer: str, question: dict) -> Judgement:
+def judge(answer: str, question: dict, nodes: list[str] | tuple = ()) -> Judgement:
+    """``nodes``: the lab's node names; a value put with a node the question does not
+    ask about there ("net01 sends it out of wan0" when gw01's routes are asked) is held
+    against the answer like a swapped one."""
     expected = [v for v in question.get("expect") or [] if v]
     named = [v for v in expected if mentions(answer, v)]
     judgement = Judgement(named, expected)
-    anchors = _anchors(str(question.get("ask") or ""), expected)
+    ask = str(question.get("ask") or "")
+    parts = [p for p in _ASK_PARTS.split(ask) if p.strip()]
+    if len(parts) == len(expected) and nodes:
+        for clause in _CLAUSES.split(answer):
+            for index, value in enumerate(expected):
+                if not mentions(clause, value) or value in judgement.swapped:
+                    continue
+                asked = {n for n in nodes if mentions(parts[index], n)}
+                said = {n for n in nodes if mentions(clause, n) and n != value}
+                if asked and said and not said & asked:
+                    judgement.swapped.append(value)
+    anchors = _anchors(ask, expected)
     if anchors is None:
         return judgement
     for clause in _CLAUSES.split(answer):
