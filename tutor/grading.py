@@ -5,8 +5,8 @@ names, in the order the question asks for them: "Which interface must a packet l
 by for the SNAT rule to apply, *and* which interface does the default route use?"
 expects the SNAT rule's interface first and the route's second. An answer is right when
 it names every expected value *and* puts none of them with the wrong part of the
-question: "the snat rule wants eth0 but the default route uses eth1" names both
-interfaces, swapped, and is wrong.
+question: "the snat rule wants ens3 but the default route uses ens4" (in a lab where it is
+the other way round) names both interfaces, swapped, and is wrong.
 
 Which part a value is put with is read from the words around it: each part of the
 question has its own words ("snat", "rule" ... / "default", "route" ...), and a value

@@ -100,7 +100,7 @@ def control_word(text: str) -> str | None:
 
 
 def mentions(text: str, value: str) -> bool:
-    """Does the text name the value as a word (``eth0`` is not named by ``eth01``)?"""
+    """Does the text name the value as a word (``ens3`` is not named by ``ens31``)?"""
     if not value:
         return False
     return re.search(r"(?<![\w.])" + re.escape(value) + r"(?![\w])", text, re.IGNORECASE) is not None
