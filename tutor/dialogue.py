@@ -100,9 +100,13 @@ class Conversation(Attribution, Answers, Edge):
 
     def unrevealed(self) -> list[Finding]:
         order = self.symptom.cause_ids() if self.symptom else []
+        # the causes of the problem at hand first; then any other the evidence shows,
+        # unless it belongs only to a problem the student has moved away from
+        left = {c for s in self.state.left if s in self.tutor.symptoms
+                for c in self.tutor.symptoms[s].cause_ids()}
         found = [f for f in self.findings() if f.cause not in self.state.revealed
-                 and (not order or f.cause in order)]      # the causes of the problem at hand
-        return sorted(found, key=lambda f: order.index(f.cause)) if order else found
+                 and (f.cause in order or f.cause not in left)]
+        return sorted(found, key=lambda f: order.index(f.cause) if f.cause in order else len(order))
 
     def gathered(self) -> set[str]:
         symptom = self.symptom
@@ -408,6 +412,8 @@ class Conversation(Attribution, Answers, Edge):
                           "Or pick the closest (type its number):\n\n" + listing)
             return
         symptom = self.tutor.symptoms[symptom_id]
+        if self.state.symptom and self.state.symptom != symptom.id and self.state.symptom not in self.state.left:
+            self.state.left.append(self.state.symptom)
         self.state.symptom, self.state.stage, self.state.offered, self.state.asked_step = symptom.id, GATHER, [], None
         self.state.off_route, self.state.edge_said, self.state.question_cause = False, False, None
         self.turn.say(f"It sounds like this problem: **{self.text(symptom.title)}**. {self.text(symptom.start)}")

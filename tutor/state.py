@@ -52,6 +52,7 @@ class State:
     unknown_problem: int = 0                                 # messages no symptom fitted
     edge_said: bool = False
     off_route: bool = False                                  # its evidence points off the route
+    left: list[str] = field(default_factory=list)           # symptoms the student moved away from
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "State":
