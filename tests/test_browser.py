@@ -198,3 +198,84 @@ def test_a_file_upload_is_read_as_evidence(server, browser_for, tmp_path):
     reply = page.locator(".message.tutor").nth(before).inner_text()
     assert "tcpdump on compute-1 (br100) saw echo request from 10.99.0.2" in reply
     assert "compute-1" in page.locator("#known").inner_text()
+
+
+def test_a_student_on_a_phone_fixes_cause_after_cause_and_sees_the_reply_s_fate(server, browser_for, tmp_path):
+    """At 400 px: prose before a paste, a bare paste whose node the tutor asks for, a
+    swapped answer, the fix acknowledged and marked in the Found panel, the diagram
+    showing where the reply is lost, legible (scaled to the page, nothing clipped)."""
+    from tests.test_tutor_students import A, B, block, output_of
+    page = browser_for(400, 860, mobile=True).new_page()
+    page.goto(server)
+    page.locator(".message.tutor").first.wait_for()
+    say(page, "my vm01 can't reach anything outside")
+    prose = say(page, "this is on cmp01:\n" + output_of(block(A, "cmp01", "tcpdump")))
+    assert "tcpdump on cmp01 (br-fixed) saw echo request from 10.20.4.5" in prose.inner_text()
+    say(page, block(A, "net01", "tcpdump"))
+    asked = say(page, output_of(block(A, "net01", "ip route")))
+    assert "Which node is this from" in asked.inner_text()
+    say(page, "net01")
+    question = say(page, block(A, "net01", "iptables -L -t nat"))
+    assert "Question:" in question.inner_text()
+    swapped = say(page, "the snat rule wants ens3 but the default route uses ens4")
+    assert "not each where the evidence puts it" in swapped.inner_text()
+    assert page.locator("#found li").count() == 0
+    say(page, "SNAT only applies out of ens4, while the default route leaves by ens3")
+    page.locator("#found li").first.wait_for()
+    fixed = say(page, "root@net01:~# service nova-network restart\n" + block(B, "net01", "tcpdump")
+                + block(B, "net01", "iptables -L -t nat"))
+    assert "Your fix worked." in fixed.inner_text()
+    assert page.locator("#found li.resolved .badge").inner_text() == "fixed"
+    gateway = say(page, block(B, "gw01", "tcpdump -l -n -c 20 -i br-mgmt icmp")
+                  + block(B, "gw01", "tcpdump -l -n -c 20 -i wan0 icmp"))
+    diagram = gateway.locator("figure.diagram svg")
+    assert "reply lost here" in diagram.inner_html() and "198.51.100.77" in diagram.inner_html()
+    box = diagram.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 400 + 1            # scaled, not clipped
+    font = diagram.evaluate("svg => svg.getBoundingClientRect().width / svg.viewBox.baseVal.width")
+    assert font * 12 >= 10                                                # the smallest text stays >= 10 px
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 400 + 1
+    page.evaluate("() => { document.querySelector('.composer').style.position = 'static'; }")  # not over it
+    diagram.scroll_into_view_if_needed()
+    diagram.screenshot(path=str(tmp_path / "phone-diagram.png"))
+    if os.environ.get("STACKDOC_SCREENSHOTS"):
+        diagram.screenshot(path=os.path.join(os.environ["STACKDOC_SCREENSHOTS"], "phone-diagram.png"))
+
+
+def test_students_who_are_stuck_or_off_the_map_get_an_exit(server, browser_for):
+    """A student who misses five times and gives up gets the cause; a problem the
+    knowledge does not cover, and glance-api stopped, are said to be beyond it."""
+    from pathlib import Path
+    from tests.test_tutor_students import A, block
+    page = browser_for().new_page()
+    page.goto(server)
+    page.locator(".message.tutor").first.wait_for()
+    say(page, "pings from my instance to the outside get no answer")
+    for paste in (block(A, "cmp01", "tcpdump"), block(A, "net01", "tcpdump"), block(A, "net01", "ip route")):
+        say(page, paste)
+    assert "Question:" in say(page, block(A, "net01", "iptables -L -t nat")).inner_text()
+    texts = [say(page, text).inner_text() for text in
+             ("dns", "the firewall", "dunno", "maybe the cable?", "mtu")]
+    assert all(a != b for a, b in zip(texts, texts[1:]))
+    assert any("Hint 2 of 3" in t for t in texts) and page.locator("#found li").count() == 0
+    say(page, "ok I give up")
+    page.locator("#found li").first.wait_for()
+    assert "fip-snat-wrong-interface" in page.locator("#found").inner_text()
+
+    page.click("#new-session")
+    page.locator(".message.tutor").first.wait_for()
+    page.wait_for_function("() => document.querySelectorAll('.message').length === 1")
+    say(page, "horizon shows my keyboard layout wrong")
+    unknown = say(page, "none of them")
+    assert "not something I can diagnose yet" in unknown.inner_text()
+
+    page.click("#new-session")
+    page.wait_for_function("() => document.querySelectorAll('.message').length === 1")
+    fixtures = Path(__file__).resolve().parent / "fixtures"
+    say(page, "creating a volume from an image fails")
+    say(page, "root@vol01:~# tail -n 40 /var/log/cinder/cinder-api.log\n"
+        + (fixtures / "oslo_log" / "cinder_api_icehouse_glance_refused.out").read_text())
+    say(page, (fixtures / "cinder" / "other-vol01-ip-addr.txt").read_text())
+    say(page, "root@vol01:~# grep glance_api_servers /etc/cinder/cinder.conf\nglance_api_servers = 192.0.2.5:9292\n")
+    edge = say(page, "root@img01:~# service glance-api status\nglance-api stop/waiting\n")
+    assert "as far as my knowledge goes" in edge.inner_text() and "instructor" in edge.inner_text()

@@ -1,67 +1,137 @@
-"""What a student's message asks for: a hint, why, the solution, or none of these.
+"""What a student's message asks for, beyond evidence and answers.
 
-The three words always work, and so do the ways people say them ("give me a hint",
-"why are you asking that?", "just tell me the answer"). A message that starts like a
-question about the lab ("why can't my VM ping google?") is not a request for "why".
+The intents are data (``rules/intents.yml``): hint, why, how, the solution ("i give
+up", "just tell me"), "I don't know", "I already fixed X", a correction of a node ("that
+was net01"). A message that starts like a question about the lab ("why can't my VM ping
+google?") is a problem described, not a request for "why".
 """
 from __future__ import annotations
 
+import functools
 import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
 
 HINT, WHY, HOW, SOLUTION = "hint", "why", "how", "solution"
-
-_PATTERNS = {
-    SOLUTION: re.compile(
-        r"^\s*(solution|answer|give up|i give up|(just )?(tell|show|give) me (the )?(answer|solution|fix|cause)"
-        r"|what('?s| is) the (answer|solution|fix|cause)|reveal( it| the answer)?|spoil(er)? it"
-        r"|i('m| am) stuck,? (just )?tell me.*)\s*[.!?]*\s*$", re.IGNORECASE),
-    HINT: re.compile(
-        r"^\s*(hint|another hint|more hint|next hint|a hint|clue|help|help me|i'?m stuck|stuck"
-        r"|(can|could) (you|i) (have|get|give me) (a |another )?(hint|clue)|give me (a |another )?(hint|clue)"
-        r"|(i )?need (a |another )?(hint|clue)|any (hints?|clues?)|what should i (do|look at|try)( next)?)"
-        r"\s*(please)?\s*[.!?]*\s*$", re.IGNORECASE),
-    HOW: re.compile(
-        r"^\s*(how|how so|how come|how do you know[^\n]*|how does (that|this|it) follow[^\n]*"
-        r"|how did you (get|conclude|find)[^\n]*|explain your reasoning|show (me )?(the|your) reasoning)"
-        r"\s*[.!?]*\s*$", re.IGNORECASE),
-    WHY: re.compile(
-        r"^\s*(why|why\?|explain|why that|why this|why\s+(are|do|did|would|should)\s+you"
-        r"( need| want)?( to)? (ask(ing)?|need|want|run|check)[^\n]*|why (does|is) (that|this|it) (matter|important|relevant)[^\n]*"
-        r"|why is that|why does that matter|what for"
-        r"|why do i need (that|this|to)[^\n]*|explain (why|that|this|your reasoning)[^\n]*|what('?s| is) the reason[^\n]*)"
-        r"\s*[.!?]*\s*$", re.IGNORECASE),
-}
+DONT_KNOW, ALREADY_FIXED, CORRECTION = "dont_know", "already_fixed", "correction"
+NEW_PROBLEM = "new_problem"
+INTENTS = (SOLUTION, HINT, DONT_KNOW, HOW, WHY, ALREADY_FIXED, CORRECTION)
+INTENTS_FILE = Path(__file__).resolve().parent.parent / "rules" / "intents.yml"
+_MAX_LENGTH = 160
+_PROBLEM = re.compile(r"\b(can'?t|cannot|fails?|failing|error|doesn'?t|not working|broken|won'?t|"
+                      r"unable|no (reply|response|connection|internet))\b", re.IGNORECASE)
 
 
-def control_word(text: str) -> str | None:
-    """``hint``, ``why``, ``how`` (how does a conclusion follow) or ``solution`` when the
-    message asks for one, else None."""
-    if len(text) > 120:
+@dataclass
+class Intent:
+    name: str
+    groups: dict[str, str] = field(default_factory=dict)
+
+
+class IntentFileError(ValueError):
+    pass
+
+
+@functools.lru_cache(maxsize=4)
+def load_intents(path: str = str(INTENTS_FILE)) -> dict[str, list[re.Pattern]]:
+    try:
+        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        raise IntentFileError(f"{path}:{mark.line + 1 if mark else '?'}: not valid YAML") from None
+    if not isinstance(document, dict):
+        raise IntentFileError(f"{path}:1: a mapping of intent -> list of patterns")
+    unknown = set(document) - set(INTENTS) - {"filler", NEW_PROBLEM}
+    if unknown:
+        raise IntentFileError(f"{path}: unknown intent {sorted(unknown)[0]!r}; known: {', '.join(INTENTS)}")
+    patterns: dict[str, list[re.Pattern]] = {}
+    for name in INTENTS:
+        compiled = []
+        for pattern in document.get(name) or []:
+            try:
+                compiled.append(re.compile(r"\s*(?:" + str(pattern) + r")\s*(?:please)?\s*[.!?]*\s*",
+                                           re.IGNORECASE))
+            except re.error as error:
+                raise IntentFileError(f"{path}: intent {name}: bad pattern {pattern!r}: {error}") from None
+        patterns[name] = compiled
+    patterns[NEW_PROBLEM] = []
+    for pattern in document.get(NEW_PROBLEM) or []:
+        try:
+            patterns[NEW_PROBLEM].append(re.compile(r"\s*(?:" + str(pattern) + r")\b", re.IGNORECASE))
+        except re.error as error:
+            raise IntentFileError(f"{path}: {NEW_PROBLEM}: bad pattern {pattern!r}: {error}") from None
+    words = "|".join(re.escape(str(w)) for w in document.get("filler") or [])
+    patterns["filler"] = [re.compile(rf"^\s*(?:(?:{words})\b[\s,.!]*)+", re.IGNORECASE),
+                          re.compile(rf"(?:[\s,.!]+(?:{words}))+[\s.!?]*$", re.IGNORECASE)] if words else []
+    return patterns
+
+
+def read_intent(text: str) -> Intent | None:
+    """The intent of a short message, or None (evidence, an answer, a problem described)."""
+    text = text.strip()
+    if not text or len(text) > _MAX_LENGTH or "\n" in text:
         return None
-    for intent in (SOLUTION, HINT, HOW, WHY):
-        if _PATTERNS[intent].match(text):
-            return intent
+    loaded = load_intents()
+    variants = [text]
+    for filler in loaded["filler"]:
+        variants += [filler.sub("", v).strip() for v in variants]
+    variants = [v for v in dict.fromkeys(variants) if v]
+    for name in INTENTS:
+        for pattern in loaded[name]:
+            match = next((m for m in (pattern.fullmatch(v) for v in variants) if m), None)
+            if match:
+                if name == WHY and _PROBLEM.search(text):
+                    return None      # "why can't my VM ping google?" describes the problem
+                return Intent(name, {k: v for k, v in match.groupdict().items() if v})
     return None
 
 
+def starts_new_problem(text: str) -> bool:
+    """Does the message start by saying it is about another problem?"""
+    return any(p.match(text) for p in load_intents()[NEW_PROBLEM])
+
+
+def control_word(text: str) -> str | None:
+    """``hint``, ``why``, ``how`` or ``solution`` when the message asks for one, else None."""
+    found = read_intent(text)
+    return found.name if found and found.name in (HINT, WHY, HOW, SOLUTION) else None
+
+
 def mentions(text: str, value: str) -> bool:
-    """Does the text name the value as a word (``eth0`` is not named by ``eth01``)?"""
+    """Does the text name the value as a word (``ens3`` is not named by ``ens31``)?"""
     if not value:
         return False
     return re.search(r"(?<![\w.])" + re.escape(value) + r"(?![\w])", text, re.IGNORECASE) is not None
 
 
 def named_by(text: str, groups: list[list[str]], expected: list[str]) -> bool:
-    """Does the text match every term of one group? ``{expected}`` is any expected value."""
+    """Does the text match every term of one group? ``{expected}`` is any expected value,
+    named somewhere the group's other terms did not already match ("forward" alone does
+    not both name the FORWARD chain and the expected value "forward")."""
     for group in groups:
+        spans = []
         ok = True
         for term in group:
             if term == "{expected}":
-                ok = any(mentions(text, value) for value in expected)
-            else:
-                ok = re.search(term, text, re.IGNORECASE) is not None
-            if not ok:
+                continue
+            match = re.search(term, text, re.IGNORECASE)
+            if match is None:
+                ok = False
                 break
+            spans.append(match.span())
+        if ok and "{expected}" in group:
+            ok = any(_named_outside(text, value, spans) for value in expected)
         if ok:
+            return True
+    return False
+
+
+def _named_outside(text: str, value: str, spans: list[tuple[int, int]]) -> bool:
+    if not value:
+        return False
+    for match in re.finditer(r"(?<![\w.])" + re.escape(value) + r"(?![\w])", text, re.IGNORECASE):
+        if not any(start < match.end() and match.start() < end for start, end in spans):
             return True
     return False

@@ -153,6 +153,58 @@ class Store:
             self.db.conn.executemany("insert into unparsed (session, message, item) values (?, ?, ?)",
                                      unparsed_rows)
 
+    def evidence_mark(self, session_id: str) -> tuple[int, int]:
+        """How many facts the session holds and the id of the last: what a cached
+        diagnosis of it depends on."""
+        count, last = self.db.execute("select count(*), coalesce(max(id), 0) from facts where session = ?",
+                                      [session_id]).fetchone()
+        return int(count), int(last)
+
+    def remove_evidence(self, session_id: str, message: int) -> None:
+        """Forget what one message pasted (it could not be used)."""
+        with self.writing():
+            self.db.execute("delete from facts where session = ? and message = ?", [session_id, message])
+            self.db.execute("delete from unparsed where session = ? and message = ?", [session_id, message])
+
+    def move_evidence(self, session_id: str, messages: list[int], node: str) -> int:
+        """The student says what some messages pasted came from another node: their facts
+        move there. Returns how many facts moved."""
+        if not messages:
+            return 0
+        marks = ",".join("?" * len(messages))
+        rows = list(self.db.execute(f"select id, fact from facts where session = ? and message in ({marks})",
+                                    [session_id, *messages]))
+        with self.writing():
+            for row_id, text in rows:
+                fact = json.loads(text)
+                fact["node"] = node
+                if isinstance(fact.get("prov"), dict):
+                    fact["prov"]["node"] = node
+                self.db.execute("update facts set node = ?, fact = ? where id = ?",
+                                [node, json.dumps(fact), row_id])
+        return len(rows)
+
+    def supersede(self, session_id: str, runs: set[tuple[str, str]], before_message: int) -> int:
+        """A command run again on the same node replaces what it printed before (the
+        point of running it again is to see the lab as it is now). ``runs`` holds
+        (node, command) pairs; returns how many facts were set aside."""
+        if not runs:
+            return 0
+        nodes = sorted({node for node, _ in runs})
+        marks = ",".join("?" * len(nodes))
+        stale = []
+        for row_id, text in self.db.execute(
+                f"select id, fact from facts where session = ? and message < ? and node in ({marks})",
+                [session_id, before_message, *nodes]):
+            fact = json.loads(text)
+            command = " ".join(str((fact.get("prov") or {}).get("command") or "").split())
+            if (fact.get("node"), command) in runs:
+                stale.append(row_id)
+        if stale:
+            with self.writing():
+                self.db.conn.executemany("delete from facts where id = ?", [(i,) for i in stale])
+        return len(stale)
+
     def evidence(self, session_id: str, after_fact: int = 0) -> tuple[list[dict], list[dict]]:
         """The facts pasted in a session (those stored after row ``after_fact``), and
         everything that could not be read."""

@@ -24,15 +24,20 @@ and, for each cause it can come from, which evidence to gather in order::
       - cause: fip-snat-wrong-interface            # an id of a cause file
         route: [compute-bridge-capture, ...]       # step ids, in the order to ask them
         named_by: [["public_interface"], ["snat", "{expected}"]]
-    concepts:                                      # questions a student may ask on the way
-      - when: ["resolv|dns|name", "google|host|name|internet"]   # every term must match
-        answer: "Markdown: a nudge and the idea behind it"
+    concepts:                                      # side questions a student may ask on the way,
+      - when: ["resolv|dns|name", "google|host|name|internet"]   # answered in place (every
+        answer: "Markdown: a nudge and the idea behind it"       # term must match); then the
+                                                                 # open question or step again
 
 Texts are templates over what the tutor has learnt about the lab (tutor/roles.py):
 ``{bridge}`` is replaced by the lab's value; ``{bridge|words}`` says the words while it
 is unknown. In ``where:`` an unknown value matches anything. ``named_by`` lists groups of
 regular expressions (case-insensitive); a student message matching every term of one
 group names the cause; ``{expected}`` stands for any value the cause's question expects.
+
+The order of ``causes:`` is the order in which the tutor goes on after a fix: once a
+revealed cause is no longer shown by the evidence pasted after the fix, it is marked
+resolved and the route goes on to the next cause of the same symptom.
 
 ``load_symptoms`` checks every file and raises kb.rulebook.RuleFileError with the file
 and line of the first mistake.

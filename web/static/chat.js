@@ -93,8 +93,9 @@
     document.getElementById("known-empty").hidden = (known || []).length > 0;
   }
 
-  function showFound(findings) {
+  function showFound(findings, resolved) {
     var ul = document.getElementById("found");
+    var fixed = resolved || [];
     ul.textContent = "";
     (findings || []).forEach(function (finding) {
       var li = document.createElement("li");
@@ -102,6 +103,14 @@
       title.textContent = finding.title;
       var cause = document.createElement("code");
       cause.textContent = finding.cause;
+      if (fixed.indexOf(finding.cause) >= 0) {
+        // fixed since: the evidence pasted after the fix no longer shows it
+        li.className = "resolved";
+        var badge = document.createElement("span");
+        badge.className = "badge";
+        badge.textContent = "fixed";
+        li.appendChild(badge);
+      }
       li.appendChild(title);
       li.appendChild(document.createElement("br"));
       li.appendChild(cause);
@@ -136,7 +145,7 @@
       .then(function (data) {
         addTutor(data.html);
         showKnown(data.known);
-        showFound(data.findings);
+        showFound(data.findings, data.resolved);
         setStatus("");
         textarea.value = "";
         scrollDown();
@@ -157,7 +166,7 @@
         if (m.role === "tutor") { addTutor(m.html); } else { addStudent(m.text); }
       });
       showKnown(data.known);
-      showFound(data.findings);
+      showFound(data.findings, data.resolved);
       scrollDown();
     });
   }
