@@ -47,58 +47,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from kb.addresses import address_int, is_global
 from kb.facts import FactTable
-from kb.netmodel import (BUILTIN_CHAINS, NetModel, NodeModel, Route, Rule, address_int,
-                         build_model, is_global, orphan_chains)
+from kb.netfilter import (BUILTIN_CHAINS, DESTINATION_NAT, FINAL_TARGETS,  # noqa: F401
+                          ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, NAT_TARGETS, Packet, Rule,
+                          evaluate, orphan_chains, printed)
+from kb.netmodel import NetModel, NodeModel, Route, build_model
 
 VERDICTS = ("delivered", "dropped", "no-route", "private-source-leaves", "reply-lost")
 MAX_HOPS = 32            # a routing loop ends here, as the TTL would end it
-MAX_CHAIN_DEPTH = 64     # deeper than any ruleset the kernel accepts
 EPHEMERAL_PORT = 40000   # the client's source port, which no evidence shows
-ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY = 8, 0
-_NAT_TARGETS = {"DNAT", "SNAT", "MASQUERADE", "REDIRECT", "NETMAP"}
-_FINAL_TARGETS = {"ACCEPT", "DROP", "REJECT"}
-_DESTINATION_NAT = {"DNAT", "REDIRECT"}
 
 
 class WalkError(ValueError):
     """The packet cannot be placed in the lab (an address that is no address, or no
     node in the evidence that sends it or could receive it)."""
-
-
-@dataclass(frozen=True)
-class Packet:
-    src: str | None
-    dst: str
-    proto: str = "icmp"
-    sport: int | None = None
-    dport: int | None = None
-    icmp_type: int | None = None
-
-    @property
-    def src_value(self):
-        return address_int(self.src)
-
-    @property
-    def dst_value(self):
-        return address_int(self.dst)
-
-    def describe(self) -> str:
-        if self.proto in ("tcp", "udp"):
-            return f"{self.proto} {self.src}:{self.sport} > {self.dst}:{self.dport}"
-        if self.proto == "icmp":
-            kind = {ICMP_ECHO_REQUEST: "echo request", ICMP_ECHO_REPLY: "echo reply"}.get(
-                self.icmp_type, f"type {self.icmp_type}")
-            return f"icmp {kind} {self.src} > {self.dst}"
-        return f"{self.proto} {self.src} > {self.dst}"
-
-    def as_json(self) -> dict:
-        return {"src": self.src, "dst": self.dst, "proto": self.proto,
-                "sport": self.sport, "dport": self.dport}
-
-    def reversed(self) -> "Packet":
-        icmp = ICMP_ECHO_REPLY if self.icmp_type == ICMP_ECHO_REQUEST else self.icmp_type
-        return Packet(self.dst, self.src, self.proto, self.dport, self.sport, icmp)
 
 
 @dataclass
@@ -525,7 +488,7 @@ class _Walker:
             text = (f"{node.name} reaches {packet.dst} on its connected network "
                     f"{route.destination} ({route.dev}), taken from its addresses")
         else:
-            text = f"{node.name} routes {packet.dst} by {which}: " + _printed(route.fact)
+            text = f"{node.name} routes {packet.dst} by {which}: " + printed(route.fact)
         if route.route_type in ("blackhole", "unreachable", "prohibit"):
             reason = f"{node.name}'s route for {packet.dst} is of type {route.route_type}"
             self.step(node.name, "route", reason, packet, [route.fact])
@@ -540,7 +503,7 @@ class _Walker:
         if self.sent_by is None or self.sent_by[0] == name or not self.sent_by[1].is_default:
             return ""
         sender, route, destination = self.sent_by
-        return (f"; {sender} sent it here by its default route ({_printed(route.fact)}), "
+        return (f"; {sender} sent it here by its default route ({printed(route.fact)}), "
                 f"having no route of its own for {destination}")
 
     def _deliver(self, node, packet, in_iface, states, new, before, held) -> _End:
@@ -560,7 +523,7 @@ class _Walker:
     def _dropped(self, name, packet, result: _HookResult, where) -> _End:
         decider = result.decider or {}
         what = "its policy" if decider.get("type") == "iptables_chain" else "the rule"
-        reason = f"{where} on {name} drops {packet.describe()} ({what}: {_printed(decider)})"
+        reason = f"{where} on {name} drops {packet.describe()} ({what}: {printed(decider)})"
         return _End("dropped", name, packet, fact_ids=_ids([decider]), reason=reason)
 
     def _next_hop(self, node: NodeModel, route: Route, out_iface, packet: Packet):
@@ -615,12 +578,12 @@ class _Walker:
                 self.step(node.name, stage, text, packet, jumps + [chain.policy_fact])
             self._explain_misses(node.name, stage, misses, packet)
             return _HookResult(accepted, chain.policy_fact)
-        if verdict in _NAT_TARGETS:
+        if verdict in NAT_TARGETS:
             self._explain_misses(node.name, stage, misses, packet)
             return _HookResult(True, rule.fact, rule)
         accepted = verdict not in ("DROP", "REJECT")
         self.step(node.name, stage, f"{stage} on {node.name}: " + ("accepted" if accepted else "DROPPED")
-                  + f" by {_printed(rule.fact)}"
+                  + f" by {printed(rule.fact)}"
                   + (f" (reached through {' > '.join([chain_name] + [r.target for r in path[:-1]])})"
                      if len(path) > 1 else ""), packet, jumps)
         if not accepted:
@@ -631,7 +594,7 @@ class _Walker:
         """A cut listing: chains that are referenced but that no shown rule reaches. Their
         NAT rules of this hook's kind are tried as if reached from here, and said so."""
         kinds = {"SNAT", "MASQUERADE", "NETMAP"} if stage.endswith(("POSTROUTING", "INPUT")) \
-            else _DESTINATION_NAT
+            else DESTINATION_NAT
         for name in orphan_chains(ruleset):
             if not any(r.target in kinds for r in ruleset.chains[name].rules) and not any(
                     r.target in ruleset.chains for r in ruleset.chains[name].rules):
@@ -653,7 +616,7 @@ class _Walker:
         for rule, why in misses[:3]:
             self.untranslated.append(f"at {name}, {rule.chain}'s {rule.target} to "
                                      f"{rule.fact.get('to_address')} did not apply: {why}")
-            self.step(name, stage, f"not translated: {_printed(rule.fact)} in {rule.chain} would "
+            self.step(name, stage, f"not translated: {printed(rule.fact)} in {rule.chain} would "
                       f"{rule.target} {packet.src} to {rule.fact.get('to_address')}, but {why}",
                       packet, [rule.fact])
 
@@ -680,12 +643,12 @@ class _Walker:
             if target == "MASQUERADE":
                 to_address = node.pick_source(out_iface, packet.dst)
             if not to_address:
-                self._assume_once(node.name, stage, f"{_printed(fact)}: the address to translate "
+                self._assume_once(node.name, stage, f"{printed(fact)}: the address to translate "
                                   f"to is unknown; the packet is left as it was", packet)
                 return packet
             changed = replace(packet, src=to_address, sport=to_port or packet.sport)
             verb = f"rewrites the source to {changed.src}"
-        self.step(node.name, stage, f"{stage} on {node.name}: {_printed(fact)} ({rule.chain}) "
+        self.step(node.name, stage, f"{stage} on {node.name}: {printed(fact)} ({rule.chain}) "
                   f"{verb}", changed, [fact])
         return changed
 
@@ -697,85 +660,7 @@ class _Walker:
             step.evidence = self.table.evidence(step.fact_ids) if step.fact_ids else []
 
 
-# --- first-match evaluation of one hook --------------------------------------------
-
-def evaluate(ruleset, chain_name, packet, in_iface, out_iface, states, misses=None,
-             on_problem=None):
-    """The first rule that decides a packet in ``chain_name`` of ``ruleset``, following
-    jumps into user chains and RETURNs as iptables does.
-
-    Returns (target, rule, path): target is ACCEPT/DROP/REJECT or a NAT target, or None
-    when the chain ran out (the caller applies the policy); path is the jump rules taken
-    and then the deciding rule. Non-terminating targets (LOG, MARK ...) are passed by.
-    A jump back into a chain being walked (a loop, which the kernel itself refuses) is
-    reported through ``on_problem`` and not taken. ``misses`` collects NAT rules that
-    fail on nothing but an interface - the reason a translation did not happen."""
-    path: list[Rule] = []
-    active: list[str] = []
-
-    def run(name, depth):
-        chain = ruleset.chains.get(name)
-        if chain is None:
-            return None, None
-        active.append(name)
-        try:
-            for rule in chain.candidates(packet.src_value, packet.dst_value):
-                why = rule.mismatch(packet, in_iface, out_iface, states)
-                if why is not None:
-                    if misses is not None and rule.target in _NAT_TARGETS and \
-                            (why.startswith("it leaves by") or why.startswith("it arrived by")):
-                        misses.append((rule, why))
-                    continue
-                if rule.unknown_match and on_problem:
-                    on_problem(f"{_printed(rule.fact)}: the match '{rule.unknown_match}' cannot be "
-                               f"checked from the evidence; taken as matching")
-                target = rule.target
-                if target in _FINAL_TARGETS or target in _NAT_TARGETS:
-                    path.append(rule)
-                    return target, rule
-                if target == "RETURN":
-                    return "RETURN", rule
-                if target in ruleset.chains:
-                    if target in active or depth >= MAX_CHAIN_DEPTH:
-                        if on_problem:
-                            on_problem(f"{_printed(rule.fact)} jumps back into {target}, a chain "
-                                       f"loop the kernel would refuse; the jump is not taken")
-                        continue
-                    path.append(rule)
-                    verdict, decider = run(target, depth + 1)
-                    if verdict is not None and verdict != "RETURN":
-                        return verdict, decider
-                    path.pop()
-                    continue
-                if target not in _PASSING_TARGETS and on_problem and target:
-                    on_problem(f"{_printed(rule.fact)} jumps to {target}, a chain not in the "
-                               f"listing; taken as returning without a verdict")
-            return None, None
-        finally:
-            active.pop()
-
-    verdict, decider = run(chain_name, 0)
-    if verdict == "RETURN":
-        verdict, decider = None, None
-    return verdict, decider, list(path)
-
-
-_PASSING_TARGETS = {"LOG", "MARK", "CONNMARK", "CHECKSUM", "TCPMSS", "TOS", "DSCP", "TTL",
-                    "NOTRACK", "CT", "ULOG", "NFLOG", "AUDIT", "CLASSIFY", "TRACE", "SET"}
-
-
 # --- small helpers -----------------------------------------------------------------
-
-def _printed(fact: dict | None) -> str:
-    """A rule, policy or route as the evidence printed it."""
-    if not fact:
-        return "(not shown)"
-    prov = fact.get("prov") or {}
-    text = prov.get("text")
-    if text:
-        return f"'{' '.join(text.split())}'"
-    return f"'{fact.get('chain')} {fact.get('target') or fact.get('policy')}'"
-
 
 def _ids(facts) -> list[int]:
     return [f["fact_id"] for f in facts if f and "fact_id" in f]
