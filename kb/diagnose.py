@@ -1,19 +1,26 @@
 """One diagnosis: evidence in, findings out, each finding with its evidence lines and
 the steps of reasoning that led to it.
 
-    facts (grammar/) -> drop the stale ones (kb/timeline) -> combine (kb/combiners)
-    -> one engine session over the rulebook (kb/rulebook, kb/engine) -> findings
+    facts (grammar/) -> drop the stale ones (kb/timeline) -> neutral facts
+    (kb/derivations) -> one engine session over the rulebook (kb/rulebook,
+    kb/rulecompile, kb/engine), which asks kb/queries for the computed facts its
+    patterns reach -> findings
+
+The intermediate conclusions (the gateway of a node, node roles ...) are drawn by the
+inference rules of rules/inferences/ in the same session, so a finding's reasoning
+walks back through them to the evidence lines.
 """
 from __future__ import annotations
 
-import functools
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kb import combiners, timeline
+from kb import derivations, timeline
 from kb.facts import FactTable, engine_view
-from kb.rulebook import Cause, Case, Inference, Rulebook, engine_for, load_rulebook
+from kb.queries import COMPUTED, Answerer
+from kb.rulebook import Cause, Case, Inference, Rulebook, cached_rulebook
+from kb.rulecompile import Question, compiled
 
 RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
 
@@ -50,30 +57,29 @@ class Diagnosis:
     facts: int
     superseded: list[dict]
     table: FactTable
+    left_out: list[str] = field(default_factory=list)   # what a limit kept out, and why
 
     def as_json(self) -> dict:
-        return {"findings": [f.as_json() for f in self.findings], "unparsed": self.unparsed,
-                "facts": self.facts, "superseded": self.superseded}
-
-
-@functools.lru_cache(maxsize=8)
-def _load(folders: tuple[str, ...]) -> Rulebook:
-    return load_rulebook(folders)
+        out = {"findings": [f.as_json() for f in self.findings], "unparsed": self.unparsed,
+               "facts": self.facts, "superseded": self.superseded}
+        if self.left_out:
+            out["left_out"] = self.left_out
+        return out
 
 
 def default_rulebook() -> Rulebook:
-    return _load((str(RULES_DIR),))
+    return cached_rulebook((str(RULES_DIR),))
 
 
 def current_facts(evidence) -> tuple[FactTable, dict[int, dict]]:
-    """The facts that still hold (later evidence wins) and what they add up to,
-    with the stale ones by index into ``evidence.facts``."""
+    """The facts that still hold (later evidence wins) and the neutral facts derived
+    from them, with the stale ones by index into ``evidence.facts``."""
     stale = timeline.stale_facts(evidence.facts)
     table = FactTable()
     for index, fact in enumerate(evidence.facts):
         if index not in stale and fact["type"] != "state_change":
             table.add(dict(fact))
-    combiners.combine(table)
+    derivations.derive_all(table)
     return table, stale
 
 
@@ -83,7 +89,7 @@ def diagnose(evidence, rulebook: Rulebook | None = None) -> Diagnosis:
     table, stale = current_facts(evidence)
 
     state = _SessionState(table, rulebook)
-    engine = _engine(rulebook)
+    engine = compiled(rulebook, _on_cause, _on_inference, _on_query, COMPUTED)
     wanted = rulebook.fact_types()
     with engine.session() as session:
         session.diagnosis = state
@@ -91,7 +97,7 @@ def diagnose(evidence, rulebook: Rulebook | None = None) -> Diagnosis:
         session.complete()
     findings = state.findings()
     return Diagnosis(findings, list(evidence.unparsed), evidence.parsed_count,
-                     _superseded(evidence.facts, stale), table)
+                     _superseded(evidence.facts, stale), table, state.answerer.notes())
 
 
 def _superseded(facts: list[dict], stale: dict[int, dict]) -> list[dict]:
@@ -107,15 +113,11 @@ def _superseded(facts: list[dict], stale: dict[int, dict]) -> list[dict]:
                 str(item[0]["prov"]["source"]), item[0]["prov"]["line"] or 0))]
 
 
-_ENGINES: dict[str, object] = {}
-
-
-def _engine(rulebook: Rulebook):
-    engine = _ENGINES.get(rulebook.identity)
-    if engine is None:
-        engine = engine_for(rulebook, _on_cause, _on_inference)
-        _ENGINES[rulebook.identity] = engine
-    return engine
+def _on_query(session, question: Question, c) -> None:
+    state: _SessionState = session.diagnosis
+    bound = state.bindings(question.before, c)
+    for fact in state.answerer.answer(question.fact_type, question.values(bound)):
+        session.derive(c, engine_view(fact))
 
 
 def _on_inference(session, inference: Inference, c) -> None:
@@ -133,7 +135,8 @@ def _on_inference(session, inference: Inference, c) -> None:
     fact = state.table.derive(inference.conclude["type"], node, bound.values(),
                               render(inference.because, bound), **fields)
     state.concluded[key] = fact
-    session.derive(c, engine_view(fact))
+    if fact["type"] in state.wanted:     # the engine refuses facts no rule asks about
+        session.derive(c, engine_view(fact))
 
 
 def _on_cause(session, cause: Cause, case: Case, c) -> None:
@@ -165,6 +168,8 @@ class _SessionState:
     def __init__(self, table: FactTable, rulebook: Rulebook):
         self.table = table
         self.rulebook = rulebook
+        self.answerer = Answerer(table)
+        self.wanted = rulebook.fact_types()
         self.concluded: dict[tuple, dict] = {}
         self._findings: dict[tuple, Finding] = {}
 

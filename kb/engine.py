@@ -166,7 +166,10 @@ class Session:
             raise EngineLimit(f"more than {MAX_FACTS} facts in one diagnosis")
         self._seen.add(digest)
         self._count += 1
-        c.assert_fact(dict(fact))
+        try:
+            c.assert_fact(dict(fact))
+        except _durable.MessageNotHandledException:
+            pass  # a conclusion no rule goes on from
         return True
 
     def emit(self, output: dict) -> None:

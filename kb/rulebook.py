@@ -30,6 +30,10 @@ cause be established in several ways; ``confirmed_by:`` lists further patterns t
 when they match as well, add their evidence and reasoning (a capture, a packet walk); ``status: possible`` with ``decide_by:`` marks
 evidence that fits this cause and another alike.
 
+Loading (this module) reads and checks the files; kb/rulecompile.py turns a loaded
+rulebook into durable-rules rulesets. ``cached_rulebook(folders)`` is the one cache of
+loaded rulebooks in the process: a rule file edited on disk is read again.
+
 An *inference* file concludes intermediate facts, so rules chain::
 
     infer:
@@ -50,7 +54,6 @@ from pathlib import Path
 
 import yaml
 
-from kb.engine import COMPLETE_MARKER, Engine
 
 CAUSE_KEYS = {"cause", "title", "node", "service", "status", "when", "cases", "explanation",
               "fix", "evidence", "decide_by", "hints", "examples", "symptoms", "questions",
@@ -219,6 +222,22 @@ def load_rulebook(folders) -> Rulebook:
                                 f"cause {cause.cause!r} is also defined in {seen[cause.cause]}")
         seen[cause.cause] = cause.path
     return Rulebook(causes, inferences, digest.hexdigest(), symptoms)
+
+
+_CACHE: dict[tuple, tuple[tuple, "Rulebook"]] = {}
+
+
+def cached_rulebook(folders) -> Rulebook:
+    """``load_rulebook``, read again only when a file under the folders changed."""
+    key = tuple(str(Path(f).resolve()) for f in folders)
+    signature = tuple(sorted((str(p), p.stat().st_mtime_ns, p.stat().st_size)
+                             for folder in key for p in Path(folder).rglob("*.yaml")))
+    cached = _CACHE.get(key)
+    if cached is not None and cached[0] == signature:
+        return cached[1]
+    rulebook = load_rulebook(key)
+    _CACHE[key] = (signature, rulebook)
+    return rulebook
 
 
 def read_rule_yaml(text: str, path: str = "<rules>"):
@@ -506,47 +525,3 @@ def _check_template(template, bound, path, line) -> None:
         raise
     except ValueError as error:
         raise RuleFileError(path, line, f"bad template: {error}") from None
-
-
-# --- compiling to durable-rules ---------------------------------------------------------
-
-def compile_patterns(patterns: list[Pattern]) -> list[dict]:
-    """The durable-rules ``all`` list for a rule's patterns."""
-    conditions = []
-    marker_added = False
-    for pattern in patterns:
-        if pattern.negated and not marker_added:
-            # Absence is judged once, when the evidence_complete marker arrives.
-            conditions.append({"evidence_in": {"type": COMPLETE_MARKER}})
-            marker_added = True
-        terms = [_term(fld, op, value) for fld, op, value in pattern.conditions]
-        body = terms[0] if len(terms) == 1 else {"$and": terms}
-        conditions.append({(pattern.name + "$not" if pattern.negated else pattern.name): body})
-    return conditions
-
-
-def _term(fld, op, value):
-    operand = {value[0]: value[1]} if isinstance(value, tuple) else value
-    if op == "eq":
-        return {fld: operand}
-    if op == "exists":
-        return {"$ex": {fld: 1}}
-    if op == "missing":
-        return {"$nex": {fld: 1}}
-    return {OPERATORS[op]: {fld: operand}}
-
-
-def engine_for(rulebook: Rulebook, on_cause, on_inference) -> Engine:
-    """Register the rulebook; ``on_cause(session, cause, case, c)`` and
-    ``on_inference(session, inference, c)`` are called when rules fire."""
-    rules = {}
-    for number, inference in enumerate(rulebook.inferences):
-        rules[f"infer_{number}"] = {
-            "all": compile_patterns(inference.patterns),
-            "run": (lambda rule: lambda session, c: on_inference(session, rule, c))(inference)}
-    for cause in rulebook.causes:
-        for number, case in enumerate(cause.cases):
-            rules[f"{cause.cause}__{number}"] = {
-                "all": compile_patterns(case.patterns),
-                "run": (lambda cz, cs: lambda session, c: on_cause(session, cz, cs, c))(cause, case)}
-    return Engine(rules, identity=rulebook.identity, name_hint="stackdoc")

@@ -39,9 +39,8 @@ bridge (assumed: the VM is not in the evidence), and at nat POSTROUTING gets the
 then leaves the lab towards 10.20.0.1 with source 10.20.4.5: ``private-source-leaves``
 at net01.
 
-``walk_verdicts(table)`` is the combiner step: for each network node's floating IP it
-walks a VM's ping to the outside and a TCP connection from the upstream gateway to the
-floating IP, and adds ``walk_verdict`` facts that rule files can match.
+Rule files match walks as ``walk_verdict`` facts, which kb/queries.py computes by this
+walk for the floating IPs the rules ask about.
 """
 from __future__ import annotations
 
@@ -136,76 +135,6 @@ def walk(table: FactTable, source: str, destination: str, proto: str = "icmp",
     model = model or build_model(table)
     walker = _Walker(table, model)
     return walker.run(source, destination, proto, port, node)
-
-
-def walk_verdicts(table: FactTable, model: NetModel | None = None) -> None:
-    """The combiner: ``walk_verdict`` facts for the floating IPs of each network node.
-
-    * kind ``vm-to-outside``: the VM behind a floating IP pings an address beyond the
-      default route (one a captured packet shows, else a stand-in global address);
-    * kind ``outside-to-floating``: the node that owns the network node's default gateway
-      connects to the floating IP, tcp port 22 (ssh, as the seed's students try).
-
-    Only a few floating IPs per node are walked (those captured packets mention, else
-    the first): a node with 5,000 of them must not cost 10,000 walks per diagnosis."""
-    floating = [f for f in table.of("floating_ip") if f.get("fixed") and f.get("node")]
-    if not floating:
-        return
-    model = model or build_model(table)
-    captured = table.of("packet")
-    by_node: dict[str, list[dict]] = {}
-    for fip in floating:
-        by_node.setdefault(fip["node"], []).append(fip)
-    for network_node, fips in sorted(by_node.items()):
-        mentioned = {p.get("src") for p in captured} | {p.get("dst") for p in captured}
-        chosen = [f for f in fips if f["fixed"] in mentioned or f["address"] in mentioned][:2] \
-            or sorted(fips, key=lambda f: address_int(f["address"]) or 0)[:1]
-        for fip in chosen:
-            outside = _outside_address(table, model, fip["fixed"])
-            _derive_verdict(table, model, "vm-to-outside", fip, fip["fixed"], outside, "icmp", None,
-                            None)
-            gateway = _upstream_gateway(model, network_node)
-            if gateway is not None:
-                _derive_verdict(table, model, "outside-to-floating", fip, gateway, fip["address"],
-                                "tcp", 22, None)
-
-
-# A global address behind every default route, used only when no captured packet names
-# the outside address a VM tried to reach.
-_STAND_IN_OUTSIDE = "8.8.8.8"
-
-
-def _outside_address(table: FactTable, model: NetModel, fixed: str) -> str:
-    for packet in table.of("packet"):
-        dst = packet.get("dst")
-        if packet.get("src") == fixed and address_int(dst) is not None:
-            return dst
-    return _STAND_IN_OUTSIDE
-
-
-def _upstream_gateway(model: NetModel, network_node: str) -> str | None:
-    node = model.nodes.get(network_node)
-    if node is None:
-        return None
-    default = node.lookup_route(0)
-    if default is None or not default.is_default or not default.via:
-        return None
-    owner = model.owner_of(default.via, besides=network_node)
-    return owner[0] if owner else None
-
-
-def _derive_verdict(table, model, kind, fip, source, destination, proto, port, start) -> None:
-    try:
-        result = walk(table, source, destination, proto, port, node=start, model=model)
-    except WalkError:
-        return
-    sources = [table[i] for i in result.fact_ids if 0 <= i < len(table.facts)] or \
-        [table[i] for i in fip.get("derived_from", [])[:1]]
-    table.derive("walk_verdict", result.node or fip["node"], sources,
-                 f"walk {kind} ({result.packet.describe()}): {result.summary}",
-                 kind=kind, verdict=result.verdict, floating=fip["address"], fixed=fip["fixed"],
-                 source=source, destination=destination, proto=proto, port=port,
-                 failed_at=result.node, summary=result.summary)
 
 
 # --- the walker ----------------------------------------------------------------------

@@ -5,7 +5,8 @@ import textwrap
 import pytest
 
 from kb.diagnose import RULES_DIR
-from kb.rulebook import RuleFileError, compile_patterns, load_rule_text, load_rulebook
+from kb.rulebook import RuleFileError, load_rule_text, load_rulebook
+from kb.rulecompile import compile_patterns
 
 GOOD = textwrap.dedent("""\
     cause: demo-cause

@@ -11,6 +11,7 @@ import pytest
 from collectors.files import read_evidence
 from grammar.transcript import read_transcript
 from kb.diagnose import current_facts
+from kb.queries import Answerer
 from kb.walk import VERDICTS, WalkError, walk
 from lab import testbed
 
@@ -121,15 +122,21 @@ def test_a_global_source_leaving_the_lab_is_assumed_answered():
         walk(table, "not-an-address", "8.8.4.4")
 
 
+def _walk_verdicts(table, floating):
+    answerer = Answerer(table)
+    return {kind: answerer.answer("walk_verdict", {"kind": kind, "floating": floating})[0]
+            for kind in ("vm-to-outside", "outside-to-floating")}
+
+
 def test_walk_verdict_facts_for_rules():
-    _, _, table = _case("seed-as-found")
-    verdicts = {f["kind"]: f for f in table.of("walk_verdict")}
+    _, names, table = _case("seed-as-found")
+    verdicts = _walk_verdicts(table, names.floating_ip)
     assert verdicts["vm-to-outside"]["verdict"] == "dropped"
     assert verdicts["vm-to-outside"]["failed_at"] == "gks-061"
-    assert verdicts["vm-to-outside"]["destination"] == "203.0.113.10"   # what tcpdump saw
-    assert verdicts["outside-to-floating"]["verdict"] != "delivered"
-    _, _, table = _case("seed-healthy")
-    assert {f["verdict"] for f in table.of("walk_verdict")} == {"delivered"}
+    assert verdicts["vm-to-outside"]["destination"] == names.outside_ip   # what tcpdump saw
+    assert verdicts["outside-to-floating"]["verdict"] == "dropped"
+    _, names, table = _case("seed-healthy")
+    assert {f["verdict"] for f in _walk_verdicts(table, names.floating_ip).values()} == {"delivered"}
 
 
 # --- the command line -----------------------------------------------------------------

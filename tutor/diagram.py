@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from html import escape
 
-from kb.combiners import covers
+from kb.addresses import covers
 from tutor.roles import node_of
 
 _WIDTH, _HEIGHT = 720, 186
