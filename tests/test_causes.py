@@ -101,3 +101,27 @@ def test_live_lab_diagnosis_matches_what_the_kernel_did(naming, fault):
     assert found == {CAUSE_OF_FAULT[fault]}
     # the kernel agrees something is broken: at least one probe failed
     assert not all(result.succeeded for result in record.probes.values())
+
+
+REGRESSIONS = Path(__file__).resolve().parent / "fixtures" / "model"
+
+
+def _diagnose_regression(case: str):
+    return diagnose(read_evidence(sorted(str(p) for p in (REGRESSIONS / case).glob("*.txt"))))
+
+
+def test_a_forward_chain_that_accepts_icmp_lets_a_ping_through():
+    """FORWARD policy DROP with '-p icmp -j ACCEPT' on the gateway: the kernel passed the
+    VM's ping (case.json), so no cause may say the gateway does not forward it."""
+    meta = json.loads((REGRESSIONS / "forward-drop-icmp-accepted" / "case.json").read_text())
+    assert meta["probes"]["vm-to-outside"] is True
+    diagnosis = _diagnose_regression("forward-drop-icmp-accepted")
+    assert [f.cause for f in diagnosis.findings] == []
+
+
+def test_forwarding_off_shown_by_conf_all_forwarding_is_seen():
+    diagnosis = _diagnose_regression("forwarding-off-by-conf-all")
+    assert [(f.cause, f.node, f.status) for f in diagnosis.findings] == [
+        ("fip-upstream-forward-blocked", "gw01", "established")]
+    texts = {line["text"] for line in diagnosis.findings[0].evidence}
+    assert "net.ipv4.conf.all.forwarding = 0" in texts
