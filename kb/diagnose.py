@@ -139,14 +139,32 @@ def _on_inference(session, inference: Inference, c) -> None:
         session.derive(c, engine_view(fact))
 
 
+# A cause that fires for thousands of facts alike (every floating IP of a node) keeps the
+# evidence of its first few firings per case; the others are counted and said.
+MERGED_FIRINGS_PER_CASE = 3
+
+
 def _on_cause(session, cause: Cause, case: Case, c) -> None:
     state: _SessionState = session.diagnosis
     bound = state.bindings(case.patterns, c)
     texts = case.texts
+    node = _render_optional(texts["node"], bound)
+    service = _render_optional(texts["service"], bound)
+    key = (cause.cause, node, service)
+    fact_ids = [bound[name]["fact_id"] for name in texts["evidence"]]
+    existing = state._findings.get(key)
+    if existing is not None and not (existing.status == "possible" and texts["status"] == "established"):
+        firings = state.firings.setdefault((key, id(case)), [0])
+        firings[0] += 1
+        if firings[0] <= MERGED_FIRINGS_PER_CASE:
+            existing.fact_ids += [i for i in fact_ids if i not in existing.fact_ids]
+        else:
+            state.alike.setdefault(key, set()).add(fact_ids[0])
+        return
     finding = Finding(
         cause=cause.cause,
-        node=_render_optional(texts["node"], bound),
-        service=_render_optional(texts["service"], bound),
+        node=node,
+        service=service,
         status=texts["status"],
         title=render(texts["title"], bound),
         explanation=" ".join(render(texts["explanation"], bound).split()),
@@ -159,9 +177,11 @@ def _on_cause(session, cause: Cause, case: Case, c) -> None:
                     "partial": render(q.partial, bound) if q.partial else None,
                     "wrong": render(q.wrong, bound) if q.wrong else None}
                    for q in cause.questions],
-        fact_ids=[bound[name]["fact_id"] for name in texts["evidence"]],
+        fact_ids=fact_ids,
     )
-    state.add(finding)
+    if existing is not None:      # established replaces possible, keeping its evidence
+        finding.fact_ids = existing.fact_ids + [i for i in fact_ids if i not in existing.fact_ids]
+    state._findings[key] = finding
 
 
 class _SessionState:
@@ -172,6 +192,8 @@ class _SessionState:
         self.wanted = rulebook.fact_types()
         self.concluded: dict[tuple, dict] = {}
         self._findings: dict[tuple, Finding] = {}
+        self.firings: dict[tuple, list[int]] = {}
+        self.alike: dict[tuple, set[int]] = {}
 
     def bindings(self, patterns, c) -> dict[str, dict]:
         return {p.name: self.table[getattr(c, p.name).fact_id] for p in patterns if not p.negated}
@@ -184,24 +206,16 @@ class _SessionState:
             return render(value, bound)
         return value
 
-    def add(self, finding: Finding) -> None:
-        key = (finding.cause, finding.node, finding.service)
-        existing = self._findings.get(key)
-        if existing is None:
-            self._findings[key] = finding
-            return
-        if existing.status == "possible" and finding.status == "established":
-            finding.fact_ids = existing.fact_ids + finding.fact_ids
-            self._findings[key] = finding
-        else:
-            existing.fact_ids += [i for i in finding.fact_ids if i not in existing.fact_ids]
-
     def findings(self) -> list[Finding]:
         order = {cause.cause: i for i, cause in enumerate(self.rulebook.causes)}
         found = list(self._findings.values())
         for finding in found:
             finding.evidence = self.table.evidence(finding.fact_ids)
             finding.reasoning = self.table.reasoning(finding.fact_ids)
+            alike = self.alike.get((finding.cause, finding.node, finding.service))
+            if alike:
+                finding.reasoning.append(f"the same holds for {len(alike)} more alike, whose "
+                                         f"evidence is not shown")
         return sorted(found, key=lambda f: (f.status != "established", order.get(f.cause, 0),
                                             str(f.node), str(f.service)))
 

@@ -86,6 +86,23 @@ class Answerer:
     _memo: dict = field(default_factory=dict)
     _walked: dict = field(default_factory=dict)
     left_out: dict = field(default_factory=dict)
+    _index: dict | None = None
+
+    def _indexed(self) -> dict:
+        """Floating IPs by address, and the outside address each source was seen
+        sending to, built once (questions come by the thousand on a big node)."""
+        if self._index is None:
+            floating = {}
+            for fip in self.table.of("floating_ip"):
+                floating.setdefault(fip.get("address"), fip)
+            sent_to, mentioned = {}, set()
+            for packet in self.table.of("packet"):
+                mentioned.update((packet.get("src"), packet.get("dst")))
+                if address_int(packet.get("dst")) is not None \
+                        and "reply" not in str(packet.get("icmp_type") or ""):
+                    sent_to.setdefault(packet.get("src"), packet["dst"])
+            self._index = {"floating": floating, "sent_to": sent_to, "mentioned": mentioned}
+        return self._index
 
     @property
     def model(self) -> NetModel:
@@ -176,25 +193,20 @@ class Answerer:
     def _outside_of(self, source) -> str:
         """The outside address a packet from ``source`` (or from the fixed address behind
         that floating IP) was seen going to, else the stand-in."""
-        fixed = {f.get("fixed") for f in self.table.of("floating_ip") if f.get("address") == source}
-        for packet in self.table.of("packet"):
-            if (packet.get("src") == source or packet.get("src") in fixed) \
-                    and address_int(packet.get("dst")) is not None \
-                    and "reply" not in str(packet.get("icmp_type") or ""):
-                return packet["dst"]
-        return STAND_IN_OUTSIDE
+        index = self._indexed()
+        fip = index["floating"].get(source)
+        return index["sent_to"].get(source) or (fip and index["sent_to"].get(fip.get("fixed"))) \
+            or STAND_IN_OUTSIDE
 
     # -- packet walks -------------------------------------------------------------------
     def _walk_verdict(self, kind, floating):
         from kb.walk import WalkError, walk
 
-        fip = next((f for f in self.table.of("floating_ip")
-                    if f.get("address") == floating and f.get("fixed") and f.get("node")), None)
-        if fip is None:
+        fip = self._indexed()["floating"].get(floating)
+        if fip is None or not fip.get("fixed") or not fip.get("node"):
             return []
         network_node = fip["node"]
-        mentioned = {p.get("src") for p in self.table.of("packet")} | \
-            {p.get("dst") for p in self.table.of("packet")}
+        mentioned = self._indexed()["mentioned"]
         if fip["fixed"] not in mentioned and floating not in mentioned:
             walked = self._walked.setdefault(network_node, set())
             if floating not in walked and len(walked) >= WALKS_PER_NODE:

@@ -87,11 +87,19 @@ def compiled(rulebook: Rulebook, on_cause, on_inference, on_query, computed: dic
     if engine is not None:
         return engine
     rules = {}
+    asked: set[str] = set()
 
     def add_questions(name, patterns, path):
         for number, question in enumerate(questions(patterns, computed, path)):
+            condition = compile_patterns(question.before)
+            # cases that share their first patterns (a cause's confirmed_by variants)
+            # ask the same question once
+            same = repr((condition, question.fact_type, sorted(question.keys.items())))
+            if same in asked:
+                continue
+            asked.add(same)
             rules[f"{name}__ask{number}"] = {
-                "all": compile_patterns(question.before),
+                "all": condition,
                 "run": (lambda q: lambda session, c: on_query(session, q, c))(question)}
 
     for number, inference in enumerate(rulebook.inferences):

@@ -1,6 +1,8 @@
-"""A network node of a real size: nova-network's nat table with 5,000 floating IPs
-(20,015 rules, the benchmark's own generator) is read and diagnosed like any other."""
-from benchmarks import gen_nova_nat
+"""Labs of a real size are diagnosed like any other, with facts that grow linearly:
+nova-network's nat table with 5,000 floating IPs (20,015 rules, the benchmark's own
+generator), the same node beside its gateway and ten compute nodes, and the captured
+lab grown to 200 nodes (benchmarks/gen_lab.py)."""
+from benchmarks import gen_lab, gen_nova_nat
 from grammar.transcript import read_transcript
 from kb.diagnose import diagnose
 
@@ -17,3 +19,32 @@ def test_a_network_node_with_5000_floating_ips_is_diagnosed():
     assert len(floating) == 5000
     finding = next(f for f in diagnosis.findings if f.cause == "fip-snat-wrong-interface")
     assert finding.node == "net01" and f"leaving by {gen_nova_nat.PUBLIC_INTERFACE}" in finding.title
+
+
+def test_5000_floating_ips_beside_their_gateway_and_ten_compute_nodes():
+    evidence = read_transcript(gen_lab.many_floating_ips(5000, 10), "lab.txt")
+    diagnosis = diagnose(evidence)
+    assert [(f.cause, f.node, f.status) for f in diagnosis.findings] == [
+        ("fip-snat-wrong-interface", "net01", "established"),
+        ("fip-upstream-no-return-route", "gw01", "established")]
+    back = diagnosis.findings[1]
+    # one finding for the gateway, its evidence that of a few floating IPs, the rest counted
+    assert back.reasoning[-1] == "the same holds for 4996 more alike, whose evidence is not shown"
+    assert len(back.evidence) < 30
+    # the walks a limit left out are said, not silently dropped: two walked, and the one
+    # whose fixed address (10.20.4.5) the gateway's capture shows
+    assert diagnosis.left_out == [
+        "4997 floating IPs of net01 were not walked (at most 2 per node beside those a capture "
+        "mentions); findings about them are not confirmed by a walk"]
+    assert diagnosis.as_json()["left_out"] == diagnosis.left_out
+
+
+def test_a_200_node_lab_is_diagnosed_with_facts_linear_in_nodes():
+    sizes = {}
+    for nodes in (100, 200):
+        diagnosis = diagnose(read_transcript(gen_lab.many_nodes(nodes), "lab.txt"))
+        assert [(f.cause, f.node) for f in diagnosis.findings] == [
+            ("fip-upstream-no-return-route", "gw01")]
+        assert len({f["node"] for f in diagnosis.table.facts if f.get("prov")}) == nodes
+        sizes[nodes] = len(diagnosis.table.facts)
+    assert sizes[200] <= 2.1 * sizes[100]
