@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kb import derivations, timeline
+from kb.engine import ActionError, EngineLimit
 from kb.facts import FactTable, engine_view
 from kb.queries import COMPUTED, Answerer
 from kb.rulebook import Cause, Case, Inference, Rulebook, cached_rulebook
@@ -91,13 +92,22 @@ def diagnose(evidence, rulebook: Rulebook | None = None) -> Diagnosis:
     state = _SessionState(table, rulebook)
     engine = compiled(rulebook, _on_cause, _on_inference, _on_query, COMPUTED)
     wanted = rulebook.fact_types()
+    left_out: list[str] = []
     with engine.session() as session:
         session.diagnosis = state
-        session.assert_facts(engine_view(f) for f in list(table.facts) if f["type"] in wanted)
-        session.complete()
+        try:
+            session.assert_facts(engine_view(f) for f in list(table.facts) if f["type"] in wanted)
+            session.complete()
+        except (EngineLimit, ActionError) as error:
+            limits = [e for e in getattr(error, "errors", [error]) if isinstance(e, EngineLimit)]
+            if not limits:
+                raise
+            left_out.append(f"the reasoning stopped at a limit ({limits[0]}); the findings are "
+                            f"those reached before it, and causes that rest on something being "
+                            f"absent were not judged")
     findings = state.findings()
     return Diagnosis(findings, list(evidence.unparsed), evidence.parsed_count,
-                     _superseded(evidence.facts, stale), table, state.answerer.notes())
+                     _superseded(evidence.facts, stale), table, state.answerer.notes() + left_out)
 
 
 def _superseded(facts: list[dict], stale: dict[int, dict]) -> list[dict]:

@@ -75,6 +75,9 @@ STAND_IN_OUTSIDE = "192.0.2.200"
 # Walks per network node for floating IPs no capture mentions: a node with 5,000 of them
 # must not cost 10,000 walks per diagnosis. What is left out is said (Answerer.left_out).
 WALKS_PER_NODE = 2
+# Answers per diagnosis: each is a fact in the engine, which is reliable only so far
+# (kb/engine.MAX_FACTS). Questions beyond are not answered, and the report says so.
+MAX_ANSWERS = 40000
 _PORTS = {"tcp": 22, "udp": 53}
 
 
@@ -87,6 +90,8 @@ class Answerer:
     _walked: dict = field(default_factory=dict)
     left_out: dict = field(default_factory=dict)
     _index: dict | None = None
+    max_answers = MAX_ANSWERS              # a class attribute: not a field
+    unanswered: dict = field(default_factory=dict)
 
     def _indexed(self) -> dict:
         """Floating IPs by address, and the outside address each source was seen
@@ -113,6 +118,9 @@ class Answerer:
     def answer(self, fact_type: str, keys: dict) -> list[dict]:
         memo_key = (fact_type, tuple(sorted((k, repr(v)) for k, v in keys.items())))
         if memo_key not in self._memo:
+            if len(self._memo) >= self.max_answers:
+                self.unanswered[fact_type] = self.unanswered.get(fact_type, 0) + 1
+                return []
             method = getattr(self, "_" + fact_type)
             self._memo[memo_key] = [f for f in method(**keys) if f is not None]
         return self._memo[memo_key]
@@ -245,10 +253,15 @@ class Answerer:
 
     def notes(self) -> list[str]:
         """What a limit left out, in words, for the report."""
-        return [f"{len(addresses)} floating IPs of {node} were not walked (at most "
-                f"{WALKS_PER_NODE} per node beside those a capture mentions); findings about "
-                f"them are not confirmed by a walk"
-                for node, addresses in sorted(self.left_out.items(), key=lambda i: str(i[0]))]
+        notes = [f"{len(addresses)} floating IPs of {node} were not walked (at most "
+                 f"{WALKS_PER_NODE} per node beside those a capture mentions); findings about "
+                 f"them are not confirmed by a walk"
+                 for node, addresses in sorted(self.left_out.items(), key=lambda i: str(i[0]))]
+        for fact_type, count in sorted(self.unanswered.items()):
+            notes.append(f"{count} {fact_type} questions were not answered (at most "
+                         f"{self.max_answers} answers per diagnosis); causes that rest on them "
+                         f"were not judged")
+        return notes
 
 
 def _probe(source, destination, proto) -> Packet:

@@ -125,3 +125,24 @@ def test_forwarding_off_shown_by_conf_all_forwarding_is_seen():
         ("fip-upstream-forward-blocked", "gw01", "established")]
     texts = {line["text"] for line in diagnosis.findings[0].evidence}
     assert "net.ipv4.conf.all.forwarding = 0" in texts
+
+
+def test_masks_and_addresses_no_kernel_would_take_are_bad_input_not_a_crash():
+    """A /33 on an address, a /40 on a DNAT rule, an SNAT to 999.51.100.77, a /99 route:
+    the parsers pass them on, and the model takes them for what they are, no address."""
+    text = "\n".join([
+        "root@net01:~# ip addr show",
+        "2: ens3: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP group default qlen 1000",
+        "    inet 10.20.0.11/33 scope global ens3",
+        "    inet 198.51.100.77/32 scope global ens3",
+        "root@net01:~# iptables -t nat -S",
+        "-P PREROUTING ACCEPT",
+        "-A nova-network-PREROUTING -d 198.51.100.77/32 -j DNAT --to-destination 10.20.4.5",
+        "-A nova-network-PREROUTING -d 198.51.100.78/40 -j DNAT --to-destination 10.20.4.6",
+        "-A nova-network-float-snat -s 10.20.4.5/32 -o ens4 -j SNAT --to-source 999.51.100.77",
+        "root@net01:~# ip route",
+        "default via 10.20.0.1 dev ens3",
+        "10.20.0.0/99 dev ens3 proto kernel scope link src 10.20.0.11", ""])
+    diagnosis = diagnose(read_transcript(text, "bad.txt"))
+    assert [(f.cause, f.node) for f in diagnosis.findings] == [("fip-snat-wrong-interface", "net01")]
+    assert {f["address"] for f in diagnosis.table.of("floating_ip")} == {"198.51.100.77"}

@@ -48,3 +48,20 @@ def test_a_200_node_lab_is_diagnosed_with_facts_linear_in_nodes():
         assert len({f["node"] for f in diagnosis.table.facts if f.get("prov")}) == nodes
         sizes[nodes] = len(diagnosis.table.facts)
     assert sizes[200] <= 2.1 * sizes[100]
+
+
+def test_a_limit_reached_is_said_and_the_diagnosis_goes_on(monkeypatch):
+    import kb.engine
+    from kb.queries import Answerer
+
+    evidence = read_transcript(gen_lab.many_floating_ips(300, 2), "lab.txt")
+    monkeypatch.setattr(Answerer, "max_answers", 50)
+    diagnosis = diagnose(evidence)
+    assert [f.cause for f in diagnosis.findings] == ["fip-snat-wrong-interface",
+                                                      "fip-upstream-no-return-route"]
+    assert any(note.endswith("questions were not answered (at most 50 answers per diagnosis); "
+                             "causes that rest on them were not judged") for note in diagnosis.left_out)
+
+    monkeypatch.setattr(kb.engine, "MAX_FACTS", 200)
+    diagnosis = diagnose(evidence)
+    assert diagnosis.left_out[-1].startswith("the reasoning stopped at a limit (more than 200 facts")
