@@ -47,7 +47,7 @@ from pathlib import Path
 from lark import Lark, Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import ParseResult, Problem, lark_problem
+from grammar.base import ParseResult, Problem, lark_problem, lark_cache
 from grammar.ip_addr import new_address, new_interface
 
 KIND = "ifconfig"
@@ -68,6 +68,7 @@ FILES = None
 _PARSER = Lark(
     (Path(__file__).with_suffix(".lark")).read_text(),
     parser="lalr",
+    cache=lark_cache(__file__),
     start=["header", "detail"],
     maybe_placeholders=True,
 )

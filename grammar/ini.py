@@ -34,7 +34,7 @@ from pathlib import Path
 from lark import Lark, Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import ParseResult, Problem, lark_problem, text_lines, problem_column
+from grammar.base import ParseResult, Problem, lark_problem, text_lines, problem_column, lark_cache
 
 KIND = "ini"
 
@@ -90,6 +90,7 @@ class _ToLine(Transformer):
 _PARSER = Lark(
     (Path(__file__).parent / "ini.lark").read_text(),
     parser="lalr",
+    cache=lark_cache(__file__),
     lexer="contextual",
     maybe_placeholders=True,
     transformer=_ToLine(),

@@ -56,7 +56,7 @@ from typing import NamedTuple
 from lark import Lark, Token, Transformer
 from lark.exceptions import LarkError, UnexpectedInput
 
-from grammar.base import ParseResult, Problem, lark_problem
+from grammar.base import ParseResult, Problem, lark_problem, lark_cache
 from grammar.shapecache import Derived, ShapeCache, SlotScanner, identity
 
 KIND = "iptables_list"
@@ -508,6 +508,7 @@ _STARTS = ["chain_header", "column_header", *RULE_LAYOUTS, *(f"loose_{s}" for s 
 PARSER = Lark(
     (Path(__file__).with_suffix(".lark")).read_text(),
     parser="lalr",
+    cache=lark_cache(__file__),
     start=_STARTS,
     keep_all_tokens=True,
     transformer=ListingTransformer(),

@@ -42,7 +42,7 @@ from typing import NamedTuple
 from lark import Lark, Token, Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import ParseResult, Problem, lark_problem
+from grammar.base import ParseResult, Problem, lark_problem, lark_cache
 from grammar.iptables_list import (
     ICMP_TYPES, command_table, extra_text, new_chain_fields, new_rule_fields,
     normalise_address, normalise_interface, normalise_protocol, port_value, state_list,
@@ -383,6 +383,7 @@ _STARTS = ["table_line", "chain_line", "policy_line", "new_chain_line", "rule_li
 PARSER = Lark(
     (Path(__file__).with_suffix(".lark")).read_text(),
     parser="lalr",
+    cache=lark_cache(__file__),
     start=_STARTS,
     transformer=SaveTransformer(),
 )

@@ -51,7 +51,7 @@ from pathlib import Path
 from lark import Lark, Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import ParseResult, Problem, lark_problem, text_lines
+from grammar.base import ParseResult, Problem, lark_problem, text_lines, lark_cache
 from grammar.traceback import HEADER, read_lines
 
 KIND = "oslo_log"
@@ -100,6 +100,7 @@ class _ToLine(Transformer):
 _PARSER = Lark(
     (Path(__file__).parent / "oslo_log.lark").read_text(),
     parser="lalr",
+    cache=lark_cache(__file__),
     lexer="contextual",
     maybe_placeholders=True,
     transformer=_ToLine(),

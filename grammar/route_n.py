@@ -40,7 +40,7 @@ from pathlib import Path
 from lark import Lark, Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import ParseResult, Problem, lark_problem
+from grammar.base import ParseResult, Problem, lark_problem, lark_cache
 
 KIND = "route_n"
 
@@ -65,6 +65,7 @@ FILES = None
 _PARSER = Lark(
     (Path(__file__).with_suffix(".lark")).read_text(),
     parser="lalr",
+    cache=lark_cache(__file__),
 )
 
 # The route -n layout, used when the header line is not in the text.

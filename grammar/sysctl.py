@@ -40,7 +40,7 @@ from pathlib import Path
 from lark import Lark, Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import ParseResult, Problem, lark_problem
+from grammar.base import ParseResult, Problem, lark_problem, lark_cache
 
 KIND = "sysctl"
 
@@ -57,6 +57,7 @@ FILES = re.compile(r"^/proc/sys/|(?:^|/)sysctl\.conf$|(?:^|/)sysctl\.d/")
 _PARSER = Lark(
     (Path(__file__).with_suffix(".lark")).read_text(),
     parser="lalr",
+    cache=lark_cache(__file__),
     start=["line", "bare_value"],
     maybe_placeholders=True,
 )

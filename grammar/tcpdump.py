@@ -62,7 +62,7 @@ from pathlib import Path
 from lark import Lark, Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import ParseResult, Problem, lark_problem
+from grammar.base import ParseResult, Problem, lark_problem, lark_cache
 
 KIND = "tcpdump"
 
@@ -193,6 +193,7 @@ def _ethertype(text: str) -> str | None:
 _PARSER = Lark(
     (Path(__file__).with_suffix(".lark")).read_text(),
     parser="lalr",
+    cache=lark_cache(__file__),
     start=["line", "continuation"],
     maybe_placeholders=True,
     transformer=_Line(),

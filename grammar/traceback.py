@@ -43,7 +43,7 @@ from pathlib import Path
 from lark import Lark, Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import ParseResult, Problem, lark_problem, text_lines
+from grammar.base import ParseResult, Problem, lark_problem, text_lines, lark_cache
 
 KIND = "traceback"
 
@@ -97,6 +97,7 @@ class _ToTraceback(Transformer):
 _PARSER = Lark(
     (Path(__file__).parent / "traceback.lark").read_text(),
     parser="lalr",
+    cache=lark_cache(__file__),
     lexer="contextual",
     maybe_placeholders=True,
     transformer=_ToTraceback(),

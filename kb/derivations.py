@@ -34,11 +34,14 @@ FACT_TYPES = {
                    "to_address": "the address it translates to"}},
     "floating_ip": {
         "doc": "ADDRESS is a floating IP NODE serves (a float-snat SNAT target, a nova DNAT of one "
-               "address, or a /32 bound by nova-network)",
+               "address, or a /32 bound by nova-network). Floating IPs alike (same node, same "
+               "network, both private or both not) form a class: the lowest stands for the others "
+               "(ALIKE counts them), and any the evidence names by itself is a fact of its own",
         "fields": {"address": "the floating IP", "fixed": "the fixed address behind it, or null",
                    "private": "true when no upstream routes it back (RFC 1918, RFC 6598, "
                               "link-local, loopback)",
-                   "range": "the connected network of NODE that holds it (or ADDRESS/32)"}},
+                   "range": "the connected network of NODE that holds it (or ADDRESS/32)",
+                   "alike": "how many more floating IPs of its class it stands for"}},
     "ip_forward": {
         "doc": "whether NODE forwards IPv4 packets (net.ipv4.ip_forward or "
                "net.ipv4.conf.all.forwarding; the last one shown)",
@@ -196,15 +199,42 @@ def floating_ips(table: FactTable) -> None:
                 and not str(fact["address"]).startswith("127."):
             found.setdefault((fact.get("node"), fact["address"]), []).append(fact)
     homes = _connected_networks(table, {node for node, _ in found})
+    named = _named_addresses(table)
+    classes: dict[tuple, list[tuple]] = {}
     for (node, address), sources in found.items():
         home = _home_of(homes.get(node, ()), address)
-        fixed = fixed_of.get((node, address))
-        table.derive("floating_ip", node, sources + ([home] if home else []),
-                     f"{address} is a floating IP served by {node}"
-                     + (f" for {fixed}" if fixed else "")
-                     + (f", in its public network {home['destination']} on {home.get('dev')}" if home else ""),
-                     address=address, fixed=fixed, private=is_private(address),
-                     range=home["destination"] if home else f"{address}/32")
+        classes.setdefault((node, home["destination"] if home else None, is_private(address)),
+                           []).append((address, sources, home))
+    for (node, _, private), members in classes.items():
+        members.sort(key=lambda member: address_int(member[0]) or 0)
+        # One floating IP stands for the others of its class; any the evidence names by
+        # itself (a capture, a rule or route for that one address) stands for itself.
+        shown = [members[0]] + [m for m in members[1:] if m[0] in named]
+        alike = len(members) - len(shown)
+        for index, (address, sources, home) in enumerate(shown):
+            fixed = fixed_of.get((node, address))
+            others = alike if index == 0 else 0
+            table.derive("floating_ip", node, sources + ([home] if home else []),
+                         f"{address} is a floating IP served by {node}"
+                         + (f" for {fixed}" if fixed else "")
+                         + (f", in its public network {home['destination']} on {home.get('dev')}" if home else "")
+                         + (f"; it stands for {others} more alike" if others else ""),
+                         address=address, fixed=fixed, private=private,
+                         range=home["destination"] if home else f"{address}/32", alike=others)
+
+
+def _named_addresses(table: FactTable) -> set[str]:
+    """Addresses the evidence names one by one outside nova's own NAT rules: in captured
+    packets, and as a /32 in another rule or a route."""
+    named = set()
+    for packet in table.of("packet"):
+        named.update((packet.get("src"), packet.get("dst")))
+    for rule in table.of("iptables_rule"):
+        if not _NOVA_CHAIN.match(str(rule.get("chain") or "")):
+            named.update(filter(None, (_host(rule.get("source")), _host(rule.get("destination")))))
+    for route in table.of("route"):
+        named.add(_host(route.get("destination")))
+    return named
 
 
 def _connected_networks(table: FactTable, nodes) -> dict:

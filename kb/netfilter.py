@@ -212,24 +212,52 @@ def _icmp_matches(wanted: str, packet) -> bool:
 
 @dataclass
 class Chain:
+    """A chain's rules, kept as the facts that printed them and compiled one by one when
+    a packet first meets them: a walk through a 20,000-rule nat table compiles the few
+    rules it looks at, not the table."""
     name: str
     policy: str | None = None
     policy_fact: dict | None = None
     references: int | None = None
-    rules: list[Rule] = field(default_factory=list)
+    facts: list[dict] = field(default_factory=list)
     by_destination: dict[int, list[int]] = field(default_factory=dict)
     by_source: dict[int, list[int]] = field(default_factory=dict)
     generic: list[int] = field(default_factory=list)
+    resolve: object = None          # host name -> frozenset of address values, or None
+    _compiled: dict[int, Rule] = field(default_factory=dict)
 
-    def add(self, rule: Rule) -> None:
-        index = len(self.rules)
-        self.rules.append(rule)
-        if rule.destination.exact is not None:
-            self.by_destination.setdefault(rule.destination.exact, []).append(index)
-        elif rule.source.exact is not None:
-            self.by_source.setdefault(rule.source.exact, []).append(index)
+    def add_fact(self, fact: dict) -> None:
+        index = len(self.facts)
+        self.facts.append(fact)
+        destination = _exact_address(fact.get("destination"), fact.get("destination_negated"))
+        if destination is not None:
+            self.by_destination.setdefault(destination, []).append(index)
+            return
+        source = _exact_address(fact.get("source"), fact.get("source_negated"))
+        if source is not None:
+            self.by_source.setdefault(source, []).append(index)
         else:
             self.generic.append(index)
+
+    def rule(self, index: int) -> Rule:
+        rule = self._compiled.get(index)
+        if rule is None:
+            rule = compile_rule(self.facts[index], index)
+            if self.resolve is not None:
+                for side in (rule.source, rule.destination):
+                    if side.unresolved is not None:
+                        values = self.resolve(side.unresolved)
+                        if values is not None:
+                            side.host_values, side.unresolved = values, None
+            self._compiled[index] = rule
+        return rule
+
+    @property
+    def rules(self) -> list[Rule]:
+        return [self.rule(i) for i in range(len(self.facts))]
+
+    def targets(self) -> set[str]:
+        return {str(f.get("target") or "") for f in self.facts}
 
     def candidates(self, src: int | None, dst: int | None):
         """The rules that could match a packet from src to dst, in chain order. Every
@@ -237,8 +265,15 @@ class Chain:
         by_dst = self.by_destination.get(dst, ()) if dst is not None else ()
         by_src = self.by_source.get(src, ()) if src is not None else ()
         if not by_dst and not by_src:
-            return (self.rules[i] for i in self.generic)
-        return (self.rules[i] for i in heapq.merge(self.generic, by_dst, by_src))
+            return (self.rule(i) for i in self.generic)
+        return (self.rule(i) for i in heapq.merge(self.generic, by_dst, by_src))
+
+
+def _exact_address(text, negated) -> int | None:
+    """The one address a rule's side names (``10.0.0.5`` or ``10.0.0.5/32``), else None."""
+    if negated or not isinstance(text, str):
+        return None
+    return address_int(text[:-3] if text.endswith("/32") else text)
 
 
 @dataclass
@@ -252,7 +287,7 @@ class Ruleset:
 def orphan_chains(ruleset: Ruleset) -> list[str]:
     """User chains the listing says are referenced (``(1 references)``) but that no shown
     rule jumps to: the listing was cut, or a jump was left out of it."""
-    jumped = {rule.target for chain in ruleset.chains.values() for rule in chain.rules}
+    jumped = set().union(*(chain.targets() for chain in ruleset.chains.values()))
     builtin = set(BUILTIN_CHAINS.get(ruleset.table, ()))
     return [name for name, chain in ruleset.chains.items()
             if name not in builtin and name not in jumped and (chain.references or 0) > 0]

@@ -210,15 +210,12 @@ def build_model(table: FactTable) -> NetModel:
         for address in model.addresses:
             owners.setdefault(address.value, []).append((model.name, address.ifname, address.fact))
     net = NetModel(nodes, owners)
+    # iptables prints a host name for an address it could resolve: a node's name stands
+    # for that node's addresses, looked up when the rule is first compiled
     for model in nodes.values():
         for ruleset in model.tables.values():
             for chain in ruleset.chains.values():
-                for rule in chain.rules:
-                    for side in (rule.source, rule.destination):
-                        if side.unresolved is not None:
-                            values = net.addresses_of_node(side.unresolved)
-                            if values is not None:
-                                side.host_values, side.unresolved = values, None
+                chain.resolve = net.addresses_of_node
     return net
 
 
@@ -246,7 +243,7 @@ def _add_rulesets(table: FactTable, node) -> None:
                     chain.policy, chain.policy_fact = fact["policy"], fact
                 chain.references = fact.get("references")
             else:
-                chain.add(compile_rule(fact, len(chain.rules)))
+                chain.add_fact(fact)
         node(name).tables[table_name] = ruleset
 
 

@@ -525,8 +525,8 @@ class _Walker:
         kinds = {"SNAT", "MASQUERADE", "NETMAP"} if stage.endswith(("POSTROUTING", "INPUT")) \
             else DESTINATION_NAT
         for name in orphan_chains(ruleset):
-            if not any(r.target in kinds for r in ruleset.chains[name].rules) and not any(
-                    r.target in ruleset.chains for r in ruleset.chains[name].rules):
+            targets = ruleset.chains[name].targets()
+            if not targets & kinds and not any(t in ruleset.chains for t in targets):
                 continue
             found: list = []
             verdict, rule, path = evaluate(ruleset, name, packet, in_iface, out_iface, states, found)
