@@ -176,9 +176,12 @@ def snat_scopes(table: FactTable) -> None:
 def floating_ips(table: FactTable) -> None:
     found: dict[tuple, list[dict]] = {}
     fixed_of: dict[tuple, str | None] = {}
+    nova_network_nodes = set()
     for rule in _nat_rules(table):
         chain = str(rule.get("chain") or "")
         node = rule.get("node")
+        if chain.startswith("nova-"):
+            nova_network_nodes.add(node)
         if rule.get("target") == "SNAT" and chain.endswith("float-snat") \
                 and address_int(rule.get("to_address")) is not None:
             key = (node, rule["to_address"])
@@ -190,7 +193,6 @@ def floating_ips(table: FactTable) -> None:
                 key = (node, address)
                 found.setdefault(key, []).append(rule)
                 fixed_of.setdefault(key, rule["to_address"])
-    nova_network_nodes = {r.get("node") for r in _nat_rules(table) if _NOVA_CHAIN.match(str(r.get("chain")))}
     nova_network_nodes |= {s.get("node") for s in table.of("service_status")
                            if canonical_service(s.get("service")) == "nova-network"}
     for fact in table.of("address"):

@@ -59,6 +59,54 @@ class Route:
         return self.prefixlen == 0
 
 
+class Tables(dict):
+    """A node's iptables tables by name, each built from its listing when first asked
+    for: a diagnosis that asks only for routes never compiles a 20,000-rule nat table."""
+
+    def __init__(self):
+        super().__init__()
+        self._pending: dict = {}
+        self.resolve = None        # host name -> address values, for rules that print names
+
+    def defer(self, name: str, build) -> None:
+        self._pending[name] = build
+
+    def _built(self, name) -> None:
+        build = self._pending.pop(name, None)
+        if build is not None:
+            ruleset = build()
+            for chain in ruleset.chains.values():
+                chain.resolve = self.resolve
+            dict.__setitem__(self, name, ruleset)
+
+    def get(self, name, default=None):
+        self._built(name)
+        return super().get(name, default)
+
+    def __getitem__(self, name):
+        self._built(name)
+        return super().__getitem__(name)
+
+    def __contains__(self, name) -> bool:
+        return name in self._pending or super().__contains__(name)
+
+    def _all(self) -> None:
+        for name in list(self._pending):
+            self._built(name)
+
+    def values(self):
+        self._all()
+        return super().values()
+
+    def items(self):
+        self._all()
+        return super().items()
+
+    def __iter__(self):
+        self._all()
+        return super().__iter__()
+
+
 @dataclass
 class NodeModel:
     name: str
@@ -67,7 +115,7 @@ class NodeModel:
     routes_shown: bool = False
     ip_forward: bool | None = None
     ip_forward_fact: dict | None = None
-    tables: dict[str, Ruleset] = field(default_factory=dict)
+    tables: "Tables" = field(default_factory=lambda: Tables())
 
     def holds(self, value: int | None) -> Address | None:
         if value is None:
@@ -213,9 +261,7 @@ def build_model(table: FactTable) -> NetModel:
     # iptables prints a host name for an address it could resolve: a node's name stands
     # for that node's addresses, looked up when the rule is first compiled
     for model in nodes.values():
-        for ruleset in model.tables.values():
-            for chain in ruleset.chains.values():
-                chain.resolve = net.addresses_of_node
+        model.tables.resolve = net.addresses_of_node
     return net
 
 
@@ -228,22 +274,27 @@ def _add_rulesets(table: FactTable, node) -> None:
         key = (fact["node"], fact.get("table") or "filter")
         listings.setdefault(key, {}).setdefault((prov.get("source"), prov.get("command")), []).append(fact)
     for (name, table_name), groups in listings.items():
-        def completeness(item):
-            (source, command), facts = item
-            chains = {f.get("chain") for f in facts}
-            last_id = max(f.get("fact_id", 0) for f in facts)
-            return len(chains), str(command or "").startswith("iptables-save"), last_id
-        (source, command), facts = max(groups.items(), key=completeness)
-        facts.sort(key=lambda f: f.get("fact_id", 0))
-        ruleset = Ruleset(table_name, str(command))
-        for fact in facts:
-            chain = ruleset.chains.setdefault(fact["chain"], Chain(fact["chain"]))
-            if fact["type"] == "iptables_chain":
-                if fact.get("policy"):
-                    chain.policy, chain.policy_fact = fact["policy"], fact
-                chain.references = fact.get("references")
-            else:
-                chain.add_fact(fact)
-        node(name).tables[table_name] = ruleset
+        node(name).tables.defer(table_name, lambda groups=groups, table_name=table_name:
+                                _ruleset(table_name, groups))
+
+
+def _ruleset(table_name: str, groups: dict[tuple, list[dict]]) -> Ruleset:
+    def completeness(item):
+        (source, command), facts = item
+        chains = {f.get("chain") for f in facts}
+        last_id = max(f.get("fact_id", 0) for f in facts)
+        return len(chains), str(command or "").startswith("iptables-save"), last_id
+    (source, command), facts = max(groups.items(), key=completeness)
+    facts.sort(key=lambda f: f.get("fact_id", 0))
+    ruleset = Ruleset(table_name, str(command))
+    for fact in facts:
+        chain = ruleset.chains.setdefault(fact["chain"], Chain(fact["chain"]))
+        if fact["type"] == "iptables_chain":
+            if fact.get("policy"):
+                chain.policy, chain.policy_fact = fact["policy"], fact
+            chain.references = fact.get("references")
+        else:
+            chain.add_fact(fact)
+    return ruleset
 
 

@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 
 from kb.addresses import address_int
 from kb.facts import FactTable
-from kb.netfilter import (ICMP_ECHO_REQUEST, SOURCE_NAT, Packet, evaluate, printed)
-from kb.netmodel import NetModel, build_model
 
 FACT_TYPES = {
     "route_choice": {
@@ -85,7 +83,7 @@ _PORTS = {"tcp": 22, "udp": 53}
 class Answerer:
     """One diagnosis' answers; each question is computed once."""
     table: FactTable
-    _model: NetModel | None = None
+    _model: object = None          # kb.netmodel.NetModel, built on the first question
     _memo: dict = field(default_factory=dict)
     _walked: dict = field(default_factory=dict)
     left_out: dict = field(default_factory=dict)
@@ -110,8 +108,9 @@ class Answerer:
         return self._index
 
     @property
-    def model(self) -> NetModel:
+    def model(self):
         if self._model is None:
+            from kb.netmodel import build_model   # only a diagnosis that asks pays for it
             self._model = build_model(self.table)
         return self._model
 
@@ -146,6 +145,7 @@ class Answerer:
 
     # -- netfilter ----------------------------------------------------------------------
     def _forward_verdict(self, node, source, proto, **optional):
+        from kb.netfilter import evaluate, printed
         model_node = self.model.nodes.get(node)
         ruleset = model_node.tables.get("filter") if model_node else None
         if ruleset is None or "FORWARD" not in ruleset.chains:
@@ -176,6 +176,7 @@ class Answerer:
             **({"in": in_iface} if "in" in optional else {}))]
 
     def _source_nat(self, node, source, out):
+        from kb.netfilter import SOURCE_NAT, evaluate, printed
         model_node = self.model.nodes.get(node)
         ruleset = model_node.tables.get("nat") if model_node else None
         if ruleset is None or "POSTROUTING" not in ruleset.chains:
@@ -264,7 +265,8 @@ class Answerer:
         return notes
 
 
-def _probe(source, destination, proto) -> Packet:
+def _probe(source, destination, proto):
+    from kb.netfilter import ICMP_ECHO_REQUEST, Packet
     if proto in _PORTS:
         return Packet(source, destination, proto, 40000, _PORTS[proto])
     return Packet(source, destination, proto, icmp_type=ICMP_ECHO_REQUEST if proto == "icmp" else None)

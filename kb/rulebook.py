@@ -47,12 +47,12 @@ An *inference* file concludes intermediate facts, so rules chain::
 from __future__ import annotations
 
 import hashlib
+import functools
+import pickle
 import re
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import yaml
 
 
 CAUSE_KEYS = {"cause", "title", "node", "service", "status", "when", "cases", "explanation",
@@ -84,8 +84,18 @@ class _Mapping(dict):
     lines: dict
 
 
-class _LineLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
-    """libyaml's safe loader where installed (a rulebook loads in a fifth of the time)."""
+@functools.cache
+def _line_loader():
+    """A safe YAML loader whose mappings remember their lines: libyaml's where installed
+    (a rulebook loads in a fifth of the time). yaml is imported only when a rule file is
+    read, not when the rulebook comes from the cache."""
+    import yaml
+
+    class LineLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+        pass
+
+    LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+    return LineLoader, yaml.YAMLError
 
 
 def _construct_mapping(loader, node):
@@ -100,9 +110,6 @@ def _construct_mapping(loader, node):
         mapping[key] = loader.construct_object(value_node, deep=True)
         mapping.lines[key] = key_node.start_mark.line + 1
     return mapping
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def _line(mapping, key=None) -> int | None:
@@ -235,15 +242,51 @@ def cached_rulebook(folders) -> Rulebook:
     cached = _CACHE.get(key)
     if cached is not None and cached[0] == signature:
         return cached[1]
-    rulebook = load_rulebook(key)
+    rulebook = _from_disk(key, signature)
+    if rulebook is None:
+        rulebook = load_rulebook(key)
+        _to_disk(key, signature, rulebook)
     _CACHE[key] = (signature, rulebook)
     return rulebook
+
+
+# A loaded rulebook is also kept on disk between runs, in the project's own .cache/
+# directory, keyed by the rule files and this module: a CLI run skips reading YAML.
+_DISK_CACHE = Path(__file__).resolve().parent.parent / ".cache" / "rulebooks"
+
+
+def _disk_path(key, signature) -> Path:
+    me = Path(__file__).stat()
+    digest = hashlib.sha256(repr((key, signature, me.st_mtime_ns, me.st_size)).encode()).hexdigest()
+    return _DISK_CACHE / f"{digest[:32]}.pickle"
+
+
+def _from_disk(key, signature) -> "Rulebook | None":
+    try:
+        with open(_disk_path(key, signature), "rb") as handle:
+            rulebook = pickle.load(handle)
+    except Exception:  # absent, unreadable or from another version: read the files
+        return None
+    return rulebook if isinstance(rulebook, Rulebook) else None
+
+
+def _to_disk(key, signature, rulebook) -> None:
+    path = _disk_path(key, signature)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{id(rulebook)}.tmp")
+        with open(partial, "wb") as handle:
+            pickle.dump(rulebook, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        partial.replace(path)          # whole or not at all, for a concurrent reader
+    except Exception:
+        pass  # a cache that cannot be written is only slower
 
 
 def read_rule_yaml(text: str, path: str = "<rules>"):
     """A rule file's YAML; mappings remember the line of each key (``.lines``)."""
     try:
-        loader = _LineLoader(text)
+        loader_class, yaml_error = _line_loader()
+        loader = loader_class(text)
         loader.name = path
         try:
             document = loader.get_single_data()
@@ -251,7 +294,9 @@ def read_rule_yaml(text: str, path: str = "<rules>"):
             loader.dispose()
     except RuleFileError:
         raise
-    except yaml.YAMLError as error:
+    except Exception as error:
+        if not isinstance(error, _line_loader()[1]):
+            raise
         mark = getattr(error, "problem_mark", None)
         raise RuleFileError(path, mark.line + 1 if mark else None,
                             f"not valid YAML: {getattr(error, 'problem', error)}") from None
