@@ -54,6 +54,15 @@ FACT_TYPES = {
                "interface the rule does not name",
         "fields": {"iface": "the interface captured", "src": "the packet's source",
                    "range": "the SNAT rule's source range"}},
+    "arrival": {
+        "doc": "tcpdump on NODE saw a packet from SRC to DST on IFACE, DST not an address of "
+               "NODE: a packet passing through (one fact per node, interface and source)",
+        "fields": {"iface": "the interface captured", "src": "the packet's source",
+                   "dst": "its destination", "src_on_link": "true when SRC lies in a network "
+                   "NODE has on IFACE, false when it does not, null when IFACE's networks "
+                   "were not shown",
+                   "to_node": "true when the frame was addressed to NODE's own MAC on IFACE "
+                              "(tcpdump -e and ip addr), false when to another, null when unknown"}},
     "floating_packet": {
         "doc": "tcpdump on NODE saw a packet from the floating IP SRC on IFACE",
         "fields": {"iface": "the interface captured", "src": "the floating IP"}},
@@ -286,6 +295,40 @@ def captured_packets(table: FactTable) -> None:
                          iface=iface, src=src)
 
 
+def arrivals(table: FactTable) -> None:
+    owned = {(f.get("node"), f.get("address")) for f in table.of("owns_address")}
+    macs: dict = {}
+    for interface in table.of("interface"):
+        if interface.get("mac"):
+            macs.setdefault((interface.get("node"), interface.get("ifname")), set()).add(interface["mac"])
+    links: dict = {}
+    for route in table.of("route"):
+        ints = network_ints(route.get("destination"))
+        if ints and not route.get("via") and 0 < ints[2] < 32:
+            links.setdefault((route.get("node"), route.get("dev")), set()).add(ints)
+    for address in table.of("address"):
+        ints = network_ints(f"{address.get('address')}/{address.get('prefixlen')}")
+        if ints and 0 < ints[2] < 32:
+            links.setdefault((address.get("node"), address.get("ifname")), set()).add(ints)
+    done = set()
+    for packet in table.of("packet"):
+        node, iface, src, dst = packet.get("node"), packet.get("iface"), packet.get("src"), packet.get("dst")
+        value = address_int(src)
+        if value is None or address_int(dst) is None or (node, dst) in owned \
+                or "reply" in str(packet.get("icmp_type") or ""):
+            continue
+        mine = macs.get((node, iface))
+        to_node = None if not packet.get("dst_mac") or mine is None else packet["dst_mac"].lower() in mine
+        if (node, iface, src, to_node) in done:
+            continue
+        done.add((node, iface, src, to_node))
+        networks = links.get((node, iface))
+        on_link = None if networks is None else any((value & mask) == net for net, mask, _ in networks)
+        table.derive("arrival", node, [packet], f"tcpdump on {node} saw {src} > {dst} on {iface}"
+                     + (", addressed to its own MAC there" if to_node else ""),
+                     iface=iface, src=src, dst=dst, src_on_link=on_link, to_node=to_node)
+
+
 # --- cinder <-> glance ---------------------------------------------------------------
 
 _GLANCE_SERVER = re.compile(r"Error contacting glance server '(?P<host>[^':]+):(?P<port>\d+)'")
@@ -324,7 +367,7 @@ def _service_from_logger(logger: str | None) -> str | None:
 
 
 DERIVATIONS = (default_routes, owned_addresses, forwarding, tables_shown, snat_scopes,
-               floating_ips, captured_packets, glance_failures)
+               floating_ips, captured_packets, arrivals, glance_failures)
 
 
 def derive_all(table: FactTable) -> None:

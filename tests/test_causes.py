@@ -146,3 +146,19 @@ def test_masks_and_addresses_no_kernel_would_take_are_bad_input_not_a_crash():
     diagnosis = diagnose(read_transcript(text, "bad.txt"))
     assert [(f.cause, f.node) for f in diagnosis.findings] == [("fip-snat-wrong-interface", "net01")]
     assert {f["address"] for f in diagnosis.table.of("floating_ip")} == {"198.51.100.77"}
+
+
+def test_the_gateway_half_of_the_seed_story_alone_establishes_the_missing_return_route():
+    """Only gks-061's captures, br1's address and its routing table: no network node. The
+    frame addressed to gks-061's own MAC (tcpdump -e) from an address off br1 says
+    gks-061 routes for 172.16.1.1; its routing table sends the replies elsewhere."""
+    path = Path(__file__).resolve().parent.parent / "rules" / "examples" / "seed-gateway-capture.txt"
+    diagnosis = diagnose(read_transcript(path.read_text(), "gateway.txt"))
+    assert [(f.cause, f.node, f.status) for f in diagnosis.findings] == [
+        ("fip-upstream-no-return-route", "gks-061", "established")]
+    finding = diagnosis.findings[0]
+    assert finding.title == ("gks-061 has no route back to the floating IP 172.16.1.1: it sends "
+                             "replies out of eth0 instead of br1")
+    assert any("sent to gks-061's own MAC there" in step for step in finding.reasoning)
+    # the frame to another MAC (the VM's, to the network node) says nothing about gks-061
+    assert {f["source"] for f in diagnosis.table.of("return_path")} == {"172.16.1.1"}
