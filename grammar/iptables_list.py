@@ -60,10 +60,10 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
-from lark import Lark, Token, Transformer
+from lark import Token, Transformer
 from lark.exceptions import LarkError, UnexpectedInput
 
-from grammar.base import ParseResult, Problem, lark_problem, lark_cache
+from grammar.base import ParseResult, Problem, lark_problem, lark_cache, LazyLark
 from grammar.shapecache import Derived, ShapeCache, SlotScanner, identity
 
 KIND = "iptables_list"
@@ -557,7 +557,7 @@ class ListingTransformer(Transformer):
 RULE_LAYOUTS = ("numbered_counted_rule", "counted_rule", "numbered_rule", "rule")
 _STARTS = ["chain_header", "column_header", *RULE_LAYOUTS, *(f"loose_{s}" for s in RULE_LAYOUTS)]
 
-PARSER = Lark(
+PARSER = LazyLark(
     (Path(__file__).with_suffix(".lark")).read_text(),
     parser="lalr",
     cache=lark_cache(__file__),

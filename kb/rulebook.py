@@ -22,6 +22,12 @@ reference ``$name.field`` to a fact bound earlier (equality), or one of
 ``{matches: REGEX}`` (the whole value), ``{exists: true|false}``. A name written
 ``no NAME`` asks that no such fact exist once all evidence is in.
 
+Some fact types are *computed* (kb/queries.py: ``route_choice``, ``forward_verdict``,
+``source_nat``, ``walk_verdict``): a pattern of one gives the question's key fields as
+constants or references, e.g. ``{type: route_choice, node: $gw.node, destination:
+$fip.address}``, and the answer is computed when the patterns before it have matched.
+Such a pattern cannot come first, nor be asked for as absent.
+
 Every pattern after the first must be joined to an earlier one by an equality: joins
 without one grow quadratically and durable-rules silently loses activations on them.
 
