@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import hashlib
 import functools
+import os
 import pickle
 import re
 import string
@@ -280,7 +281,7 @@ def _to_disk(key, signature, rulebook) -> None:
     path = _disk_path(key, signature)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{id(rulebook)}.tmp")
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
         with open(partial, "wb") as handle:
             pickle.dump(rulebook, handle, protocol=pickle.HIGHEST_PROTOCOL)
         partial.replace(path)          # whole or not at all, for a concurrent reader
