@@ -22,10 +22,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kb.addresses import (ALL_ONES, address_int, covers, int_address, is_global,  # noqa: F401
-                          is_private, network_ints)
+from kb.addresses import ALL_ONES, address_int, int_address, network_ints
 from kb.facts import FactTable
-from kb.netfilter import BUILTIN_CHAINS, Chain, Ruleset, compile_rule  # noqa: F401
+from kb.netfilter import Chain, Ruleset
 
 _ROUTE_TYPES = (None, "unicast", "blackhole", "unreachable", "prohibit")
 

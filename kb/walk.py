@@ -48,9 +48,10 @@ from dataclasses import dataclass, field, replace
 
 from kb.addresses import address_int, is_global
 from kb.facts import FactTable
-from kb.netfilter import (BUILTIN_CHAINS, DESTINATION_NAT, FINAL_TARGETS,  # noqa: F401
-                          ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, NAT_TARGETS, Packet, Rule,
-                          evaluate, orphan_chains, printed)
+from kb.netfilter import (BUILTIN_CHAINS, DESTINATION_NAT, ICMP_ECHO_REQUEST,  # noqa: F401
+                          NAT_TARGETS, Packet, Rule, evaluate, orphan_chains, printed)
+# Packet and evaluate are re-exported: a walk's callers build packets and may evaluate one
+# chain (tests/test_walk_properties.py)
 from kb.netmodel import NetModel, NodeModel, Route, build_model
 
 VERDICTS = ("delivered", "dropped", "no-route", "private-source-leaves", "reply-lost")
