@@ -9,7 +9,7 @@ parser can hand over (``/33``, a host name, ``None``) raises.
 True
 >>> covers("10.0.0.0/24", "10.0.0.7"), covers("10.0.0.0/24", "not an address")
 (True, False)
->>> is_private("10.99.0.2"), is_private("100.64.1.1"), is_private("198.51.100.7")
+>>> is_private("10.20.4.5"), is_private("100.64.1.1"), is_private("198.51.100.7")
 (True, True, False)
 """
 from __future__ import annotations
