@@ -52,7 +52,10 @@ FACT_TYPES = {
         "fields": {"kind": "vm-to-outside (the VM pings the outside) or outside-to-floating "
                            "(the gateway connects to the floating IP, tcp 22) (the question)",
                    "floating": "the floating IP (the question)",
-                   "verdict": "delivered, dropped, no-route, private-source-leaves, reply-lost",
+                   "verdict": "delivered, dropped, no-route, private-source-leaves, reply-lost, "
+                              "insufficient-info (it gets through only if what was not shown lets it)",
+                   "failed": "true when the walk found the packet or its reply lost (not "
+                             "delivered, and not resting on what was not shown)",
                    "failed_at": "the node where it went wrong, or null", "fixed": "the VM's address",
                    "source": "the probe's source", "destination": "the probe's destination",
                    "proto": "icmp or tcp", "port": "the port, or null",
@@ -241,6 +244,7 @@ class Answerer:
             "walk_verdict", result.node or network_node, sources,
             f"walk {kind} ({result.packet.describe()}): {result.summary}",
             kind=kind, verdict=result.verdict, floating=floating, fixed=fip["fixed"],
+            failed=result.verdict not in ("delivered", "insufficient-info"),
             source=source, destination=destination, proto=proto, port=port,
             failed_at=result.node, summary=result.summary, assumed=bool(result.assumptions))]
 

@@ -24,6 +24,7 @@ Where a node's table or setting was not in the evidence, the step says what was 
     from kb.walk import walk
     result = walk(table, "10.20.4.5", "203.0.113.80", proto="icmp")
     result.verdict      # "delivered" | "dropped" | "no-route" | "private-source-leaves" | "reply-lost"
+                        # | "insufficient-info": it gets through only if what was not shown lets it
     result.node         # where it went wrong (None when delivered)
     for step in result.steps:
         print(step.node, step.stage, step.text)
@@ -54,7 +55,8 @@ from kb.netfilter import (BUILTIN_CHAINS, DESTINATION_NAT, ICMP_ECHO_REQUEST,  #
 # chain (tests/test_walk_properties.py)
 from kb.netmodel import NetModel, NodeModel, Route, build_model
 
-VERDICTS = ("delivered", "dropped", "no-route", "private-source-leaves", "reply-lost")
+VERDICTS = ("delivered", "dropped", "no-route", "private-source-leaves", "reply-lost",
+            "insufficient-info")
 MAX_HOPS = 32            # a routing loop ends here, as the TTL would end it
 EPHEMERAL_PORT = 40000   # the client's source port, which no evidence shows
 
@@ -151,6 +153,7 @@ class _Walker:
         self.untranslated: list[str] = []
         self.sent_by: tuple | None = None   # (node, route, destination) of the last hop
         self.chosen_source: str | None = None  # when a node was named as the sender
+        self.unshown: list[tuple[str, str]] = []  # (node, what) the packet passed unseen
 
     # -- recording ----------------------------------------------------------------
     def step(self, node, stage, text, packet, facts=(), assumed=False) -> None:
@@ -161,6 +164,13 @@ class _Walker:
         if text not in self.assumptions:
             self.assumptions.append(text)
         self.step(node, stage, "assumed: " + text, packet, assumed=True)
+
+    def assume_unshown(self, node, stage, text, packet) -> None:
+        """An assumption about a table or setting of a node the packet passes that the
+        evidence did not show: a delivery that rests on one is not a delivery seen."""
+        if (node, text) not in self.unshown:
+            self.unshown.append((node, text))
+        self.assume(node, stage, text, packet)
 
     # -- the whole walk -------------------------------------------------------------
     def run(self, source, destination, proto, port, node) -> WalkResult:
@@ -178,6 +188,12 @@ class _Walker:
         first = self._travel(packet, start_node, in_iface, local)
         original = replace(packet, src=packet.src or self.chosen_source)
         verdict, where, summary, facts = self._judge(first, original)
+        if verdict == "delivered" and self.unshown:
+            # every assumption lets the packet pass: a failure found despite them stands,
+            # a delivery found thanks to them is not known (Batfish's INSUFFICIENT_INFO)
+            verdict, where = "insufficient-info", self.unshown[0][0]
+            summary += (", but only if what the evidence did not show lets it: "
+                        + "; ".join(text for _, text in self.unshown))
         if verdict != "delivered" and self.untranslated:
             summary += " (not translated: " + "; ".join(dict.fromkeys(self.untranslated)) + ")"
         self._fill_evidence()
@@ -321,7 +337,7 @@ class _Walker:
             if held is not None:
                 return self._deliver(node, packet, in_iface, states, new, before, held)
             if node.ip_forward is None:
-                self.assume(name, "ip_forward", f"net.ipv4.ip_forward on {name} was not shown; "
+                self.assume_unshown(name, "ip_forward", f"net.ipv4.ip_forward on {name} was not shown; "
                             f"taken as on, since the packet reached it to be forwarded", packet)
             elif not node.ip_forward:
                 reason = (f"{name} does not forward ({node.ip_forward_fact['prov']['text'] if node.ip_forward_fact.get('prov') else 'net.ipv4.ip_forward = 0'}): "
@@ -408,7 +424,7 @@ class _Walker:
         route = node.lookup_route(packet.dst_value)
         if route is None:
             if not node.routes_shown:
-                self.assume(node.name, "route", f"{node.name}'s routing table was not shown; only "
+                self.assume_unshown(node.name, "route", f"{node.name}'s routing table was not shown; only "
                             f"the networks of its addresses were used", packet)
             reason = f"{node.name} has no route to {packet.dst}" + self._how_it_came(node.name)
             self.step(node.name, "route", reason, packet)
@@ -477,8 +493,8 @@ class _Walker:
         ruleset = node.tables.get(table_name)
         if ruleset is None:
             if table_name in ("filter", "nat"):
-                self._assume_once(node.name, stage, f"{node.name}'s {table_name} table was not "
-                                  f"shown; taken as empty, accepting everything", packet)
+                self.assume_unshown(node.name, stage, f"{node.name}'s {table_name} table was not "
+                                    f"shown; taken as empty, accepting everything", packet)
             return _HookResult(True, None)
         chain = ruleset.chains.get(chain_name)
         if chain is None:

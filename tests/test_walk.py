@@ -107,17 +107,52 @@ def test_seed_network_node_alone_private_source_leaves_with_assumptions():
     assert result.steps[0].assumed and result.steps[0].node == "network-node"
 
 
+# iptables 1.8.9 in a fresh network namespace: an empty filter table, then an empty nat table
+EMPTY_TABLES = """root@r1:~# iptables -L -v -n
+Chain INPUT (policy ACCEPT 0 packets, 0 bytes)
+ pkts bytes target     prot opt in     out     source               destination         
+
+Chain FORWARD (policy ACCEPT 0 packets, 0 bytes)
+ pkts bytes target     prot opt in     out     source               destination         
+
+Chain OUTPUT (policy ACCEPT 0 packets, 0 bytes)
+ pkts bytes target     prot opt in     out     source               destination         
+root@r1:~# iptables -t nat -L -v -n
+Chain PREROUTING (policy ACCEPT 0 packets, 0 bytes)
+ pkts bytes target     prot opt in     out     source               destination         
+
+Chain INPUT (policy ACCEPT 0 packets, 0 bytes)
+ pkts bytes target     prot opt in     out     source               destination         
+
+Chain OUTPUT (policy ACCEPT 0 packets, 0 bytes)
+ pkts bytes target     prot opt in     out     source               destination         
+
+Chain POSTROUTING (policy ACCEPT 0 packets, 0 bytes)
+ pkts bytes target     prot opt in     out     source               destination         
+"""
+
+
 def test_a_global_source_leaving_the_lab_is_assumed_answered():
     text = ("root@r1:~# ip route\ndefault via 192.0.2.254 dev wan0\n"
             "192.0.2.0/24 dev wan0 proto kernel scope link src 192.0.2.10\n"
             "10.5.0.0/24 dev lan0 proto kernel scope link src 10.5.0.1\n"
             "root@r1:~# sysctl net.ipv4.ip_forward\nnet.ipv4.ip_forward = 1\n")
-    table, _ = current_facts(read_transcript(text, "r1.txt"))
+    table, _ = current_facts(read_transcript(text + EMPTY_TABLES, "r1.txt"))
     result = walk(table, "8.8.4.4", "10.5.0.7")   # from the Internet to a host behind r1
     assert result.verdict == "delivered"
     assert any("10.5.0.7 is on r1's lan0 network" in a for a in result.assumptions)
     result = walk(table, "10.5.0.7", "8.8.4.4")   # and out, untranslated
     assert (result.verdict, result.node) == ("private-source-leaves", "r1")
+
+    # r1's tables not shown: the packet gets through only if they let it, and the walk
+    # says so rather than guessing; a failure found despite that assumption stands
+    table, _ = current_facts(read_transcript(text, "r1.txt"))
+    result = walk(table, "8.8.4.4", "10.5.0.7")
+    assert (result.verdict, result.node) == ("insufficient-info", "r1")
+    assert result.summary.endswith("but only if what the evidence did not show lets it: r1's "
+                                   "nat table was not shown; taken as empty, accepting everything; "
+                                   "r1's filter table was not shown; taken as empty, accepting everything")
+    assert (walk(table, "10.5.0.7", "8.8.4.4").verdict) == "private-source-leaves"
     with pytest.raises(WalkError):
         walk(table, "not-an-address", "8.8.4.4")
 
