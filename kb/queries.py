@@ -55,7 +55,10 @@ FACT_TYPES = {
                    "verdict": "delivered, dropped, no-route, private-source-leaves, reply-lost, "
                               "insufficient-info (it gets through only if what was not shown lets it)",
                    "failed": "true when the walk found the packet or its reply lost (not "
-                             "delivered, and not resting on what was not shown)",
+                             "delivered, not resting on what was not shown, and no captured "
+                             "reply says otherwise)",
+                   "refuted_by_capture": "true when the walk found it lost but a capture "
+                                         "shows the reply: the observation wins",
                    "failed_at": "the node where it went wrong, or null", "fixed": "the VM's address",
                    "source": "the probe's source", "destination": "the probe's destination",
                    "proto": "icmp or tcp", "port": "the port, or null",
@@ -240,13 +243,31 @@ class Answerer:
             return []
         sources = [self.table[i] for i in result.fact_ids if 0 <= i < len(self.table.facts)] \
             or [self.table[i] for i in fip.get("derived_from", [])[:1]]
+        failed = result.verdict not in ("delivered", "insufficient-info")
+        because = f"walk {kind} ({result.packet.describe()}): {result.summary}"
+        reply = self._observed_reply(destination, {source, fip["fixed"], floating}) if failed else None
+        if reply is not None:
+            # an observation outranks what the walk assumed: the reply came
+            failed = False
+            sources = [reply]
+            because += (f"; but tcpdump on {reply.get('node')} saw the reply "
+                        f"{reply.get('src')} > {reply.get('dst')}, so the walk rests on an "
+                        f"assumption the capture refutes: "
+                        + ("; ".join(result.assumptions) or "none it could name"))
         return [self.table.derive(
-            "walk_verdict", result.node or network_node, sources,
-            f"walk {kind} ({result.packet.describe()}): {result.summary}",
+            "walk_verdict", result.node or network_node, sources, because,
             kind=kind, verdict=result.verdict, floating=floating, fixed=fip["fixed"],
-            failed=result.verdict not in ("delivered", "insufficient-info"),
+            failed=failed, refuted_by_capture=reply is not None,
             source=source, destination=destination, proto=proto, port=port,
             failed_at=result.node, summary=result.summary, assumed=bool(result.assumptions))]
+
+    def _observed_reply(self, answering, addressed) -> dict | None:
+        """A captured reply from ``answering`` to one of the ``addressed`` addresses."""
+        for packet in self.table.of("packet"):
+            if packet.get("src") == answering and packet.get("dst") in addressed \
+                    and "reply" in str(packet.get("icmp_type") or ""):
+                return packet
+        return None
 
     def _upstream_gateway(self, network_node) -> str | None:
         node = self.model.nodes.get(network_node)

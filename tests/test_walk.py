@@ -229,3 +229,18 @@ def test_the_replys_walk_shows_the_missing_return_route():
            "no route of its own for 198.51.100.77" in result.summary
     undo = [s for s in result.steps if s.direction == "reply" and s.stage == "conntrack"]
     assert undo[0].node == "gw01" and undo[0].packet.dst == "198.51.100.77"
+
+
+def test_a_captured_reply_outranks_what_the_walk_assumed():
+    """The healthy seed lab without the physical node's evidence: the walk loses the VM's
+    ping at the lab's edge (a private floating IP leaving for a gateway not shown), but
+    compute-1's capture shows the replies coming back; the observation wins."""
+    meta, names, _ = _case("seed-healthy")
+    paths = [p for p in sorted((LABS / "seed-healthy").glob("*.txt"))
+             if p.stem != meta["nodes"]["gateway"]]
+    table, _ = current_facts(read_evidence([str(p) for p in paths]))
+    (verdict,) = Answerer(table).answer("walk_verdict", {"kind": "vm-to-outside",
+                                                         "floating": names.floating_ip})
+    assert verdict["verdict"] == "private-source-leaves"
+    assert (verdict["failed"], verdict["refuted_by_capture"]) == (False, True)
+    assert f"saw the reply {names.outside_ip} > {names.vm_ip}" in verdict["because"]
