@@ -6,9 +6,11 @@ OUTPUT, two SNATs per floating IP in nova-network-float-snat), reads it as any e
 is read, and times, each best of several runs:
 
 * parsing the transcript (grammar/) into facts; the walk needs the parsed facts only,
-  so the combiners (timed by bench_diagnose) are left out;
-* building the walk's per-node model once (kb/netmodel: the rule index);
-* one walk each way: the last VM's ping out (its SNAT is the last of 10,000 in its
+  so the neutral derivations (timed by bench_diagnose) are left out;
+* building the walk's per-node model (kb/netmodel: addresses and routes; a table is
+  indexed when a walk first enters it, a rule compiled when a packet first meets it),
+  then the first walk on it, which pays for that;
+* one walk each way, on the built model: the last VM's ping out (its SNAT is the last of 10,000 in its
   chain, the worst case for a linear scan) and a TCP connection from outside to the
   last floating IP (its DNAT the last in PREROUTING), each with its reply.
 
@@ -83,13 +85,14 @@ def run(floating_ips: int = FLOATING_IPS, repeats: int = 5) -> dict:
     table = FactTable()
     for fact in evidence.facts:
         table.add(dict(fact))
-    model_seconds, model = _best(lambda: build_model(table), 2)
     fixed, floating = list(gen_nova_nat.address_pairs(floating_ips))[-1]
+    model_seconds, model = _best(lambda: build_model(table), 2)
+    first_seconds, _ = _best(lambda: walk(table, fixed, OUTSIDE, "icmp", model=build_model(table)), 2)
     out_seconds, out = _best(lambda: walk(table, fixed, OUTSIDE, "icmp", model=model), repeats)
     in_seconds, inward = _best(lambda: walk(table, OUTSIDE, floating, "tcp", 22, model=model), repeats)
     rules = sum(1 for f in table.of("iptables_rule"))
     return {"rules": rules, "parse_seconds": parse_seconds,
-            "model_seconds": model_seconds,
+            "model_seconds": model_seconds, "first_walk_seconds": first_seconds,
             "walks": [("VM ping out", out_seconds, out), ("TCP in to floating IP", in_seconds, inward)]}
 
 
@@ -97,7 +100,9 @@ def main() -> None:
     result = run()
     print(f"walk through a network node with {result['rules']:,} NAT rules")
     print(f"{'parse the transcript':<34}{result['parse_seconds'] * 1000:>10.1f} ms")
-    print(f"{'build the walk model (index)':<34}{result['model_seconds'] * 1000:>10.1f} ms")
+    print(f"{'build the walk model':<34}{result['model_seconds'] * 1000:>10.1f} ms")
+    print(f"{'  and the first walk on it':<34}{result['first_walk_seconds'] * 1000:>10.1f} ms"
+          "  (indexes the tables it enters)")
     for name, seconds, outcome in result["walks"]:
         mark = "ok" if seconds < TARGET_SECONDS else f"over {TARGET_SECONDS * 1000:.0f} ms"
         print(f"{'walk: ' + name:<34}{seconds * 1000:>10.2f} ms  {mark}  "

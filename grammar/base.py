@@ -28,6 +28,36 @@ command, source file and absolute line, so parsers never need to know them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+
+# lark's analysed grammars, kept between runs in a directory the project owns (never a
+# shared temporary one): a grammar loads in a fifth of the time it takes to build.
+LARK_CACHE = Path(__file__).resolve().parent.parent / ".cache" / "lark"
+
+
+class LazyLark:
+    """A lark parser built on its first use, with the arguments ``Lark`` takes: a run
+    that reads only routes and a listing never builds the other grammars (building one,
+    even from the cache, compiles its lexer's expressions)."""
+
+    def __init__(self, *args, **options):
+        self._args, self._options, self._parser = args, options, None
+
+    def __getattr__(self, name):
+        if self._parser is None:
+            from lark import Lark
+            self._parser = Lark(*self._args, **self._options)
+        return getattr(self._parser, name)
+
+
+def lark_cache(module_file: str) -> str | bool:
+    """The ``cache=`` option for the grammar beside ``module_file``; False where the
+    directory cannot be made (lark validates the file against the grammar itself)."""
+    try:
+        LARK_CACHE.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return str(LARK_CACHE / (Path(module_file).stem + ".lark-cache"))
 
 
 @dataclass(frozen=True)

@@ -39,10 +39,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lark import Lark, Token, Transformer
+from lark import Token, Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import ParseResult, Problem, lark_problem, text_lines, problem_column
+from grammar.base import ParseResult, Problem, lark_problem, text_lines, problem_column, lark_cache, LazyLark
 
 KIND = "dpkg_list"
 # The facts this kind gives, each field in words (collected by kb/schema.py into
@@ -137,9 +137,10 @@ class _ToLine(Transformer):
         return ("missing", str(children[1]))
 
 
-_PARSER = Lark(
+_PARSER = LazyLark(
     (Path(__file__).parent / "dpkg_list.lark").read_text(),
     parser="lalr",
+    cache=lark_cache(__file__),
     lexer="contextual",
     maybe_placeholders=True,
     transformer=_ToLine(),

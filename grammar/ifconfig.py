@@ -44,10 +44,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lark import Lark, Transformer
+from lark import Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import ParseResult, Problem, lark_problem
+from grammar.base import ParseResult, Problem, lark_problem, lark_cache, LazyLark
 from grammar.ip_addr import new_address, new_interface
 
 KIND = "ifconfig"
@@ -68,9 +68,10 @@ COMMANDS = re.compile(
 )
 FILES = None
 
-_PARSER = Lark(
+_PARSER = LazyLark(
     (Path(__file__).with_suffix(".lark")).read_text(),
     parser="lalr",
+    cache=lark_cache(__file__),
     start=["header", "detail"],
     maybe_placeholders=True,
 )

@@ -31,10 +31,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lark import Lark, Transformer
+from lark import Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import ParseResult, Problem, lark_problem, text_lines, problem_column
+from grammar.base import ParseResult, Problem, lark_problem, text_lines, problem_column, lark_cache, LazyLark
 
 KIND = "ini"
 # The facts this kind gives, each field in words (collected by kb/schema.py into
@@ -99,9 +99,10 @@ class _ToLine(Transformer):
         return ("continuation", str(children[0]).strip())
 
 
-_PARSER = Lark(
+_PARSER = LazyLark(
     (Path(__file__).parent / "ini.lark").read_text(),
     parser="lalr",
+    cache=lark_cache(__file__),
     lexer="contextual",
     maybe_placeholders=True,
     transformer=_ToLine(),

@@ -41,10 +41,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lark import Lark, Transformer
+from lark import Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import ParseResult, Problem, lark_problem
+from grammar.base import ParseResult, Problem, lark_problem, lark_cache, LazyLark
 
 KIND = "ip_route"
 # The facts this kind gives, each field in words (collected by kb/schema.py into
@@ -91,9 +91,10 @@ COMMANDS = re.compile(
 )
 FILES = None
 
-_PARSER = Lark(
+_PARSER = LazyLark(
     (Path(__file__).with_suffix(".lark")).read_text(),
     parser="lalr",
+    cache=lark_cache(__file__),
     maybe_placeholders=True,
 )
 

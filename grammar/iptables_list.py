@@ -4,7 +4,14 @@ Reads the output of ``iptables -L [-t TABLE] [CHAIN] [-v] [-n] [-x] [--line-numb
 (any order, ``--list``, ``-nvL``, ``--table nat``), as printed by iptables 1.4 / legacy
 (``all  --  any    ens4    10.20.4.0/22   anywhere   to:10.20.0.11``, host and service
 names without ``-n``) and by 1.8 nf_tables (``0    --  *      ens4    10.20.4.0/22   0.0.0.0/0``).
-The table comes from the command (``-t``/``--table``, default ``filter``).
+The table comes from the command (``-t``/``--table``). Where the command names none (or
+there is no command: a paste), the table is read from the chain names, the way a person
+reads it: a listing starts a new table where a built-in chain comes again or comes after
+the user chains (iptables prints them in hook order, then the user chains), and the
+built-in chains it holds say which table it is (PREROUTING and
+POSTROUTING without FORWARD: nat; with FORWARD: mangle; PREROUTING and OUTPUT alone: raw;
+else filter), so ``iptables -L; iptables -t nat -L`` pasted without prompts is read as
+two tables.
 
 This module also owns the record schema shared with ``iptables_save`` so that later code
 never needs to know which of the two formats a fact came from:
@@ -53,10 +60,10 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
-from lark import Lark, Token, Transformer
+from lark import Token, Transformer
 from lark.exceptions import LarkError, UnexpectedInput
 
-from grammar.base import ParseResult, Problem, lark_problem
+from grammar.base import ParseResult, Problem, lark_problem, lark_cache, LazyLark
 from grammar.shapecache import Derived, ShapeCache, SlotScanner, identity
 
 KIND = "iptables_list"
@@ -281,6 +288,51 @@ def command_table(command: str) -> str:
     """The table a command names with ``-t``/``--table``; ``filter`` when none."""
     found = _TABLE_OPTION.search(command or "")
     return found.group(1) if found else "filter"
+
+
+_BUILTIN_CHAINS = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
+
+
+def table_of_chains(builtins: set[str], default: str) -> str:
+    """The table a listing is of, from the built-in chains it shows.
+
+    >>> table_of_chains({"PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"}, "filter")
+    'nat'
+    >>> table_of_chains({"FORWARD"}, "filter"), table_of_chains({"PREROUTING", "OUTPUT"}, "filter")
+    ('filter', 'raw')
+    """
+    if "FORWARD" in builtins:
+        return "mangle" if builtins & {"PREROUTING", "POSTROUTING"} else "filter"
+    if "POSTROUTING" in builtins:
+        return "nat"
+    if "PREROUTING" in builtins:
+        return "raw" if builtins <= {"PREROUTING", "OUTPUT"} else "nat"
+    return default
+
+
+def _tables_by_chain_names(records: list[dict], default: str) -> None:
+    """Give each table of a listing that named none its table (see the module's doc)."""
+    sections: list[list[dict]] = [[]]
+    last_hook = -1            # iptables prints the built-in chains in hook order
+    after_user_chain = False
+    for record in records:
+        if record["type"] == "iptables_chain":
+            name = record.get("chain")
+            if name in _BUILTIN_CHAINS:
+                hook = _BUILTIN_CHAINS.index(name)
+                if hook <= last_hook or after_user_chain:
+                    sections.append([])
+                    after_user_chain = False
+                last_hook = hook
+            else:
+                after_user_chain = True
+        sections[-1].append(record)
+    for section in sections:
+        builtins = {r.get("chain") for r in section
+                    if r["type"] == "iptables_chain" and r.get("chain") in _BUILTIN_CHAINS}
+        table = table_of_chains(builtins, default)
+        for record in section:
+            record["table"] = table
 
 
 _TABLE_OPTION = re.compile(r"(?:^|\s)(?:-[a-zA-Z]*t\s*|--table(?:\s+|=))([A-Za-z_][\w-]*)")
@@ -551,9 +603,10 @@ class ListingTransformer(Transformer):
 RULE_LAYOUTS = ("numbered_counted_rule", "counted_rule", "numbered_rule", "rule")
 _STARTS = ["chain_header", "column_header", *RULE_LAYOUTS, *(f"loose_{s}" for s in RULE_LAYOUTS)]
 
-PARSER = Lark(
+PARSER = LazyLark(
     (Path(__file__).with_suffix(".lark")).read_text(),
     parser="lalr",
+    cache=lark_cache(__file__),
     start=_STARTS,
     keep_all_tokens=True,
     transformer=ListingTransformer(),
@@ -618,6 +671,7 @@ _CACHE = ShapeCache(parse_line_fields, SlotScanner(scaled_counters=True))
 def parse(text: str, command: str = "") -> ParseResult:
     result = ParseResult()
     table = command_table(command)
+    named = _TABLE_OPTION.search(command or "") is not None
     layout = _command_layout(command)
     cache = _CACHE
     records = result.records
@@ -646,4 +700,6 @@ def parse(text: str, command: str = "") -> ParseResult:
             result.problems.append(lark_problem(error, line_offset=number - 1))
         except Exception as error:  # a defect must not lose the rest of the listing
             result.problems.append(Problem(number, f"internal error: {error!r}"))
+    if not named:
+        _tables_by_chain_names(records, table)
     return result

@@ -39,10 +39,10 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
-from lark import Lark, Token, Transformer
+from lark import Token, Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import ParseResult, Problem, lark_problem
+from grammar.base import ParseResult, Problem, lark_problem, lark_cache, LazyLark
 from grammar.iptables_list import (
     ICMP_TYPES, command_table, extra_text, new_chain_fields, new_rule_fields,
     normalise_address, normalise_interface, normalise_protocol, port_value, state_list,
@@ -382,9 +382,10 @@ def _policy(text: str) -> str | None:
 
 _STARTS = ["table_line", "chain_line", "policy_line", "new_chain_line", "rule_line"]
 
-PARSER = Lark(
+PARSER = LazyLark(
     (Path(__file__).with_suffix(".lark")).read_text(),
     parser="lalr",
+    cache=lark_cache(__file__),
     start=_STARTS,
     transformer=SaveTransformer(),
 )

@@ -48,10 +48,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lark import Lark, Transformer
+from lark import Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import ParseResult, Problem, lark_problem, text_lines
+from grammar.base import ParseResult, Problem, lark_problem, text_lines, lark_cache, LazyLark
 from grammar.traceback import HEADER, read_lines
 
 KIND = "oslo_log"
@@ -117,9 +117,10 @@ class _ToLine(Transformer):
         )
 
 
-_PARSER = Lark(
+_PARSER = LazyLark(
     (Path(__file__).parent / "oslo_log.lark").read_text(),
     parser="lalr",
+    cache=lark_cache(__file__),
     lexer="contextual",
     maybe_placeholders=True,
     transformer=_ToLine(),

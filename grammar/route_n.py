@@ -37,10 +37,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lark import Lark, Transformer
+from lark import Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import ParseResult, Problem, lark_problem
+from grammar.base import ParseResult, Problem, lark_problem, lark_cache, LazyLark
 
 KIND = "route_n"
 # The facts this kind gives: the same records as ip_route's, declared there (kb/schema.py).
@@ -64,9 +64,10 @@ COMMANDS = re.compile(
 )
 FILES = None
 
-_PARSER = Lark(
+_PARSER = LazyLark(
     (Path(__file__).with_suffix(".lark")).read_text(),
     parser="lalr",
+    cache=lark_cache(__file__),
 )
 
 # The route -n layout, used when the header line is not in the text.

@@ -55,10 +55,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lark import Lark, Token, Transformer
+from lark import Token, Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import ParseResult, Problem, lark_problem, text_lines, problem_column
+from grammar.base import ParseResult, Problem, lark_problem, text_lines, problem_column, lark_cache, LazyLark
 
 KIND = "service_status"
 # The facts this kind gives, each field in words (collected by kb/schema.py into
@@ -198,9 +198,10 @@ class _ToLine(Transformer):
         return ("rabbit_pid", int(re.findall(r"\d+", "".join(children))[0]))
 
 
-_PARSER = Lark(
+_PARSER = LazyLark(
     (Path(__file__).parent / "service_status.lark").read_text(),
     parser="lalr",
+    cache=lark_cache(__file__),
     lexer="contextual",
     maybe_placeholders=True,
     transformer=_ToLine(),

@@ -37,10 +37,10 @@ import re
 import shlex
 from pathlib import Path
 
-from lark import Lark, Transformer
+from lark import Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import ParseResult, Problem, lark_problem
+from grammar.base import ParseResult, Problem, lark_problem, lark_cache, LazyLark
 
 KIND = "sysctl"
 # The facts this kind gives, each field in words (collected by kb/schema.py into
@@ -69,9 +69,10 @@ _COMMAND_START = (
 COMMANDS = re.compile(_COMMAND_START + r"sysctl(?!\s+(?:-h|--help|-V|--version)\b)(?=\s|$|[|;&>)])")
 FILES = re.compile(r"^/proc/sys/|(?:^|/)sysctl\.conf$|(?:^|/)sysctl\.d/")
 
-_PARSER = Lark(
+_PARSER = LazyLark(
     (Path(__file__).with_suffix(".lark")).read_text(),
     parser="lalr",
+    cache=lark_cache(__file__),
     start=["line", "bare_value"],
     maybe_placeholders=True,
 )

@@ -59,10 +59,10 @@ import ipaddress
 import re
 from pathlib import Path
 
-from lark import Lark, Transformer
+from lark import Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import ParseResult, Problem, lark_problem
+from grammar.base import ParseResult, Problem, lark_problem, lark_cache, LazyLark
 
 KIND = "tcpdump"
 # The facts this kind gives, each field in words (collected by kb/schema.py into
@@ -224,9 +224,10 @@ def _ethertype(text: str) -> str | None:
     return _ETHERTYPES.get(match.group(1), match.group(1).lower())
 
 
-_PARSER = Lark(
+_PARSER = LazyLark(
     (Path(__file__).with_suffix(".lark")).read_text(),
     parser="lalr",
+    cache=lark_cache(__file__),
     start=["line", "continuation"],
     maybe_placeholders=True,
     transformer=_Line(),

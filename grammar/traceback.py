@@ -40,10 +40,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lark import Lark, Transformer
+from lark import Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import ParseResult, Problem, lark_problem, text_lines
+from grammar.base import ParseResult, Problem, lark_problem, text_lines, lark_cache, LazyLark
 
 KIND = "traceback"
 # The facts this kind gives, each field in words (collected by kb/schema.py into
@@ -108,9 +108,10 @@ class _ToTraceback(Transformer):
         return {"exception_type": str(type_), "exception_message": message}
 
 
-_PARSER = Lark(
+_PARSER = LazyLark(
     (Path(__file__).parent / "traceback.lark").read_text(),
     parser="lalr",
+    cache=lark_cache(__file__),
     lexer="contextual",
     maybe_placeholders=True,
     transformer=_ToTraceback(),

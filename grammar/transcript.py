@@ -28,9 +28,10 @@ from pathlib import Path
 from lark import Lark, LarkError, Transformer
 
 from grammar import commands, kinds
+from grammar.base import lark_cache
 
 _PROMPT_GRAMMAR = Lark.open(str(Path(__file__).with_name("prompt.lark")),
-                            parser="lalr", lexer="contextual")
+                            parser="lalr", lexer="contextual", cache=lark_cache("prompt"))
 # Cheap test before the grammar is asked: prompts hold "user@host" and "#"/"$", or
 # start with "$ ". Keeps a 20,000-line listing from costing 20,000 parses.
 _PROMPT_CANDIDATE = re.compile(r"^[ \t]*(?:\(\S+\))?(?:\[?[A-Za-z_][\w.-]*@[A-Za-z0-9][\w.-]*[: ][^\n#$]{0,200}?[#$](?:[ \t]|$)|\$(?:[ \t]|$))")

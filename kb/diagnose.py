@@ -1,19 +1,27 @@
 """One diagnosis: evidence in, findings out, each finding with its evidence lines and
 the steps of reasoning that led to it.
 
-    facts (grammar/) -> drop the stale ones (kb/timeline) -> combine (kb/combiners)
-    -> one engine session over the rulebook (kb/rulebook, kb/engine) -> findings
+    facts (grammar/) -> drop the stale ones (kb/timeline) -> neutral facts
+    (kb/derivations) -> one engine session over the rulebook (kb/rulebook,
+    kb/rulecompile, kb/engine), which asks kb/queries for the computed facts its
+    patterns reach -> findings
+
+The intermediate conclusions (the gateway of a node, node roles ...) are drawn by the
+inference rules of rules/inferences/ in the same session, so a finding's reasoning
+walks back through them to the evidence lines.
 """
 from __future__ import annotations
 
-import functools
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kb import combiners, timeline
+from kb import derivations, timeline
+from kb.engine import ActionError, EngineLimit
 from kb.facts import FactTable, engine_view
-from kb.rulebook import Cause, Case, Inference, Rulebook, engine_for, load_rulebook
+from kb.queries import COMPUTED, Answerer
+from kb.rulebook import Cause, Case, Inference, Rulebook, cached_rulebook
+from kb.rulecompile import Question, compiled
 
 RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
 
@@ -50,30 +58,29 @@ class Diagnosis:
     facts: int
     superseded: list[dict]
     table: FactTable
+    left_out: list[str] = field(default_factory=list)   # what a limit kept out, and why
 
     def as_json(self) -> dict:
-        return {"findings": [f.as_json() for f in self.findings], "unparsed": self.unparsed,
-                "facts": self.facts, "superseded": self.superseded}
-
-
-@functools.lru_cache(maxsize=8)
-def _load(folders: tuple[str, ...]) -> Rulebook:
-    return load_rulebook(folders)
+        out = {"findings": [f.as_json() for f in self.findings], "unparsed": self.unparsed,
+               "facts": self.facts, "superseded": self.superseded}
+        if self.left_out:
+            out["left_out"] = self.left_out
+        return out
 
 
 def default_rulebook() -> Rulebook:
-    return _load((str(RULES_DIR),))
+    return cached_rulebook((str(RULES_DIR),))
 
 
 def current_facts(evidence) -> tuple[FactTable, dict[int, dict]]:
-    """The facts that still hold (later evidence wins) and what they add up to,
-    with the stale ones by index into ``evidence.facts``."""
+    """The facts that still hold (later evidence wins) and the neutral facts derived
+    from them, with the stale ones by index into ``evidence.facts``."""
     stale = timeline.stale_facts(evidence.facts)
     table = FactTable()
     for index, fact in enumerate(evidence.facts):
         if index not in stale and fact["type"] != "state_change":
             table.add(dict(fact))
-    combiners.combine(table)
+    derivations.derive_all(table)
     return table, stale
 
 
@@ -83,15 +90,24 @@ def diagnose(evidence, rulebook: Rulebook | None = None) -> Diagnosis:
     table, stale = current_facts(evidence)
 
     state = _SessionState(table, rulebook)
-    engine = _engine(rulebook)
+    engine = compiled(rulebook, _on_cause, _on_inference, _on_query, COMPUTED)
     wanted = rulebook.fact_types()
+    left_out: list[str] = []
     with engine.session() as session:
         session.diagnosis = state
-        session.assert_facts(engine_view(f) for f in list(table.facts) if f["type"] in wanted)
-        session.complete()
+        try:
+            session.assert_facts(engine_view(f) for f in list(table.facts) if f["type"] in wanted)
+            session.complete()
+        except (EngineLimit, ActionError) as error:
+            limits = [e for e in getattr(error, "errors", [error]) if isinstance(e, EngineLimit)]
+            if not limits:
+                raise
+            left_out.append(f"the reasoning stopped at a limit ({limits[0]}); the findings are "
+                            f"those reached before it, and causes that rest on something being "
+                            f"absent were not judged")
     findings = state.findings()
     return Diagnosis(findings, list(evidence.unparsed), evidence.parsed_count,
-                     _superseded(evidence.facts, stale), table)
+                     _superseded(evidence.facts, stale), table, state.answerer.notes() + left_out)
 
 
 def _superseded(facts: list[dict], stale: dict[int, dict]) -> list[dict]:
@@ -107,15 +123,11 @@ def _superseded(facts: list[dict], stale: dict[int, dict]) -> list[dict]:
                 str(item[0]["prov"]["source"]), item[0]["prov"]["line"] or 0))]
 
 
-_ENGINES: dict[str, object] = {}
-
-
-def _engine(rulebook: Rulebook):
-    engine = _ENGINES.get(rulebook.identity)
-    if engine is None:
-        engine = engine_for(rulebook, _on_cause, _on_inference)
-        _ENGINES[rulebook.identity] = engine
-    return engine
+def _on_query(session, question: Question, c) -> None:
+    state: _SessionState = session.diagnosis
+    bound = state.bindings(question.before, c)
+    for fact in state.answerer.answer(question.fact_type, question.values(bound)):
+        session.derive(c, engine_view(fact))
 
 
 def _on_inference(session, inference: Inference, c) -> None:
@@ -133,17 +145,36 @@ def _on_inference(session, inference: Inference, c) -> None:
     fact = state.table.derive(inference.conclude["type"], node, bound.values(),
                               render(inference.because, bound), **fields)
     state.concluded[key] = fact
-    session.derive(c, engine_view(fact))
+    if fact["type"] in state.wanted:     # the engine refuses facts no rule asks about
+        session.derive(c, engine_view(fact))
+
+
+# A cause that fires for thousands of facts alike (every floating IP of a node) keeps the
+# evidence of its first few firings per case; the others are counted and said.
+MERGED_FIRINGS_PER_CASE = 3
 
 
 def _on_cause(session, cause: Cause, case: Case, c) -> None:
     state: _SessionState = session.diagnosis
     bound = state.bindings(case.patterns, c)
     texts = case.texts
+    node = _render_optional(texts["node"], bound)
+    service = _render_optional(texts["service"], bound)
+    key = (cause.cause, node, service)
+    fact_ids = [bound[name]["fact_id"] for name in texts["evidence"]]
+    existing = state._findings.get(key)
+    if existing is not None and not (existing.status == "possible" and texts["status"] == "established"):
+        firings = state.firings.setdefault((key, id(case)), [0])
+        firings[0] += 1
+        if firings[0] <= MERGED_FIRINGS_PER_CASE:
+            existing.fact_ids += [i for i in fact_ids if i not in existing.fact_ids]
+        else:
+            state.alike.setdefault(key, set()).add(fact_ids[0])
+        return
     finding = Finding(
         cause=cause.cause,
-        node=_render_optional(texts["node"], bound),
-        service=_render_optional(texts["service"], bound),
+        node=node,
+        service=service,
         status=texts["status"],
         title=render(texts["title"], bound),
         explanation=" ".join(render(texts["explanation"], bound).split()),
@@ -156,17 +187,23 @@ def _on_cause(session, cause: Cause, case: Case, c) -> None:
                     "partial": render(q.partial, bound) if q.partial else None,
                     "wrong": render(q.wrong, bound) if q.wrong else None}
                    for q in cause.questions],
-        fact_ids=[bound[name]["fact_id"] for name in texts["evidence"]],
+        fact_ids=fact_ids,
     )
-    state.add(finding)
+    if existing is not None:      # established replaces possible, keeping its evidence
+        finding.fact_ids = existing.fact_ids + [i for i in fact_ids if i not in existing.fact_ids]
+    state._findings[key] = finding
 
 
 class _SessionState:
     def __init__(self, table: FactTable, rulebook: Rulebook):
         self.table = table
         self.rulebook = rulebook
+        self.answerer = Answerer(table)
+        self.wanted = rulebook.fact_types()
         self.concluded: dict[tuple, dict] = {}
         self._findings: dict[tuple, Finding] = {}
+        self.firings: dict[tuple, list[int]] = {}
+        self.alike: dict[tuple, set[int]] = {}
 
     def bindings(self, patterns, c) -> dict[str, dict]:
         return {p.name: self.table[getattr(c, p.name).fact_id] for p in patterns if not p.negated}
@@ -179,24 +216,16 @@ class _SessionState:
             return render(value, bound)
         return value
 
-    def add(self, finding: Finding) -> None:
-        key = (finding.cause, finding.node, finding.service)
-        existing = self._findings.get(key)
-        if existing is None:
-            self._findings[key] = finding
-            return
-        if existing.status == "possible" and finding.status == "established":
-            finding.fact_ids = existing.fact_ids + finding.fact_ids
-            self._findings[key] = finding
-        else:
-            existing.fact_ids += [i for i in finding.fact_ids if i not in existing.fact_ids]
-
     def findings(self) -> list[Finding]:
         order = {cause.cause: i for i, cause in enumerate(self.rulebook.causes)}
         found = list(self._findings.values())
         for finding in found:
             finding.evidence = self.table.evidence(finding.fact_ids)
             finding.reasoning = self.table.reasoning(finding.fact_ids)
+            alike = self.alike.get((finding.cause, finding.node, finding.service))
+            if alike:
+                finding.reasoning.append(f"the same holds for {len(alike)} more alike, whose "
+                                         f"evidence is not shown")
         return sorted(found, key=lambda f: (f.status != "established", order.get(f.cause, 0),
                                             str(f.node), str(f.service)))
 

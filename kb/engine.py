@@ -150,12 +150,7 @@ class Session:
                               "loses activations on joins this large")
         self._seen.add(digest)
         self._count += 1
-        try:
-            _HOST.assert_fact(self.engine.name, dict(fact, sid=self.sid))
-        except _durable.MessageNotHandledException:
-            pass  # evidence no rule asks about
-        except _durable.MessageObservedException:
-            pass  # the same content under another key order
+        _assert_distinct(lambda f: _HOST.assert_fact(self.engine.name, f), dict(fact, sid=self.sid))
 
     def derive(self, c, fact: dict) -> bool:
         """Assert a conclusion from inside an action; False when it was known already."""
@@ -166,7 +161,7 @@ class Session:
             raise EngineLimit(f"more than {MAX_FACTS} facts in one diagnosis")
         self._seen.add(digest)
         self._count += 1
-        c.assert_fact(dict(fact))
+        _assert_distinct(c.assert_fact, dict(fact))
         return True
 
     def emit(self, output: dict) -> None:
@@ -197,6 +192,21 @@ class Session:
             self.closed = True
             self.engine._sessions.pop(self.sid, None)
             _HOST.delete_state(self.engine.name, self.sid)
+
+
+def _assert_distinct(assert_fact, fact: dict) -> None:
+    """Assert a fact the session has not seen. durable-rules knows a fact by a short hash
+    of its content, which collides among tens of thousands of facts: a fact it takes for
+    one already observed is asserted again with a ``distinct`` field no rule reads."""
+    for attempt in range(8):
+        try:
+            assert_fact(dict(fact, distinct=attempt) if attempt else fact)
+            return
+        except _durable.MessageNotHandledException:
+            return  # a fact no rule asks about
+        except _durable.MessageObservedException:
+            continue
+    raise EngineLimit("durable-rules took a new fact for one it had seen, eight times over")
 
 
 def _content_key(value) -> str:

@@ -22,6 +22,12 @@ reference ``$name.field`` to a fact bound earlier (equality), or one of
 ``{matches: REGEX}`` (the whole value), ``{exists: true|false}``. A name written
 ``no NAME`` asks that no such fact exist once all evidence is in.
 
+Some fact types are *computed* (kb/queries.py: ``route_choice``, ``forward_verdict``,
+``source_nat``, ``walk_verdict``): a pattern of one gives the question's key fields as
+constants or references, e.g. ``{type: route_choice, node: $gw.node, destination:
+$fip.address}``, and the answer is computed when the patterns before it have matched.
+Such a pattern cannot come first, nor be asked for as absent.
+
 Every pattern after the first must be joined to an earlier one by an equality: joins
 without one grow quadratically and durable-rules silently loses activations on them.
 
@@ -29,6 +35,10 @@ without one grow quadratically and durable-rules silently loses activations on t
 cause be established in several ways; ``confirmed_by:`` lists further patterns that,
 when they match as well, add their evidence and reasoning (a capture, a packet walk); ``status: possible`` with ``decide_by:`` marks
 evidence that fits this cause and another alike.
+
+Loading (this module) reads and checks the files; kb/rulecompile.py turns a loaded
+rulebook into durable-rules rulesets. ``cached_rulebook(folders)`` is the one cache of
+loaded rulebooks in the process: a rule file edited on disk is read again.
 
 An *inference* file concludes intermediate facts, so rules chain::
 
@@ -43,14 +53,14 @@ An *inference* file concludes intermediate facts, so rules chain::
 from __future__ import annotations
 
 import hashlib
+import functools
+import os
+import pickle
 import re
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from kb.engine import COMPLETE_MARKER, Engine
 
 CAUSE_KEYS = {"cause", "title", "node", "service", "status", "when", "cases", "explanation",
               "fix", "evidence", "decide_by", "hints", "examples", "symptoms", "questions",
@@ -81,8 +91,18 @@ class _Mapping(dict):
     lines: dict
 
 
-class _LineLoader(yaml.SafeLoader):
-    pass
+@functools.cache
+def _line_loader():
+    """A safe YAML loader whose mappings remember their lines: libyaml's where installed
+    (a rulebook loads in a fifth of the time). yaml is imported only when a rule file is
+    read, not when the rulebook comes from the cache."""
+    import yaml
+
+    class LineLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+        pass
+
+    LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+    return LineLoader, yaml.YAMLError
 
 
 def _construct_mapping(loader, node):
@@ -97,9 +117,6 @@ def _construct_mapping(loader, node):
         mapping[key] = loader.construct_object(value_node, deep=True)
         mapping.lines[key] = key_node.start_mark.line + 1
     return mapping
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def _line(mapping, key=None) -> int | None:
@@ -228,10 +245,62 @@ def load_rulebook(folders) -> Rulebook:
     return Rulebook(causes, inferences, digest.hexdigest(), symptoms)
 
 
+_CACHE: dict[tuple, tuple[tuple, "Rulebook"]] = {}
+
+
+def cached_rulebook(folders) -> Rulebook:
+    """``load_rulebook``, read again only when a file under the folders changed."""
+    key = tuple(str(Path(f).resolve()) for f in folders)
+    signature = tuple(sorted((str(p), p.stat().st_mtime_ns, p.stat().st_size)
+                             for folder in key for p in Path(folder).rglob("*.yaml")))
+    cached = _CACHE.get(key)
+    if cached is not None and cached[0] == signature:
+        return cached[1]
+    rulebook = _from_disk(key, signature)
+    if rulebook is None:
+        rulebook = load_rulebook(key)
+        _to_disk(key, signature, rulebook)
+    _CACHE[key] = (signature, rulebook)
+    return rulebook
+
+
+# A loaded rulebook is also kept on disk between runs, in the project's own .cache/
+# directory, keyed by the rule files and this module: a CLI run skips reading YAML.
+_DISK_CACHE = Path(__file__).resolve().parent.parent / ".cache" / "rulebooks"
+
+
+def _disk_path(key, signature) -> Path:
+    me = Path(__file__).stat()
+    digest = hashlib.sha256(repr((key, signature, me.st_mtime_ns, me.st_size)).encode()).hexdigest()
+    return _DISK_CACHE / f"{digest[:32]}.pickle"
+
+
+def _from_disk(key, signature) -> "Rulebook | None":
+    try:
+        with open(_disk_path(key, signature), "rb") as handle:
+            rulebook = pickle.load(handle)
+    except Exception:  # absent, unreadable or from another version: read the files
+        return None
+    return rulebook if isinstance(rulebook, Rulebook) else None
+
+
+def _to_disk(key, signature, rulebook) -> None:
+    path = _disk_path(key, signature)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        with open(partial, "wb") as handle:
+            pickle.dump(rulebook, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        partial.replace(path)          # whole or not at all, for a concurrent reader
+    except Exception:
+        pass  # a cache that cannot be written is only slower
+
+
 def read_rule_yaml(text: str, path: str = "<rules>"):
     """A rule file's YAML; mappings remember the line of each key (``.lines``)."""
     try:
-        loader = _LineLoader(text)
+        loader_class, yaml_error = _line_loader()
+        loader = loader_class(text)
         loader.name = path
         try:
             document = loader.get_single_data()
@@ -239,7 +308,9 @@ def read_rule_yaml(text: str, path: str = "<rules>"):
             loader.dispose()
     except RuleFileError:
         raise
-    except yaml.YAMLError as error:
+    except Exception as error:
+        if not isinstance(error, _line_loader()[1]):
+            raise
         mark = getattr(error, "problem_mark", None)
         raise RuleFileError(path, mark.line + 1 if mark else None,
                             f"not valid YAML: {getattr(error, 'problem', error)}") from None
@@ -518,47 +589,3 @@ def _check_template(template, bound, path, line) -> None:
         raise
     except ValueError as error:
         raise RuleFileError(path, line, f"bad template: {error}") from None
-
-
-# --- compiling to durable-rules ---------------------------------------------------------
-
-def compile_patterns(patterns: list[Pattern]) -> list[dict]:
-    """The durable-rules ``all`` list for a rule's patterns."""
-    conditions = []
-    marker_added = False
-    for pattern in patterns:
-        if pattern.negated and not marker_added:
-            # Absence is judged once, when the evidence_complete marker arrives.
-            conditions.append({"evidence_in": {"type": COMPLETE_MARKER}})
-            marker_added = True
-        terms = [_term(fld, op, value) for fld, op, value in pattern.conditions]
-        body = terms[0] if len(terms) == 1 else {"$and": terms}
-        conditions.append({(pattern.name + "$not" if pattern.negated else pattern.name): body})
-    return conditions
-
-
-def _term(fld, op, value):
-    operand = {value[0]: value[1]} if isinstance(value, tuple) else value
-    if op == "eq":
-        return {fld: operand}
-    if op == "exists":
-        return {"$ex": {fld: 1}}
-    if op == "missing":
-        return {"$nex": {fld: 1}}
-    return {OPERATORS[op]: {fld: operand}}
-
-
-def engine_for(rulebook: Rulebook, on_cause, on_inference) -> Engine:
-    """Register the rulebook; ``on_cause(session, cause, case, c)`` and
-    ``on_inference(session, inference, c)`` are called when rules fire."""
-    rules = {}
-    for number, inference in enumerate(rulebook.inferences):
-        rules[f"infer_{number}"] = {
-            "all": compile_patterns(inference.patterns),
-            "run": (lambda rule: lambda session, c: on_inference(session, rule, c))(inference)}
-    for cause in rulebook.causes:
-        for number, case in enumerate(cause.cases):
-            rules[f"{cause.cause}__{number}"] = {
-                "all": compile_patterns(case.patterns),
-                "run": (lambda cz, cs: lambda session, c: on_cause(session, cz, cs, c))(cause, case)}
-    return Engine(rules, identity=rulebook.identity, name_hint="stackdoc")

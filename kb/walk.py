@@ -24,6 +24,7 @@ Where a node's table or setting was not in the evidence, the step says what was 
     from kb.walk import walk
     result = walk(table, "10.20.4.5", "203.0.113.80", proto="icmp")
     result.verdict      # "delivered" | "dropped" | "no-route" | "private-source-leaves" | "reply-lost"
+                        # | "insufficient-info": it gets through only if what was not shown lets it
     result.node         # where it went wrong (None when delivered)
     for step in result.steps:
         print(step.node, step.stage, step.text)
@@ -39,79 +40,30 @@ bridge (assumed: the VM is not in the evidence), and at nat POSTROUTING gets the
 then leaves the lab towards 10.20.0.1 with source 10.20.4.5: ``private-source-leaves``
 at net01.
 
-``walk_verdicts(table)`` is the combiner step: for each network node's floating IP it
-walks a VM's ping to the outside and a TCP connection from the upstream gateway to the
-floating IP, and adds ``walk_verdict`` facts that rule files can match.
+Rule files match walks as ``walk_verdict`` facts, which kb/queries.py computes by this
+walk for the floating IPs the rules ask about.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from kb.addresses import address_int, is_global
 from kb.facts import FactTable
-from kb.netmodel import (BUILTIN_CHAINS, NetModel, NodeModel, Route, Rule, address_int,
-                         build_model, is_global, orphan_chains)
+from kb.netfilter import (BUILTIN_CHAINS, DESTINATION_NAT, ICMP_ECHO_REQUEST,  # noqa: F401
+                          NAT_TARGETS, Packet, Rule, evaluate, orphan_chains, printed)
+# Packet and evaluate are re-exported: a walk's callers build packets and may evaluate one
+# chain (tests/test_walk_properties.py)
+from kb.netmodel import NetModel, NodeModel, Route, build_model
 
-# The fact a walk leaves for the rules (kb/schema.py collects it into rules/FACTS.md).
-FACT_TYPES = {
-    "walk_verdict": {
-        "doc": "the fate of a packet walked through the lab for a floating IP (NODE: where it went wrong)",
-        "fields": {"kind": "vm-to-outside or outside-to-floating",
-                   "verdict": "delivered, dropped, no-route, private-source-leaves or reply-lost",
-                   "floating": "the floating IP", "fixed": "the fixed address behind it",
-                   "source": "the packet's source", "destination": "the packet's destination",
-                   "proto": "icmp, tcp or udp", "port": "the destination port, or empty",
-                   "failed_at": "the node where it went wrong, or empty",
-                   "summary": "the walk's verdict in words"},
-    },
-}
-VERDICTS = ("delivered", "dropped", "no-route", "private-source-leaves", "reply-lost")
+VERDICTS = ("delivered", "dropped", "no-route", "private-source-leaves", "reply-lost",
+            "insufficient-info")
 MAX_HOPS = 32            # a routing loop ends here, as the TTL would end it
-MAX_CHAIN_DEPTH = 64     # deeper than any ruleset the kernel accepts
 EPHEMERAL_PORT = 40000   # the client's source port, which no evidence shows
-ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY = 8, 0
-_NAT_TARGETS = {"DNAT", "SNAT", "MASQUERADE", "REDIRECT", "NETMAP"}
-_FINAL_TARGETS = {"ACCEPT", "DROP", "REJECT"}
-_DESTINATION_NAT = {"DNAT", "REDIRECT"}
 
 
 class WalkError(ValueError):
     """The packet cannot be placed in the lab (an address that is no address, or no
     node in the evidence that sends it or could receive it)."""
-
-
-@dataclass(frozen=True)
-class Packet:
-    src: str | None
-    dst: str
-    proto: str = "icmp"
-    sport: int | None = None
-    dport: int | None = None
-    icmp_type: int | None = None
-
-    @property
-    def src_value(self):
-        return address_int(self.src)
-
-    @property
-    def dst_value(self):
-        return address_int(self.dst)
-
-    def describe(self) -> str:
-        if self.proto in ("tcp", "udp"):
-            return f"{self.proto} {self.src}:{self.sport} > {self.dst}:{self.dport}"
-        if self.proto == "icmp":
-            kind = {ICMP_ECHO_REQUEST: "echo request", ICMP_ECHO_REPLY: "echo reply"}.get(
-                self.icmp_type, f"type {self.icmp_type}")
-            return f"icmp {kind} {self.src} > {self.dst}"
-        return f"{self.proto} {self.src} > {self.dst}"
-
-    def as_json(self) -> dict:
-        return {"src": self.src, "dst": self.dst, "proto": self.proto,
-                "sport": self.sport, "dport": self.dport}
-
-    def reversed(self) -> "Packet":
-        icmp = ICMP_ECHO_REPLY if self.icmp_type == ICMP_ECHO_REQUEST else self.icmp_type
-        return Packet(self.dst, self.src, self.proto, self.dport, self.sport, icmp)
 
 
 @dataclass
@@ -188,76 +140,6 @@ def walk(table: FactTable, source: str, destination: str, proto: str = "icmp",
     return walker.run(source, destination, proto, port, node)
 
 
-def walk_verdicts(table: FactTable, model: NetModel | None = None) -> None:
-    """The combiner: ``walk_verdict`` facts for the floating IPs of each network node.
-
-    * kind ``vm-to-outside``: the VM behind a floating IP pings an address beyond the
-      default route (one a captured packet shows, else a stand-in global address);
-    * kind ``outside-to-floating``: the node that owns the network node's default gateway
-      connects to the floating IP, tcp port 22 (ssh, as the seed's students try).
-
-    Only a few floating IPs per node are walked (those captured packets mention, else
-    the first): a node with 5,000 of them must not cost 10,000 walks per diagnosis."""
-    floating = [f for f in table.of("floating_ip") if f.get("fixed") and f.get("node")]
-    if not floating:
-        return
-    model = model or build_model(table)
-    captured = table.of("packet")
-    by_node: dict[str, list[dict]] = {}
-    for fip in floating:
-        by_node.setdefault(fip["node"], []).append(fip)
-    for network_node, fips in sorted(by_node.items()):
-        mentioned = {p.get("src") for p in captured} | {p.get("dst") for p in captured}
-        chosen = [f for f in fips if f["fixed"] in mentioned or f["address"] in mentioned][:2] \
-            or sorted(fips, key=lambda f: address_int(f["address"]) or 0)[:1]
-        for fip in chosen:
-            outside = _outside_address(table, model, fip["fixed"])
-            _derive_verdict(table, model, "vm-to-outside", fip, fip["fixed"], outside, "icmp", None,
-                            None)
-            gateway = _upstream_gateway(model, network_node)
-            if gateway is not None:
-                _derive_verdict(table, model, "outside-to-floating", fip, gateway, fip["address"],
-                                "tcp", 22, None)
-
-
-# A global address behind every default route, used only when no captured packet names
-# the outside address a VM tried to reach.
-_STAND_IN_OUTSIDE = "8.8.8.8"
-
-
-def _outside_address(table: FactTable, model: NetModel, fixed: str) -> str:
-    for packet in table.of("packet"):
-        dst = packet.get("dst")
-        if packet.get("src") == fixed and address_int(dst) is not None:
-            return dst
-    return _STAND_IN_OUTSIDE
-
-
-def _upstream_gateway(model: NetModel, network_node: str) -> str | None:
-    node = model.nodes.get(network_node)
-    if node is None:
-        return None
-    default = node.lookup_route(0)
-    if default is None or not default.is_default or not default.via:
-        return None
-    owner = model.owner_of(default.via, besides=network_node)
-    return owner[0] if owner else None
-
-
-def _derive_verdict(table, model, kind, fip, source, destination, proto, port, start) -> None:
-    try:
-        result = walk(table, source, destination, proto, port, node=start, model=model)
-    except WalkError:
-        return
-    sources = [table[i] for i in result.fact_ids if 0 <= i < len(table.facts)] or \
-        [table[i] for i in fip.get("derived_from", [])[:1]]
-    table.derive("walk_verdict", result.node or fip["node"], sources,
-                 f"walk {kind} ({result.packet.describe()}): {result.summary}",
-                 kind=kind, verdict=result.verdict, floating=fip["address"], fixed=fip["fixed"],
-                 source=source, destination=destination, proto=proto, port=port,
-                 failed_at=result.node, summary=result.summary)
-
-
 # --- the walker ----------------------------------------------------------------------
 
 class _Walker:
@@ -271,6 +153,7 @@ class _Walker:
         self.untranslated: list[str] = []
         self.sent_by: tuple | None = None   # (node, route, destination) of the last hop
         self.chosen_source: str | None = None  # when a node was named as the sender
+        self.unshown: list[tuple[str, str]] = []  # (node, what) the packet passed unseen
 
     # -- recording ----------------------------------------------------------------
     def step(self, node, stage, text, packet, facts=(), assumed=False) -> None:
@@ -281,6 +164,13 @@ class _Walker:
         if text not in self.assumptions:
             self.assumptions.append(text)
         self.step(node, stage, "assumed: " + text, packet, assumed=True)
+
+    def assume_unshown(self, node, stage, text, packet) -> None:
+        """An assumption about a table or setting of a node the packet passes that the
+        evidence did not show: a delivery that rests on one is not a delivery seen."""
+        if (node, text) not in self.unshown:
+            self.unshown.append((node, text))
+        self.assume(node, stage, text, packet)
 
     # -- the whole walk -------------------------------------------------------------
     def run(self, source, destination, proto, port, node) -> WalkResult:
@@ -298,6 +188,12 @@ class _Walker:
         first = self._travel(packet, start_node, in_iface, local)
         original = replace(packet, src=packet.src or self.chosen_source)
         verdict, where, summary, facts = self._judge(first, original)
+        if verdict == "delivered" and self.unshown:
+            # every assumption lets the packet pass: a failure found despite them stands,
+            # a delivery found thanks to them is not known (Batfish's INSUFFICIENT_INFO)
+            verdict, where = "insufficient-info", self.unshown[0][0]
+            summary += (", but only if what the evidence did not show lets it: "
+                        + "; ".join(text for _, text in self.unshown))
         if verdict != "delivered" and self.untranslated:
             summary += " (not translated: " + "; ".join(dict.fromkeys(self.untranslated)) + ")"
         self._fill_evidence()
@@ -441,7 +337,7 @@ class _Walker:
             if held is not None:
                 return self._deliver(node, packet, in_iface, states, new, before, held)
             if node.ip_forward is None:
-                self.assume(name, "ip_forward", f"net.ipv4.ip_forward on {name} was not shown; "
+                self.assume_unshown(name, "ip_forward", f"net.ipv4.ip_forward on {name} was not shown; "
                             f"taken as on, since the packet reached it to be forwarded", packet)
             elif not node.ip_forward:
                 reason = (f"{name} does not forward ({node.ip_forward_fact['prov']['text'] if node.ip_forward_fact.get('prov') else 'net.ipv4.ip_forward = 0'}): "
@@ -528,7 +424,7 @@ class _Walker:
         route = node.lookup_route(packet.dst_value)
         if route is None:
             if not node.routes_shown:
-                self.assume(node.name, "route", f"{node.name}'s routing table was not shown; only "
+                self.assume_unshown(node.name, "route", f"{node.name}'s routing table was not shown; only "
                             f"the networks of its addresses were used", packet)
             reason = f"{node.name} has no route to {packet.dst}" + self._how_it_came(node.name)
             self.step(node.name, "route", reason, packet)
@@ -538,7 +434,7 @@ class _Walker:
             text = (f"{node.name} reaches {packet.dst} on its connected network "
                     f"{route.destination} ({route.dev}), taken from its addresses")
         else:
-            text = f"{node.name} routes {packet.dst} by {which}: " + _printed(route.fact)
+            text = f"{node.name} routes {packet.dst} by {which}: " + printed(route.fact)
         if route.route_type in ("blackhole", "unreachable", "prohibit"):
             reason = f"{node.name}'s route for {packet.dst} is of type {route.route_type}"
             self.step(node.name, "route", reason, packet, [route.fact])
@@ -553,7 +449,7 @@ class _Walker:
         if self.sent_by is None or self.sent_by[0] == name or not self.sent_by[1].is_default:
             return ""
         sender, route, destination = self.sent_by
-        return (f"; {sender} sent it here by its default route ({_printed(route.fact)}), "
+        return (f"; {sender} sent it here by its default route ({printed(route.fact)}), "
                 f"having no route of its own for {destination}")
 
     def _deliver(self, node, packet, in_iface, states, new, before, held) -> _End:
@@ -573,7 +469,7 @@ class _Walker:
     def _dropped(self, name, packet, result: _HookResult, where) -> _End:
         decider = result.decider or {}
         what = "its policy" if decider.get("type") == "iptables_chain" else "the rule"
-        reason = f"{where} on {name} drops {packet.describe()} ({what}: {_printed(decider)})"
+        reason = f"{where} on {name} drops {packet.describe()} ({what}: {printed(decider)})"
         return _End("dropped", name, packet, fact_ids=_ids([decider]), reason=reason)
 
     def _next_hop(self, node: NodeModel, route: Route, out_iface, packet: Packet):
@@ -597,8 +493,8 @@ class _Walker:
         ruleset = node.tables.get(table_name)
         if ruleset is None:
             if table_name in ("filter", "nat"):
-                self._assume_once(node.name, stage, f"{node.name}'s {table_name} table was not "
-                                  f"shown; taken as empty, accepting everything", packet)
+                self.assume_unshown(node.name, stage, f"{node.name}'s {table_name} table was not "
+                                    f"shown; taken as empty, accepting everything", packet)
             return _HookResult(True, None)
         chain = ruleset.chains.get(chain_name)
         if chain is None:
@@ -628,12 +524,12 @@ class _Walker:
                 self.step(node.name, stage, text, packet, jumps + [chain.policy_fact])
             self._explain_misses(node.name, stage, misses, packet)
             return _HookResult(accepted, chain.policy_fact)
-        if verdict in _NAT_TARGETS:
+        if verdict in NAT_TARGETS:
             self._explain_misses(node.name, stage, misses, packet)
             return _HookResult(True, rule.fact, rule)
         accepted = verdict not in ("DROP", "REJECT")
         self.step(node.name, stage, f"{stage} on {node.name}: " + ("accepted" if accepted else "DROPPED")
-                  + f" by {_printed(rule.fact)}"
+                  + f" by {printed(rule.fact)}"
                   + (f" (reached through {' > '.join([chain_name] + [r.target for r in path[:-1]])})"
                      if len(path) > 1 else ""), packet, jumps)
         if not accepted:
@@ -644,10 +540,10 @@ class _Walker:
         """A cut listing: chains that are referenced but that no shown rule reaches. Their
         NAT rules of this hook's kind are tried as if reached from here, and said so."""
         kinds = {"SNAT", "MASQUERADE", "NETMAP"} if stage.endswith(("POSTROUTING", "INPUT")) \
-            else _DESTINATION_NAT
+            else DESTINATION_NAT
         for name in orphan_chains(ruleset):
-            if not any(r.target in kinds for r in ruleset.chains[name].rules) and not any(
-                    r.target in ruleset.chains for r in ruleset.chains[name].rules):
+            targets = ruleset.chains[name].targets()
+            if not targets & kinds and not any(t in ruleset.chains for t in targets):
                 continue
             found: list = []
             verdict, rule, path = evaluate(ruleset, name, packet, in_iface, out_iface, states, found)
@@ -666,7 +562,7 @@ class _Walker:
         for rule, why in misses[:3]:
             self.untranslated.append(f"at {name}, {rule.chain}'s {rule.target} to "
                                      f"{rule.fact.get('to_address')} did not apply: {why}")
-            self.step(name, stage, f"not translated: {_printed(rule.fact)} in {rule.chain} would "
+            self.step(name, stage, f"not translated: {printed(rule.fact)} in {rule.chain} would "
                       f"{rule.target} {packet.src} to {rule.fact.get('to_address')}, but {why}",
                       packet, [rule.fact])
 
@@ -693,12 +589,12 @@ class _Walker:
             if target == "MASQUERADE":
                 to_address = node.pick_source(out_iface, packet.dst)
             if not to_address:
-                self._assume_once(node.name, stage, f"{_printed(fact)}: the address to translate "
+                self._assume_once(node.name, stage, f"{printed(fact)}: the address to translate "
                                   f"to is unknown; the packet is left as it was", packet)
                 return packet
             changed = replace(packet, src=to_address, sport=to_port or packet.sport)
             verb = f"rewrites the source to {changed.src}"
-        self.step(node.name, stage, f"{stage} on {node.name}: {_printed(fact)} ({rule.chain}) "
+        self.step(node.name, stage, f"{stage} on {node.name}: {printed(fact)} ({rule.chain}) "
                   f"{verb}", changed, [fact])
         return changed
 
@@ -710,85 +606,7 @@ class _Walker:
             step.evidence = self.table.evidence(step.fact_ids) if step.fact_ids else []
 
 
-# --- first-match evaluation of one hook --------------------------------------------
-
-def evaluate(ruleset, chain_name, packet, in_iface, out_iface, states, misses=None,
-             on_problem=None):
-    """The first rule that decides a packet in ``chain_name`` of ``ruleset``, following
-    jumps into user chains and RETURNs as iptables does.
-
-    Returns (target, rule, path): target is ACCEPT/DROP/REJECT or a NAT target, or None
-    when the chain ran out (the caller applies the policy); path is the jump rules taken
-    and then the deciding rule. Non-terminating targets (LOG, MARK ...) are passed by.
-    A jump back into a chain being walked (a loop, which the kernel itself refuses) is
-    reported through ``on_problem`` and not taken. ``misses`` collects NAT rules that
-    fail on nothing but an interface - the reason a translation did not happen."""
-    path: list[Rule] = []
-    active: list[str] = []
-
-    def run(name, depth):
-        chain = ruleset.chains.get(name)
-        if chain is None:
-            return None, None
-        active.append(name)
-        try:
-            for rule in chain.candidates(packet.src_value, packet.dst_value):
-                why = rule.mismatch(packet, in_iface, out_iface, states)
-                if why is not None:
-                    if misses is not None and rule.target in _NAT_TARGETS and \
-                            (why.startswith("it leaves by") or why.startswith("it arrived by")):
-                        misses.append((rule, why))
-                    continue
-                if rule.unknown_match and on_problem:
-                    on_problem(f"{_printed(rule.fact)}: the match '{rule.unknown_match}' cannot be "
-                               f"checked from the evidence; taken as matching")
-                target = rule.target
-                if target in _FINAL_TARGETS or target in _NAT_TARGETS:
-                    path.append(rule)
-                    return target, rule
-                if target == "RETURN":
-                    return "RETURN", rule
-                if target in ruleset.chains:
-                    if target in active or depth >= MAX_CHAIN_DEPTH:
-                        if on_problem:
-                            on_problem(f"{_printed(rule.fact)} jumps back into {target}, a chain "
-                                       f"loop the kernel would refuse; the jump is not taken")
-                        continue
-                    path.append(rule)
-                    verdict, decider = run(target, depth + 1)
-                    if verdict is not None and verdict != "RETURN":
-                        return verdict, decider
-                    path.pop()
-                    continue
-                if target not in _PASSING_TARGETS and on_problem and target:
-                    on_problem(f"{_printed(rule.fact)} jumps to {target}, a chain not in the "
-                               f"listing; taken as returning without a verdict")
-            return None, None
-        finally:
-            active.pop()
-
-    verdict, decider = run(chain_name, 0)
-    if verdict == "RETURN":
-        verdict, decider = None, None
-    return verdict, decider, list(path)
-
-
-_PASSING_TARGETS = {"LOG", "MARK", "CONNMARK", "CHECKSUM", "TCPMSS", "TOS", "DSCP", "TTL",
-                    "NOTRACK", "CT", "ULOG", "NFLOG", "AUDIT", "CLASSIFY", "TRACE", "SET"}
-
-
 # --- small helpers -----------------------------------------------------------------
-
-def _printed(fact: dict | None) -> str:
-    """A rule, policy or route as the evidence printed it."""
-    if not fact:
-        return "(not shown)"
-    prov = fact.get("prov") or {}
-    text = prov.get("text")
-    if text:
-        return f"'{' '.join(text.split())}'"
-    return f"'{fact.get('chain')} {fact.get('target') or fact.get('policy')}'"
-
 
 def _ids(facts) -> list[int]:
     return [f["fact_id"] for f in facts if f and "fact_id" in f]

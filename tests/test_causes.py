@@ -101,3 +101,64 @@ def test_live_lab_diagnosis_matches_what_the_kernel_did(naming, fault):
     assert found == {CAUSE_OF_FAULT[fault]}
     # the kernel agrees something is broken: at least one probe failed
     assert not all(result.succeeded for result in record.probes.values())
+
+
+REGRESSIONS = Path(__file__).resolve().parent / "fixtures" / "model"
+
+
+def _diagnose_regression(case: str):
+    return diagnose(read_evidence(sorted(str(p) for p in (REGRESSIONS / case).glob("*.txt"))))
+
+
+def test_a_forward_chain_that_accepts_icmp_lets_a_ping_through():
+    """FORWARD policy DROP with '-p icmp -j ACCEPT' on the gateway: the kernel passed the
+    VM's ping (case.json), so no cause may say the gateway does not forward it."""
+    meta = json.loads((REGRESSIONS / "forward-drop-icmp-accepted" / "case.json").read_text())
+    assert meta["probes"]["vm-to-outside"] is True
+    diagnosis = _diagnose_regression("forward-drop-icmp-accepted")
+    assert [f.cause for f in diagnosis.findings] == []
+
+
+def test_forwarding_off_shown_by_conf_all_forwarding_is_seen():
+    diagnosis = _diagnose_regression("forwarding-off-by-conf-all")
+    assert [(f.cause, f.node, f.status) for f in diagnosis.findings] == [
+        ("fip-upstream-forward-blocked", "gw01", "established")]
+    texts = {line["text"] for line in diagnosis.findings[0].evidence}
+    assert "net.ipv4.conf.all.forwarding = 0" in texts
+
+
+def test_masks_and_addresses_no_kernel_would_take_are_bad_input_not_a_crash():
+    """A /33 on an address, a /40 on a DNAT rule, an SNAT to 999.51.100.77, a /99 route:
+    the parsers pass them on, and the model takes them for what they are, no address."""
+    text = "\n".join([
+        "root@net01:~# ip addr show",
+        "2: ens3: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP group default qlen 1000",
+        "    inet 10.20.0.11/33 scope global ens3",
+        "    inet 198.51.100.77/32 scope global ens3",
+        "root@net01:~# iptables -t nat -S",
+        "-P PREROUTING ACCEPT",
+        "-A nova-network-PREROUTING -d 198.51.100.77/32 -j DNAT --to-destination 10.20.4.5",
+        "-A nova-network-PREROUTING -d 198.51.100.78/40 -j DNAT --to-destination 10.20.4.6",
+        "-A nova-network-float-snat -s 10.20.4.5/32 -o ens4 -j SNAT --to-source 999.51.100.77",
+        "root@net01:~# ip route",
+        "default via 10.20.0.1 dev ens3",
+        "10.20.0.0/99 dev ens3 proto kernel scope link src 10.20.0.11", ""])
+    diagnosis = diagnose(read_transcript(text, "bad.txt"))
+    assert [(f.cause, f.node) for f in diagnosis.findings] == [("fip-snat-wrong-interface", "net01")]
+    assert {f["address"] for f in diagnosis.table.of("floating_ip")} == {"198.51.100.77"}
+
+
+def test_the_gateway_half_of_the_seed_story_alone_establishes_the_missing_return_route():
+    """Only gks-061's captures, br1's address and its routing table: no network node. The
+    frame addressed to gks-061's own MAC (tcpdump -e) from an address off br1 says
+    gks-061 routes for 172.16.1.1; its routing table sends the replies elsewhere."""
+    path = Path(__file__).resolve().parent.parent / "rules" / "examples" / "seed-gateway-capture.txt"
+    diagnosis = diagnose(read_transcript(path.read_text(), "gateway.txt"))
+    assert [(f.cause, f.node, f.status) for f in diagnosis.findings] == [
+        ("fip-upstream-no-return-route", "gks-061", "established")]
+    finding = diagnosis.findings[0]
+    assert finding.title == ("gks-061 has no route back to the floating IP 172.16.1.1: it sends "
+                             "replies out of eth0 instead of br1")
+    assert any("sent to gks-061's own MAC there" in step for step in finding.reasoning)
+    # the frame to another MAC (the VM's, to the network node) says nothing about gks-061
+    assert {f["source"] for f in diagnosis.table.of("return_path")} == {"172.16.1.1"}

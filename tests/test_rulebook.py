@@ -5,7 +5,8 @@ import textwrap
 import pytest
 
 from kb.diagnose import RULES_DIR
-from kb.rulebook import RuleFileError, compile_patterns, load_rule_text, load_rulebook
+from kb.rulebook import RuleFileError, load_rule_text, load_rulebook
+from kb.rulecompile import compile_patterns
 
 GOOD = textwrap.dedent("""\
     cause: demo-cause
@@ -151,3 +152,45 @@ def test_an_expected_value_may_carry_feedback_for_when_it_is_missing():
     assert question.missing == ["look at {a.node}'s rule", None]
     with pytest.raises(RuleFileError, match="is not name.field"):
         load_rule_text(text.replace("look at {a.node}", "look at {z.node}"), "demo.yaml")
+
+
+COMPUTED_RULE = textwrap.dedent("""\
+    cause: demo-computed
+    title: "{fip.address} is routed by {back.dev}"
+    when:
+      fip: {type: floating_ip}
+      back: {type: route_choice, node: $fip.node, destination: $fip.address}
+    explanation: "{back.described}"
+    fix: ["route {fip.range}"]
+    hints: ["look at {fip.node}", "compare {back.dev}", "the answer"]
+    """)
+
+
+def test_a_computed_fact_is_asked_with_the_values_bound_before_it():
+    from kb.queries import COMPUTED
+    from kb.rulecompile import questions
+    cause = load_rule_text(COMPUTED_RULE, "demo.yaml")
+    (question,) = questions(cause.cases[0].patterns, COMPUTED, "demo.yaml")
+    assert question.fact_type == "route_choice"
+    assert question.values({"fip": {"node": "net01", "address": "198.51.100.77"}}) == \
+        {"node": "net01", "destination": "198.51.100.77"}
+    assert compile_patterns(question.before) == [{"fip": {"type": "floating_ip"}}]
+
+
+@pytest.mark.parametrize("change, line, message", [
+    (("  back: {type: route_choice, node: $fip.node, destination: $fip.address}",
+      "  back: {type: route_choice, node: $fip.node}"), 5,
+     "'back': a route_choice fact is computed for given node, destination; say which destination"),
+    (("  fip: {type: floating_ip}\n  back: {type: route_choice, node: $fip.node, destination: $fip.address}",
+      "  back: {type: route_choice, node: net01, destination: 10.0.0.1}\n  fip: {type: floating_ip, node: $back.node}"), 4,
+     "'route_choice' is computed for the facts the patterns before it bind; it cannot be the first pattern"),
+])
+def test_a_computed_fact_asked_wrongly_is_an_error_with_its_line(change, line, message):
+    from kb.queries import COMPUTED
+    from kb.rulecompile import questions
+    text = COMPUTED_RULE.replace(*change)
+    assert text != COMPUTED_RULE
+    cause = load_rule_text(text, "demo.yaml")
+    with pytest.raises(RuleFileError) as error:
+        questions(cause.cases[0].patterns, COMPUTED, "demo.yaml")
+    assert error.value.line == line and message in str(error.value)

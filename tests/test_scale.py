@@ -1,6 +1,8 @@
-"""A network node of a real size: nova-network's nat table with 5,000 floating IPs
-(20,015 rules, the benchmark's own generator) is read and diagnosed like any other."""
-from benchmarks import gen_nova_nat
+"""Labs of a real size are diagnosed like any other, with facts that grow linearly:
+nova-network's nat table with 5,000 floating IPs (20,015 rules, the benchmark's own
+generator), the same node beside its gateway and ten compute nodes, and the captured
+lab grown to 200 nodes (benchmarks/gen_lab.py)."""
+from benchmarks import gen_lab, gen_nova_nat
 from grammar.transcript import read_transcript
 from kb.diagnose import diagnose
 
@@ -13,7 +15,51 @@ def test_a_network_node_with_5000_floating_ips_is_diagnosed():
     evidence = read_transcript(text, "net01.txt")
     assert evidence.unparsed == []
     diagnosis = diagnose(evidence)
-    floating = diagnosis.table.of("floating_ip")
-    assert len(floating) == 5000
+    # 5,000 floating IPs alike: one stands for the class, and says for how many
+    (floating,) = diagnosis.table.of("floating_ip")
+    assert (floating["address"], floating["alike"]) == ("198.18.0.1", 4999)
     finding = next(f for f in diagnosis.findings if f.cause == "fip-snat-wrong-interface")
     assert finding.node == "net01" and f"leaving by {gen_nova_nat.PUBLIC_INTERFACE}" in finding.title
+
+
+def test_5000_floating_ips_beside_their_gateway_and_ten_compute_nodes():
+    evidence = read_transcript(gen_lab.many_floating_ips(5000, 10), "lab.txt")
+    diagnosis = diagnose(evidence)
+    assert [(f.cause, f.node, f.status) for f in diagnosis.findings] == [
+        ("fip-snat-wrong-interface", "net01", "established"),
+        ("fip-upstream-no-return-route", "gw01", "established")]
+    back = diagnosis.findings[1]
+    # one finding for the gateway, about the floating IP that stands for its class
+    assert ("198.18.0.1 is a floating IP served by net01 for 10.20.0.2, in its public network "
+            "198.18.0.0/15 on ens4; it stands for 4999 more alike") \
+        in back.reasoning
+    assert len(back.evidence) < 30
+    assert diagnosis.left_out == []
+
+
+def test_a_200_node_lab_is_diagnosed_with_facts_linear_in_nodes():
+    sizes = {}
+    for nodes in (100, 200):
+        diagnosis = diagnose(read_transcript(gen_lab.many_nodes(nodes), "lab.txt"))
+        assert [(f.cause, f.node) for f in diagnosis.findings] == [
+            ("fip-upstream-no-return-route", "gw01")]
+        assert len({f["node"] for f in diagnosis.table.facts if f.get("prov")}) == nodes
+        sizes[nodes] = len(diagnosis.table.facts)
+    assert sizes[200] <= 2.1 * sizes[100]
+
+
+def test_a_limit_reached_is_said_and_the_diagnosis_goes_on(monkeypatch):
+    import kb.engine
+    from kb.queries import Answerer
+
+    evidence = read_transcript(gen_lab.many_nodes(60), "lab.txt")
+    monkeypatch.setattr(Answerer, "max_answers", 2)
+    diagnosis = diagnose(evidence)
+    assert any(note.endswith("questions were not answered (at most 2 answers per diagnosis); "
+                             "causes that rest on them were not judged") for note in diagnosis.left_out)
+
+    assert diagnosis.as_json()["left_out"] == diagnosis.left_out
+
+    monkeypatch.setattr(kb.engine, "MAX_FACTS", 200)
+    diagnosis = diagnose(evidence)
+    assert diagnosis.left_out[-1].startswith("the reasoning stopped at a limit (more than 200 facts")

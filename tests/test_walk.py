@@ -11,6 +11,7 @@ import pytest
 from collectors.files import read_evidence
 from grammar.transcript import read_transcript
 from kb.diagnose import current_facts
+from kb.queries import Answerer
 from kb.walk import VERDICTS, WalkError, walk
 from lab import testbed
 
@@ -106,30 +107,71 @@ def test_seed_network_node_alone_private_source_leaves_with_assumptions():
     assert result.steps[0].assumed and result.steps[0].node == "network-node"
 
 
+# iptables 1.8.9 in a fresh network namespace: an empty filter table, then an empty nat table
+EMPTY_TABLES = """root@r1:~# iptables -L -v -n
+Chain INPUT (policy ACCEPT 0 packets, 0 bytes)
+ pkts bytes target     prot opt in     out     source               destination         
+
+Chain FORWARD (policy ACCEPT 0 packets, 0 bytes)
+ pkts bytes target     prot opt in     out     source               destination         
+
+Chain OUTPUT (policy ACCEPT 0 packets, 0 bytes)
+ pkts bytes target     prot opt in     out     source               destination         
+root@r1:~# iptables -t nat -L -v -n
+Chain PREROUTING (policy ACCEPT 0 packets, 0 bytes)
+ pkts bytes target     prot opt in     out     source               destination         
+
+Chain INPUT (policy ACCEPT 0 packets, 0 bytes)
+ pkts bytes target     prot opt in     out     source               destination         
+
+Chain OUTPUT (policy ACCEPT 0 packets, 0 bytes)
+ pkts bytes target     prot opt in     out     source               destination         
+
+Chain POSTROUTING (policy ACCEPT 0 packets, 0 bytes)
+ pkts bytes target     prot opt in     out     source               destination         
+"""
+
+
 def test_a_global_source_leaving_the_lab_is_assumed_answered():
     text = ("root@r1:~# ip route\ndefault via 192.0.2.254 dev wan0\n"
             "192.0.2.0/24 dev wan0 proto kernel scope link src 192.0.2.10\n"
             "10.5.0.0/24 dev lan0 proto kernel scope link src 10.5.0.1\n"
             "root@r1:~# sysctl net.ipv4.ip_forward\nnet.ipv4.ip_forward = 1\n")
-    table, _ = current_facts(read_transcript(text, "r1.txt"))
+    table, _ = current_facts(read_transcript(text + EMPTY_TABLES, "r1.txt"))
     result = walk(table, "8.8.4.4", "10.5.0.7")   # from the Internet to a host behind r1
     assert result.verdict == "delivered"
     assert any("10.5.0.7 is on r1's lan0 network" in a for a in result.assumptions)
     result = walk(table, "10.5.0.7", "8.8.4.4")   # and out, untranslated
     assert (result.verdict, result.node) == ("private-source-leaves", "r1")
+
+    # r1's tables not shown: the packet gets through only if they let it, and the walk
+    # says so rather than guessing; a failure found despite that assumption stands
+    table, _ = current_facts(read_transcript(text, "r1.txt"))
+    result = walk(table, "8.8.4.4", "10.5.0.7")
+    assert (result.verdict, result.node) == ("insufficient-info", "r1")
+    assert result.summary.endswith("but only if what the evidence did not show lets it: r1's "
+                                   "nat table was not shown; taken as empty, accepting everything; "
+                                   "r1's filter table was not shown; taken as empty, accepting everything")
+    assert (walk(table, "10.5.0.7", "8.8.4.4").verdict) == "private-source-leaves"
     with pytest.raises(WalkError):
         walk(table, "not-an-address", "8.8.4.4")
 
 
+def _walk_verdicts(table, floating):
+    answerer = Answerer(table)
+    return {kind: answerer.answer("walk_verdict", {"kind": kind, "floating": floating})[0]
+            for kind in ("vm-to-outside", "outside-to-floating")}
+
+
 def test_walk_verdict_facts_for_rules():
-    _, _, table = _case("seed-as-found")
-    verdicts = {f["kind"]: f for f in table.of("walk_verdict")}
+    _, names, table = _case("seed-as-found")
+    verdicts = _walk_verdicts(table, names.floating_ip)
     assert verdicts["vm-to-outside"]["verdict"] == "dropped"
     assert verdicts["vm-to-outside"]["failed_at"] == "gks-061"
-    assert verdicts["vm-to-outside"]["destination"] == "203.0.113.10"   # what tcpdump saw
-    assert verdicts["outside-to-floating"]["verdict"] != "delivered"
-    _, _, table = _case("seed-healthy")
-    assert {f["verdict"] for f in table.of("walk_verdict")} == {"delivered"}
+    assert verdicts["vm-to-outside"]["destination"] == names.outside_ip   # what tcpdump saw
+    assert verdicts["outside-to-floating"]["verdict"] == "dropped"
+    _, names, table = _case("seed-healthy")
+    assert {f["verdict"] for f in _walk_verdicts(table, names.floating_ip).values()} == {"delivered"}
 
 
 # --- the command line -----------------------------------------------------------------
@@ -187,3 +229,18 @@ def test_the_replys_walk_shows_the_missing_return_route():
            "no route of its own for 198.51.100.77" in result.summary
     undo = [s for s in result.steps if s.direction == "reply" and s.stage == "conntrack"]
     assert undo[0].node == "gw01" and undo[0].packet.dst == "198.51.100.77"
+
+
+def test_a_captured_reply_outranks_what_the_walk_assumed():
+    """The healthy seed lab without the physical node's evidence: the walk loses the VM's
+    ping at the lab's edge (a private floating IP leaving for a gateway not shown), but
+    compute-1's capture shows the replies coming back; the observation wins."""
+    meta, names, _ = _case("seed-healthy")
+    paths = [p for p in sorted((LABS / "seed-healthy").glob("*.txt"))
+             if p.stem != meta["nodes"]["gateway"]]
+    table, _ = current_facts(read_evidence([str(p) for p in paths]))
+    (verdict,) = Answerer(table).answer("walk_verdict", {"kind": "vm-to-outside",
+                                                         "floating": names.floating_ip})
+    assert verdict["verdict"] == "private-source-leaves"
+    assert (verdict["failed"], verdict["refuted_by_capture"]) == (False, True)
+    assert f"saw the reply {names.outside_ip} > {names.vm_ip}" in verdict["because"]

@@ -13,7 +13,8 @@ import itertools
 import pytest
 
 from grammar.transcript import Evidence, read_transcript
-from kb.diagnose import current_facts
+from kb.diagnose import current_facts, diagnose
+from kb.queries import Answerer
 from kb.walk import walk
 
 SEED_FAULTS = ("snat_wrong_interface", "gateway_no_return_route", "gateway_no_masquerade",
@@ -56,6 +57,15 @@ def _walk_and_compare(capture, lab):
             f"{probe}: kernel {'succeeded' if kernel.succeeded else 'failed'} "
             f"({kernel.transcript.strip().splitlines()[-1] if kernel.transcript.strip() else ''}), "
             f"walk says {result.verdict} at {result.node}: {result.summary}")
+    # the walks the diagnosis' rules read (walk_verdict facts) say what the kernel did
+    answers = Answerer(table)
+    for probe, kind in ((VM_TO_OUTSIDE, "vm-to-outside"), (GATEWAY_TO_FLOATING, "outside-to-floating")):
+        (verdict,) = answers.answer("walk_verdict", {"kind": kind, "floating": names.floating_ip})
+        assert (verdict["verdict"] == "delivered") == record.probes[probe].succeeded, verdict["summary"]
+    # and the diagnosis finds a cause exactly when a probe failed
+    findings = diagnose(evidence).findings
+    assert bool(findings) == (not all(p.succeeded for p in record.probes.values())), \
+        [f.title for f in findings]
     return walks
 
 

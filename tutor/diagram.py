@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from html import escape
 
-from kb.combiners import covers
+from kb.addresses import covers
 from tutor.roles import node_of
 
 _LOG = logging.getLogger(__name__)

@@ -1,18 +1,19 @@
 """What the tutor learns about a lab: which node plays which role, and the lab's own
 values (its bridge, its uplink, its gateway ...) that the symptom files' texts use.
 
-Roles come, strongest first, from what the facts show (nova-network's NAT rules mark the
-network node; the owner of its default gateway's address is the gateway; cinder's logs
-mark the volume node), then from the student pasting the evidence asked of a role, then
-from the node's name (``net01``, ``cmp01``, ``gw01`` say it too). Nothing here knows a
-lab's names or addresses: they all come from the facts.
+Roles come, strongest first, from the diagnosis' own ``node_role`` facts (concluded by
+the inference rules of rules/inferences/roles.yaml: nova-network's NAT rules mark the
+network node, the owner of its default gateway's address is the gateway, cinder's logs
+mark the volume node ...), then from the student pasting the evidence asked of a role,
+then from the node's name (``net01``, ``cmp01``, ``gw01`` say it too). Nothing here
+knows a lab's names or addresses: they all come from the facts.
 """
 from __future__ import annotations
 
 import re
 import string
 
-from kb.combiners import covers
+from kb.addresses import covers
 
 ROLES = {
     "compute": {"name": "compute node", "about": "where the instance runs",
@@ -25,7 +26,9 @@ ROLES = {
                "names": r"vol|cinder|stor|block"},
     "image": {"name": "image node", "about": "where glance runs", "names": r"image|glance"},
     "api": {"name": "api node", "about": "where the nova API and the CLI run",
-            "names": r"api|ctl|control"},
+            "names": r"api"},
+    "controller": {"name": "controller", "about": "where the API services and keystone run",
+                   "names": r"ctl|control"},
 }
 
 # Everything a symptom file's texts may name; tutor/roles.context() fills them.
@@ -33,41 +36,18 @@ CONTEXT_KEYS = {"compute_node", "network_node", "gateway_node", "volume_node", "
                 "uplink", "gateway_address", "gateway_iface", "fixed_address", "destination",
                 "floating_ip", "glance_address"}
 
-_NOVA_CHAIN = re.compile(r"^nova-")
-_CINDER = re.compile(r"cinder")
+# When the facts give a node several roles, the one the tutor asks for it by.
+_ROLE_ORDER = ("network", "gateway", "volume", "compute", "image", "controller")
 
 
 def roles_from_facts(table) -> dict[str, str]:
-    """node -> role, where the facts say it."""
-    roles: dict[str, str] = {}
-
-    def mark(node, role):
-        if node and node not in roles:
-            roles[node] = role
-
-    for rule in table.of("iptables_rule"):
-        if rule.get("table") == "nat" and _NOVA_CHAIN.match(str(rule.get("chain") or "")):
-            mark(rule.get("node"), "network")
-    for fact in table.of("snat_scope") + table.of("floating_ip"):
-        mark(fact.get("node"), "network")
-    for fact in table.of("service_status"):
-        service = str(fact.get("service") or "")
-        if "nova-network" in service:
-            mark(fact.get("node"), "network")
-        elif "nova-compute" in service:
-            mark(fact.get("node"), "compute")
-        elif "cinder" in service:
-            mark(fact.get("node"), "volume")
-    for fact in table.of("gateway_of"):
-        mark(fact.get("node"), "gateway")
-    for fact in table.of("glance_unreachable"):
-        mark(fact.get("node"), "volume")
-    for entry in table.of("log_entry"):
-        where = " ".join(str(x or "") for x in (entry.get("path"), entry.get("logger"),
-                                                 entry.get("prov", {}).get("command")))
-        if _CINDER.search(where):
-            mark(entry.get("node"), "volume")
-    return roles
+    """node -> role, as the inference rules concluded it (``node_role`` facts)."""
+    found: dict[str, set[str]] = {}
+    for fact in table.of("node_role"):
+        if fact.get("node"):
+            found.setdefault(fact["node"], set()).add(fact.get("role"))
+    return {node: next(r for r in _ROLE_ORDER + tuple(sorted(roles - set(_ROLE_ORDER))) if r in roles)
+            for node, roles in found.items()}
 
 
 def role_from_name(node: str | None) -> str | None:
@@ -119,9 +99,11 @@ def context(table, roles: dict[str, str]) -> dict[str, str]:
             if default.get("via"):
                 found["gateway_address"] = default["via"]
     if gateway:
-        facing = next((f for f in table.of("faces", gateway) if f.get("peer") == network), None)
-        if facing and facing.get("dev"):
-            found["gateway_iface"] = facing["dev"]
+        # the gateway's interface that holds the address the network node routes via
+        vias = {f.get("via") for f in table.of("gateway_of", gateway) if f.get("for_node") == network}
+        facing = next((f for f in table.of("owns_address", gateway) if f.get("address") in vias), None)
+        if facing and facing.get("ifname"):
+            found["gateway_iface"] = facing["ifname"]
     fip = next(iter(table.of("floating_ip")), None)
     if fip:
         found["floating_ip"] = fip["address"]

@@ -1,0 +1,375 @@
+"""Neutral facts about the lab, derived once per diagnosis from the parsed facts, each
+in time linear in the evidence: where a node's default route leaves, which node holds
+which address, what nova-network's SNAT rules say, which addresses are floating IPs,
+whether a node forwards, which tables were shown, what a capture saw, what a log says.
+
+They state what the evidence shows, not what is wrong: which conditions make a cause
+is said in the rule files alone (rules/**.yaml). Facts that depend on a packet or a
+destination (the route chosen for it, the rule it meets in a chain, a packet walk) are
+not made here for every pair: kb/queries.py answers them when a rule asks.
+
+Each derived fact names the facts it came from and says, in a sentence, why it holds.
+Nothing here knows a lab's names: nodes, interfaces and ranges all come from the facts.
+"""
+from __future__ import annotations
+
+import re
+
+from kb.addresses import address_int, is_private, network_ints
+from kb.facts import FactTable
+from kb.services import canonical_service, project_of, service_for_log
+
+FACT_TYPES = {
+    "default_route": {
+        "doc": "the route NODE sends traffic for the outside by (its lowest-metric default route)",
+        "fields": {"dev": "the interface it leaves by", "via": "the gateway address, or null"}},
+    "owns_address": {
+        "doc": "NODE holds ADDRESS (from ip addr / ifconfig, or the src of one of its routes)",
+        "fields": {"address": "an IPv4 or IPv6 address", "ifname": "the interface holding it"}},
+    "snat_scope": {
+        "doc": "a SNAT rule of nova-network on NODE that names an out interface: it translates "
+               "SOURCE only for packets leaving by OUT",
+        "fields": {"chain": "the rule's chain", "scope": "fixed (the fixed range's rule) or floating",
+                   "source": "the addresses it translates (CIDR)", "out": "the out interface",
+                   "to_address": "the address it translates to"}},
+    "floating_ip": {
+        "doc": "ADDRESS is a floating IP NODE serves (a float-snat SNAT target, a nova DNAT of one "
+               "address, or a /32 bound by nova-network). Floating IPs alike (same node, same "
+               "network, both private or both not) form a class: the lowest stands for the others "
+               "(ALIKE counts them), and any the evidence names by itself is a fact of its own",
+        "fields": {"address": "the floating IP", "fixed": "the fixed address behind it, or null",
+                   "private": "true when no upstream routes it back (RFC 1918, RFC 6598, "
+                              "link-local, loopback)",
+                   "range": "the connected network of NODE that holds it (or ADDRESS/32)",
+                   "alike": "how many more floating IPs of its class it stands for"}},
+    "ip_forward": {
+        "doc": "whether NODE forwards IPv4 packets (net.ipv4.ip_forward or "
+               "net.ipv4.conf.all.forwarding; the last one shown)",
+        "fields": {"enabled": "true or false", "key": "the sysctl key shown", "value": "its value"}},
+    "table_shown": {
+        "doc": "NODE's iptables TABLE was shown (a listing or iptables-save)",
+        "fields": {"table": "filter, nat, mangle or raw"}},
+    "untranslated_packet": {
+        "doc": "tcpdump on NODE saw a packet from RANGE (a SNAT rule's source) on IFACE, an "
+               "interface the rule does not name",
+        "fields": {"iface": "the interface captured", "src": "the packet's source",
+                   "range": "the SNAT rule's source range"}},
+    "arrival": {
+        "doc": "tcpdump on NODE saw a packet from SRC to DST on IFACE, DST not an address of "
+               "NODE: a packet passing through (one fact per node, interface and source)",
+        "fields": {"iface": "the interface captured", "src": "the packet's source",
+                   "dst": "its destination", "src_on_link": "true when SRC lies in a network "
+                   "NODE has on IFACE, false when it does not, null when IFACE's networks "
+                   "were not shown",
+                   "to_node": "true when the frame was addressed to NODE's own MAC on IFACE "
+                              "(tcpdump -e and ip addr), false when to another, null when unknown"}},
+    "floating_packet": {
+        "doc": "tcpdump on NODE saw a packet from the floating IP SRC on IFACE",
+        "fields": {"iface": "the interface captured", "src": "the floating IP"}},
+    "glance_unreachable": {
+        "doc": "cinder on NODE could not reach glance at HOST:PORT (its log)",
+        "fields": {"host": "the host cinder tried", "port": "its port", "service": "the cinder service",
+                   "refused": "true when the connection was refused",
+                   "loopback": "true when HOST is the node itself (localhost, 127.x)"}},
+    "glance_setting": {
+        "doc": "cinder.conf on NODE sets glance_api_servers",
+        "fields": {"value": "the option's value"}},
+}
+
+_METADATA_ADDRESS = "169.254.169.254/32"
+_NOVA_CHAIN = re.compile(r"^nova-")
+_FORWARDING_KEYS = ("net.ipv4.ip_forward", "net.ipv4.conf.all.forwarding")
+
+
+def _host(cidr) -> str | None:
+    """The one address a /32 names; None for a wider network or no address."""
+    ints = network_ints(cidr)
+    if ints is None or ints[2] != 32:
+        return None
+    return str(cidr).split("/")[0]
+
+
+def _main_routes(table: FactTable, node) -> list[dict]:
+    return [r for r in table.of("route", node)
+            if r.get("table") in (None, "main", "254") and r.get("route_type") in (None, "unicast")
+            and network_ints(r.get("destination")) is not None]
+
+
+# --- routes and addresses ------------------------------------------------------------
+
+def default_routes(table: FactTable) -> None:
+    by_node: dict = {}
+    for route in table.of("route"):
+        if route.get("destination") in ("0.0.0.0/0", "default") \
+                and route.get("table") in (None, "main", "254") \
+                and route.get("route_type") in (None, "unicast"):
+            by_node.setdefault(route.get("node"), []).append(route)
+    for node, defaults in by_node.items():
+        best = min(defaults, key=lambda r: r.get("metric") or 0)
+        table.derive("default_route", node, [best],
+                     f"{node}'s default route leaves by {best.get('dev')}"
+                     + (f" via {best['via']}" if best.get("via") else ""),
+                     dev=best.get("dev"), via=best.get("via"))
+
+
+def owned_addresses(table: FactTable) -> None:
+    """From ``ip addr``, and from the ``src`` of routes (the kernel only gives a route a
+    source address the node holds)."""
+    seen = set()
+    for fact in table.of("address"):
+        if fact.get("family") not in (None, "inet", "inet6") or not fact.get("address"):
+            continue
+        key = (fact.get("node"), fact["address"])
+        if key not in seen:
+            seen.add(key)
+            table.derive("owns_address", fact.get("node"), [fact],
+                         f"{fact.get('node')} holds {fact['address']} on {fact.get('ifname')}",
+                         address=fact["address"], ifname=fact.get("ifname"))
+    for route in table.of("route"):
+        src = route.get("src")
+        key = (route.get("node"), src)
+        if src and key not in seen:
+            seen.add(key)
+            table.derive("owns_address", route.get("node"), [route],
+                         f"{route.get('node')} holds {src} (the source of its route to "
+                         f"{route.get('destination')} on {route.get('dev')})",
+                         address=src, ifname=route.get("dev"))
+
+
+def forwarding(table: FactTable) -> None:
+    latest: dict = {}
+    for fact in table.of("sysctl"):
+        if fact.get("key") in _FORWARDING_KEYS:
+            latest[fact.get("node")] = fact
+    for node, fact in latest.items():
+        table.derive("ip_forward", node, [fact], f"{fact['key']} is {fact.get('value')} on {node}",
+                     enabled=str(fact.get("value")).strip() != "0", key=fact["key"],
+                     value=str(fact.get("value")).strip())
+
+
+def tables_shown(table: FactTable) -> None:
+    seen = set()
+    for fact in table.of("iptables_chain"):
+        key = (fact.get("node"), fact.get("table") or "filter")
+        if key not in seen:
+            seen.add(key)
+            table.derive("table_shown", key[0], [fact], f"{key[0]}'s {key[1]} table was shown",
+                         table=key[1])
+
+
+# --- nova-network's NAT --------------------------------------------------------------
+
+def _nat_rules(table: FactTable) -> list[dict]:
+    return [r for r in table.of("iptables_rule") if r.get("table") == "nat"]
+
+
+def snat_scopes(table: FactTable) -> None:
+    candidates = [r for r in _nat_rules(table) if r.get("target") == "SNAT"
+                  and str(r.get("chain") or "").endswith("snat") and r.get("out")
+                  and not r.get("out_negated")]
+    # One float-snat rule per floating IP says the same as the fixed range's rule: keep
+    # those only on a node whose fixed-range rule was not shown.
+    with_fixed = {r.get("node") for r in candidates if not str(r["chain"]).endswith("float-snat")}
+    for rule in candidates:
+        chain = str(rule["chain"])
+        scope = "floating" if chain.endswith("float-snat") else "fixed"
+        if scope == "floating" and rule.get("node") in with_fixed:
+            continue
+        table.derive("snat_scope", rule.get("node"), [rule],
+                     f"on {rule.get('node')}, {chain} translates {rule.get('source')} to "
+                     f"{rule.get('to_address')} only for packets leaving by {rule['out']}",
+                     chain=chain, scope=scope, source=rule.get("source"), out=rule["out"],
+                     to_address=rule.get("to_address"))
+
+
+def floating_ips(table: FactTable) -> None:
+    found: dict[tuple, list[dict]] = {}
+    fixed_of: dict[tuple, str | None] = {}
+    nova_network_nodes = set()
+    for rule in _nat_rules(table):
+        chain = str(rule.get("chain") or "")
+        node = rule.get("node")
+        if chain.startswith("nova-"):
+            nova_network_nodes.add(node)
+        if rule.get("target") == "SNAT" and chain.endswith("float-snat") \
+                and address_int(rule.get("to_address")) is not None:
+            key = (node, rule["to_address"])
+            found.setdefault(key, []).append(rule)
+            fixed_of.setdefault(key, _host(rule.get("source")))
+        elif rule.get("target") == "DNAT" and _NOVA_CHAIN.match(chain) and not rule.get("dport"):
+            address = _host(rule.get("destination"))
+            if address and rule.get("destination") != _METADATA_ADDRESS and rule.get("to_address"):
+                key = (node, address)
+                found.setdefault(key, []).append(rule)
+                fixed_of.setdefault(key, rule["to_address"])
+    nova_network_nodes |= {s.get("node") for s in table.of("service_status")
+                           if canonical_service(s.get("service")) == "nova-network"}
+    for fact in table.of("address"):
+        if fact.get("node") in nova_network_nodes and fact.get("family") in (None, "inet") \
+                and fact.get("prefixlen") == 32 and address_int(fact.get("address")) is not None \
+                and not str(fact["address"]).startswith("127."):
+            found.setdefault((fact.get("node"), fact["address"]), []).append(fact)
+    homes = _connected_networks(table, {node for node, _ in found})
+    named = _named_addresses(table)
+    classes: dict[tuple, list[tuple]] = {}
+    for (node, address), sources in found.items():
+        home = _home_of(homes.get(node, ()), address)
+        classes.setdefault((node, home["destination"] if home else None, is_private(address)),
+                           []).append((address, sources, home))
+    for (node, _, private), members in classes.items():
+        members.sort(key=lambda member: address_int(member[0]) or 0)
+        # One floating IP stands for the others of its class; any the evidence names by
+        # itself (a capture, a rule or route for that one address) stands for itself.
+        shown = [members[0]] + [m for m in members[1:] if m[0] in named]
+        alike = len(members) - len(shown)
+        for index, (address, sources, home) in enumerate(shown):
+            fixed = fixed_of.get((node, address))
+            others = alike if index == 0 else 0
+            table.derive("floating_ip", node, sources + ([home] if home else []),
+                         f"{address} is a floating IP served by {node}"
+                         + (f" for {fixed}" if fixed else "")
+                         + (f", in its public network {home['destination']} on {home.get('dev')}" if home else "")
+                         + (f"; it stands for {others} more alike" if others else ""),
+                         address=address, fixed=fixed, private=private,
+                         range=home["destination"] if home else f"{address}/32", alike=others)
+
+
+def _named_addresses(table: FactTable) -> set[str]:
+    """Addresses the evidence names one by one outside nova's own NAT rules: in captured
+    packets, and as a /32 in another rule or a route."""
+    named = set()
+    for packet in table.of("packet"):
+        named.update((packet.get("src"), packet.get("dst")))
+    for rule in table.of("iptables_rule"):
+        if not _NOVA_CHAIN.match(str(rule.get("chain") or "")):
+            named.update(filter(None, (_host(rule.get("source")), _host(rule.get("destination")))))
+    for route in table.of("route"):
+        named.add(_host(route.get("destination")))
+    return named
+
+
+def _connected_networks(table: FactTable, nodes) -> dict:
+    """Per node, its connected routes wider than one address, longest prefix first."""
+    out = {}
+    for node in nodes:
+        routes = []
+        for route in _main_routes(table, node):
+            ints = network_ints(route["destination"])
+            if not route.get("via") and 0 < ints[2] < 32:
+                routes.append((ints, route))
+        out[node] = sorted(routes, key=lambda item: -item[0][2])
+    return out
+
+
+def _home_of(routes, address) -> dict | None:
+    value = address_int(address)
+    for (network, mask, _), route in routes:
+        if value is not None and (value & mask) == network:
+            return route
+    return None
+
+
+# --- what tcpdump saw -----------------------------------------------------------------
+
+def captured_packets(table: FactTable) -> None:
+    scopes_by_node: dict = {}
+    for scope in table.of("snat_scope"):
+        scopes_by_node.setdefault(scope.get("node"), []).append(scope)
+    floating = {f["address"] for f in table.of("floating_ip")}
+    done = set()
+    for packet in table.of("packet"):
+        node, iface, src = packet.get("node"), packet.get("iface"), packet.get("src")
+        value = address_int(src)
+        for scope in scopes_by_node.get(node, ()):
+            source = network_ints(scope.get("source"))
+            if iface and iface != scope.get("out") and source and value is not None \
+                    and (value & source[1]) == source[0] and (node, iface, scope["source"]) not in done:
+                done.add((node, iface, scope["source"]))
+                table.derive("untranslated_packet", node, [packet],
+                             f"tcpdump on {node} saw {src} (in {scope['source']}) leave by {iface} untranslated",
+                             iface=iface, src=src, range=scope["source"])
+        if src in floating and (node, iface, src) not in done:
+            done.add((node, iface, src))
+            table.derive("floating_packet", node, [packet],
+                         f"tcpdump on {node} saw packets from the floating IP {src} on {iface}",
+                         iface=iface, src=src)
+
+
+def arrivals(table: FactTable) -> None:
+    owned = {(f.get("node"), f.get("address")) for f in table.of("owns_address")}
+    macs: dict = {}
+    for interface in table.of("interface"):
+        if interface.get("mac"):
+            macs.setdefault((interface.get("node"), interface.get("ifname")), set()).add(interface["mac"])
+    links: dict = {}
+    for route in table.of("route"):
+        ints = network_ints(route.get("destination"))
+        if ints and not route.get("via") and 0 < ints[2] < 32:
+            links.setdefault((route.get("node"), route.get("dev")), set()).add(ints)
+    for address in table.of("address"):
+        ints = network_ints(f"{address.get('address')}/{address.get('prefixlen')}")
+        if ints and 0 < ints[2] < 32:
+            links.setdefault((address.get("node"), address.get("ifname")), set()).add(ints)
+    done = set()
+    for packet in table.of("packet"):
+        node, iface, src, dst = packet.get("node"), packet.get("iface"), packet.get("src"), packet.get("dst")
+        value = address_int(src)
+        if value is None or address_int(dst) is None or (node, dst) in owned \
+                or "reply" in str(packet.get("icmp_type") or ""):
+            continue
+        mine = macs.get((node, iface))
+        to_node = None if not packet.get("dst_mac") or mine is None else packet["dst_mac"].lower() in mine
+        if (node, iface, src, to_node) in done:
+            continue
+        done.add((node, iface, src, to_node))
+        networks = links.get((node, iface))
+        on_link = None if networks is None else any((value & mask) == net for net, mask, _ in networks)
+        table.derive("arrival", node, [packet], f"tcpdump on {node} saw {src} > {dst} on {iface}"
+                     + (", addressed to its own MAC there" if to_node else ""),
+                     iface=iface, src=src, dst=dst, src_on_link=on_link, to_node=to_node)
+
+
+# --- cinder <-> glance ---------------------------------------------------------------
+
+_GLANCE_SERVER = re.compile(r"Error contacting glance server '(?P<host>[^':]+):(?P<port>\d+)'")
+_GLANCE_HTTP = re.compile(r"Error communicating with https?://(?P<host>[^:/\s]+):(?P<port>\d+)")
+_REFUSED = re.compile(r"ECONNREFUSED|Connection refused|Errno 111")
+
+
+def glance_failures(table: FactTable) -> None:
+    for entry in table.of("log_entry"):
+        text = " ".join(str(entry.get(k) or "") for k in ("message", "exception_message"))
+        match = _GLANCE_SERVER.search(text) or _GLANCE_HTTP.search(text)
+        if not match:
+            continue
+        service = (service_for_log(entry.get("path")) or service_for_log(entry["prov"]["source"])
+                   or _service_from_logger(entry.get("logger")))
+        if project_of(service) not in (None, "cinder"):
+            continue
+        host = match.group("host")
+        loopback = host == "localhost" or host.startswith("127.")
+        table.derive("glance_unreachable", entry.get("node"), [entry],
+                     f"{service or 'cinder'} on {entry.get('node')} could not reach glance at "
+                     f"{host}:{match.group('port')}",
+                     host=host, port=match.group("port"), service=service or "cinder",
+                     refused=bool(_REFUSED.search(text)), loopback=loopback)
+    for option in table.of("config_option"):
+        if option.get("key") == "glance_api_servers" and "cinder" in str(option.get("path") or "cinder"):
+            table.derive("glance_setting", option.get("node"), [option],
+                         f"cinder.conf on {option.get('node')} sets glance_api_servers={option.get('value')}",
+                         value=option.get("value"))
+
+
+def _service_from_logger(logger: str | None) -> str | None:
+    if not logger:
+        return None
+    return logger.split(".", 1)[0]
+
+
+DERIVATIONS = (default_routes, owned_addresses, forwarding, tables_shown, snat_scopes,
+               floating_ips, captured_packets, arrivals, glance_failures)
+
+
+def derive_all(table: FactTable) -> None:
+    for derivation in DERIVATIONS:
+        derivation(table)

@@ -1,0 +1,118 @@
+"""A loaded rulebook (kb/rulebook.py) made into durable-rules rulesets.
+
+Each inference and each case of a cause becomes one rule whose ``all`` list is its
+patterns in order. A pattern of a *computed* fact type (kb/queries.py: the route a node
+chooses for an address, the rule a packet meets in FORWARD, a packet walk) also gets a
+*question* rule: the patterns before it, whose action asks Python for the answer with the
+key fields the pattern gives, and asserts it. The rule itself then goes on matching as
+the file wrote it, and only the questions some rule reaches are ever computed.
+
+    engine = compiled(rulebook, on_cause, on_inference, on_query, COMPUTED)
+"""
+from __future__ import annotations
+
+from kb.engine import COMPLETE_MARKER, Engine
+from kb.rulebook import OPERATORS, Pattern, Rulebook, RuleFileError
+
+
+def compile_patterns(patterns: list[Pattern]) -> list[dict]:
+    """The durable-rules ``all`` list for a rule's patterns."""
+    conditions = []
+    marker_added = False
+    for pattern in patterns:
+        if pattern.negated and not marker_added:
+            # Absence is judged once, when the evidence_complete marker arrives.
+            conditions.append({"evidence_in": {"type": COMPLETE_MARKER}})
+            marker_added = True
+        terms = [_term(fld, op, value) for fld, op, value in pattern.conditions]
+        body = terms[0] if len(terms) == 1 else {"$and": terms}
+        conditions.append({(pattern.name + "$not" if pattern.negated else pattern.name): body})
+    return conditions
+
+
+def _term(fld, op, value):
+    operand = {value[0]: value[1]} if isinstance(value, tuple) else value
+    if op == "eq":
+        return {fld: operand}
+    if op == "exists":
+        return {"$ex": {fld: 1}}
+    if op == "missing":
+        return {"$nex": {fld: 1}}
+    return {OPERATORS[op]: {fld: operand}}
+
+
+class Question:
+    """What a question rule asks: the fact type, and per key field the constant or the
+    (name, field) of an earlier pattern that gives its value."""
+
+    def __init__(self, fact_type: str, keys: dict, before: list[Pattern]):
+        self.fact_type, self.keys, self.before = fact_type, keys, before
+
+    def values(self, bound: dict[str, dict]) -> dict:
+        return {key: (bound[value[0]].get(value[1]) if isinstance(value, tuple) else value)
+                for key, value in self.keys.items()}
+
+
+def questions(patterns: list[Pattern], computed: dict, path: str) -> list[Question]:
+    """The questions a rule's computed patterns ask; a pattern that leaves a key field
+    open, or asks for a computed fact's absence, is an error in its file."""
+    found = []
+    for index, pattern in enumerate(patterns):
+        spec = computed.get(pattern.fact_type)
+        if spec is None:
+            continue
+        if pattern.negated or index == 0:
+            what = "asked for as absent ('no ...')" if pattern.negated else "the first pattern"
+            raise RuleFileError(path, pattern.line, f"{pattern.fact_type!r} is computed for the "
+                                f"facts the patterns before it bind; it cannot be {what}")
+        keys = {}
+        for key in spec["keys"]:
+            given = [value for fld, op, value in pattern.conditions if fld == key and op == "eq"]
+            if given:
+                keys[key] = given[0]
+            elif key not in spec["optional"]:
+                raise RuleFileError(path, pattern.line, f"{pattern.name!r}: a {pattern.fact_type} "
+                                    f"fact is computed for given {', '.join(spec['keys'])}; "
+                                    f"say which {key} (e.g. {key}: $name.field)")
+        before = [p for p in patterns[:index] if not p.negated]
+        found.append(Question(pattern.fact_type, keys, before))
+    return found
+
+
+def compiled(rulebook: Rulebook, on_cause, on_inference, on_query, computed: dict) -> Engine:
+    """The engine for a rulebook, compiled once per rulebook: ``on_cause(session, cause,
+    case, c)``, ``on_inference(session, inference, c)`` and ``on_query(session, question,
+    c)`` are called when rules fire."""
+    engine = getattr(rulebook, "_engine", None)
+    if engine is not None:
+        return engine
+    rules = {}
+    asked: set[str] = set()
+
+    def add_questions(name, patterns, path):
+        for number, question in enumerate(questions(patterns, computed, path)):
+            condition = compile_patterns(question.before)
+            # cases that share their first patterns (a cause's confirmed_by variants)
+            # ask the same question once
+            same = repr((condition, question.fact_type, sorted(question.keys.items())))
+            if same in asked:
+                continue
+            asked.add(same)
+            rules[f"{name}__ask{number}"] = {
+                "all": condition,
+                "run": (lambda q: lambda session, c: on_query(session, q, c))(question)}
+
+    for number, inference in enumerate(rulebook.inferences):
+        rules[f"infer_{number}"] = {
+            "all": compile_patterns(inference.patterns),
+            "run": (lambda rule: lambda session, c: on_inference(session, rule, c))(inference)}
+        add_questions(f"infer_{number}", inference.patterns, inference.path)
+    for cause in rulebook.causes:
+        for number, case in enumerate(cause.cases):
+            rules[f"{cause.cause}__{number}"] = {
+                "all": compile_patterns(case.patterns),
+                "run": (lambda cz, cs: lambda session, c: on_cause(session, cz, cs, c))(cause, case)}
+            add_questions(f"{cause.cause}__{number}", case.patterns, cause.path)
+    engine = Engine(rules, identity=rulebook.identity, name_hint="stackdoc")
+    rulebook._engine = engine
+    return engine
