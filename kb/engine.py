@@ -18,7 +18,11 @@ this module is the only one that imports it, and it files each edge down:
   allows joins on an equality (kb/rulebook.py) and a session refuses more than
   ``MAX_FACTS`` facts (the knowledge base asserts combined facts, not raw rule lines);
 - ``id`` and ``sid`` are the engine's own keys (a condition on ``id`` hangs it), so
-  facts carry ``fact_id`` instead and may not use those names.
+  facts carry ``fact_id`` instead and may not use those names;
+- a ``Host`` polls its rulesets from two background timer threads every 0.2 s, calling
+  into the C engine without any lock of ours: racing a request thread's assertion, that
+  crashed the server with SIGSEGV. ``_LockedHost`` polls from one daemon thread that
+  holds ``_HOST_LOCK`` like every other call into the engine.
 
 One ``Host`` per process; each distinct rulebook is registered once, under a name made
 from its content, so loading the same rules again costs nothing and leaks nothing.
@@ -28,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 import uuid
 from typing import Callable
 
@@ -38,8 +43,32 @@ MAX_FACTS = 60000
 OPEN_MARKER = "_session_open"
 COMPLETE_MARKER = "evidence_complete"
 
-_HOST = _durable.Host()
 _HOST_LOCK = threading.RLock()
+# How often the engine's pending actions and timers are polled (durable-rules' own pace).
+POLL_INTERVAL_S = 0.2
+
+
+class _LockedHost(_durable.Host):
+    """A Host whose background polling takes ``_HOST_LOCK`` first."""
+
+    def _run(self) -> None:
+        poller = threading.Thread(target=self._poll, name="durable-rules-poller", daemon=True)
+        poller.start()
+
+    def _poll(self) -> None:
+        while True:
+            time.sleep(POLL_INTERVAL_S)
+            with _HOST_LOCK:
+                rulesets = list(self._ruleset_list)
+                for ruleset in rulesets:
+                    for dispatch in (ruleset.dispatch, ruleset.dispatch_timers):
+                        try:
+                            dispatch()
+                        except Exception:  # as durable's own poller: log and go on
+                            _durable.logger.exception("durable-rules: dispatch failed")
+
+
+_HOST = _LockedHost()
 _REGISTERED: dict[str, "Engine"] = {}
 
 

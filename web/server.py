@@ -6,10 +6,6 @@ import sys
 
 # Threads serve requests; replies are short, so a few more than cores keep latency flat.
 WAITRESS_THREADS = 4
-# Every SQLite call gives up the GIL and must win it back; while another thread parses a
-# long paste, the default 5 ms switch interval makes each of those waits up to 5 ms
-# (the convoy effect). A shorter interval keeps short replies short under load.
-SWITCH_INTERVAL_S = 0.0005
 
 
 def build(database: str):
@@ -41,7 +37,6 @@ def serve(args) -> int:
     except OSError as error:
         print(f"stackdoc: cannot open the database {args.db}: {error}", file=sys.stderr)
         return 2
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
     print(f"stackdoc: serving the tutor on http://{args.host}:{args.port}/ "
           f"(database {os.path.abspath(args.db)})", flush=True)
     waitress_serve(app, host=args.host, port=args.port, threads=WAITRESS_THREADS,
