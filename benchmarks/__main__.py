@@ -1,5 +1,5 @@
 """All benchmarks in one run: ``python -m benchmarks`` (or ``make bench``)."""
-from benchmarks import bench_chat, bench_diagnose, bench_iptables, bench_walk
+from benchmarks import bench_chat, bench_diagnose, bench_iptables, bench_load, bench_size, bench_walk
 
 if __name__ == "__main__":
     bench_iptables.main()
@@ -9,3 +9,7 @@ if __name__ == "__main__":
     bench_walk.main()
     print()
     bench_chat.main()
+    print()
+    bench_size.main()
+    print()
+    bench_load.main()  # last: it exits non-zero when the server does not answer every request

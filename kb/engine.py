@@ -19,10 +19,13 @@ this module is the only one that imports it, and it files each edge down:
   ``MAX_FACTS`` facts (the knowledge base asserts combined facts, not raw rule lines);
 - ``id`` and ``sid`` are the engine's own keys (a condition on ``id`` hangs it), so
   facts carry ``fact_id`` instead and may not use those names;
-- a ``Host`` polls its rulesets from two background timer threads every 0.2 s, calling
-  into the C engine without any lock of ours: racing a request thread's assertion, that
-  crashed the server with SIGSEGV. ``_LockedHost`` polls from one daemon thread that
-  holds ``_HOST_LOCK`` like every other call into the engine.
+- a ``Host`` polls its rulesets from two background timer threads every 0.2 s
+  (``dispatch``: actions left pending; ``dispatch_timers``): that polling crashed the
+  chat server with SIGSEGV under concurrent large pastes, first racing request threads
+  without any lock, then — even holding ``_HOST_LOCK`` — inside ``start_action`` on
+  the state sessions leave behind. Every action of ours runs inside ``assert_fact``,
+  on the caller's thread, and no rule uses timers, so ``_SynchronousHost`` starts no
+  background thread at all: the engine is only ever entered by a caller holding the lock.
 
 One ``Host`` per process; each distinct rulebook is registered once, under a name made
 from its content, so loading the same rules again costs nothing and leaks nothing.
@@ -32,7 +35,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import time
 import uuid
 from typing import Callable
 
@@ -44,31 +46,16 @@ OPEN_MARKER = "_session_open"
 COMPLETE_MARKER = "evidence_complete"
 
 _HOST_LOCK = threading.RLock()
-# How often the engine's pending actions and timers are polled (durable-rules' own pace).
-POLL_INTERVAL_S = 0.2
 
 
-class _LockedHost(_durable.Host):
-    """A Host whose background polling takes ``_HOST_LOCK`` first."""
+class _SynchronousHost(_durable.Host):
+    """A Host without durable's background polling threads (see the module's notes)."""
 
     def _run(self) -> None:
-        poller = threading.Thread(target=self._poll, name="durable-rules-poller", daemon=True)
-        poller.start()
-
-    def _poll(self) -> None:
-        while True:
-            time.sleep(POLL_INTERVAL_S)
-            with _HOST_LOCK:
-                rulesets = list(self._ruleset_list)
-                for ruleset in rulesets:
-                    for dispatch in (ruleset.dispatch, ruleset.dispatch_timers):
-                        try:
-                            dispatch()
-                        except Exception:  # as durable's own poller: log and go on
-                            _durable.logger.exception("durable-rules: dispatch failed")
+        pass
 
 
-_HOST = _LockedHost()
+_HOST = _SynchronousHost()
 _REGISTERED: dict[str, "Engine"] = {}
 
 

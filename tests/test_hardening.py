@@ -8,33 +8,22 @@ from durable import engine as durable_engine
 from kb import engine as kb_engine
 
 
-def test_the_engines_background_polling_holds_the_lock_around_every_call(monkeypatch):
-    # durable-rules' own Host polled the C engine from timer threads with no lock: racing
-    # an assertion, that crashed the chat server (SIGSEGV). Every poll must hold the lock.
-    calls = []
-
-    def spy(original):
-        def call(self):
-            calls.append(kb_engine._HOST_LOCK._is_owned())
-            return original(self)
-        return call
-
-    monkeypatch.setattr(durable_engine.Ruleset, "dispatch", spy(durable_engine.Ruleset.dispatch))
+def test_durable_rules_never_enters_its_engine_from_a_background_thread(monkeypatch):
+    # durable-rules' own Host polled the C engine from timer threads: with no lock that
+    # raced request threads, and even under the lock its dispatch crashed the chat
+    # server (SIGSEGV) on the state sessions leave behind. Nothing may poll it.
+    polled = []
+    monkeypatch.setattr(durable_engine.Ruleset, "dispatch", lambda self: polled.append("dispatch"))
     monkeypatch.setattr(durable_engine.Ruleset, "dispatch_timers",
-                        spy(durable_engine.Ruleset.dispatch_timers))
-    kb_engine.Engine({"noop": {"all": [{"m": {"type": "noop"}}], "run": lambda s, c: None}},
-                     identity="test-hardening-poll")
-    deadline = time.monotonic() + 5
-    while len(calls) < 4 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert len(calls) >= 4, "the engine's poller never ran"
-    assert all(calls), "the engine was polled without holding the lock"
-
-
-def test_durable_rules_starts_no_unlocked_timer_threads():
-    names = [thread.name for thread in threading.enumerate()]
-    assert "durable-rules-poller" in names
-    # durable's own pollers are threading.Timer threads named Thread-N (dispatch_ruleset)
+                        lambda self: polled.append("timers"))
+    engine = kb_engine.Engine({"noop": {"all": [{"m": {"type": "noop"}}],
+                                        "run": lambda s, c: s.emit({"seen": c.m.type})}},
+                              identity="test-hardening-no-poll")
+    with engine.session() as session:
+        session.assert_facts([{"type": "noop"}])
+        assert session.outputs == [{"seen": "noop"}]  # the action ran on this thread
+    time.sleep(1.0)  # five of durable's polling periods
+    assert polled == []
     assert not [t for t in threading.enumerate() if isinstance(t, threading.Timer)]
 
 
@@ -98,6 +87,7 @@ def test_env_piped_to_grep_is_the_output_of_env_not_of_a_command_named_pipe():
 # --- sizes and the file system ---------------------------------------------------------
 
 import os
+import tempfile
 
 import pytest
 
@@ -135,24 +125,51 @@ def test_a_file_name_that_is_not_utf8_is_escaped_and_json_stays_valid(tmp_path):
     assert sources[0].name.endswith("routes-\\xff\\xfe.txt") and sources[0].node == "net01"
 
 
-def test_a_tree_2200_directories_deep_is_read_without_recursion(tmp_path):
-    (tmp_path / "routes.txt").write_text(ROUTES)
-    fd = os.open(tmp_path, os.O_RDONLY)
+def _remove_deep_tree(top: str) -> None:
+    """shutil.rmtree recurses (and so does pytest's clean-up of old temporary
+    directories, shared with other runs): take the tree down by descriptors."""
+    chain = [os.open(top, os.O_RDONLY)]
+    names: list[str] = []
+    while chain:
+        here = chain[-1]
+        below = None
+        for entry in os.scandir(here):
+            if entry.is_dir(follow_symlinks=False):
+                below = entry.name
+            else:
+                os.unlink(entry.name, dir_fd=here)
+        if below is not None:
+            names.append(below)
+            chain.append(os.open(below, os.O_RDONLY, dir_fd=here))
+            continue
+        os.close(chain.pop())
+        if chain:
+            os.rmdir(names.pop(), dir_fd=chain[-1])
+    os.rmdir(top)
+
+
+def test_a_tree_2200_directories_deep_is_read_without_recursion():
+    top = tempfile.mkdtemp(prefix="stackdoc-deep-")
     try:
-        for _ in range(2200):  # deeper than any path the kernel opens by name
-            os.mkdir("d", dir_fd=fd)
-            child = os.open("d", os.O_RDONLY, dir_fd=fd)
+        Path(top, "routes.txt").write_text(ROUTES)
+        fd = os.open(top, os.O_RDONLY)
+        try:
+            for _ in range(2200):  # deeper than any path the kernel opens by name
+                os.mkdir("d", dir_fd=fd)
+                child = os.open("d", os.O_RDONLY, dir_fd=fd)
+                os.close(fd)
+                fd = child
+            with open(os.open("deep.txt", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "w") as out:
+                out.write(ROUTES)
+        finally:
             os.close(fd)
-            fd = child
-        with open(os.open("deep.txt", os.O_WRONLY | os.O_CREAT, dir_fd=fd), "w") as handle:
-            handle.write(ROUTES)
+        done = _run("diagnose", top, "--format", "json")
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout)
+        assert report["facts"] >= 1
+        assert all("cannot be read" in u["reason"] for u in report["unparsed"])
     finally:
-        os.close(fd)
-    done = _run("diagnose", str(tmp_path), "--format", "json")
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
-    assert report["facts"] >= 1
-    assert all("cannot be read" in u["reason"] for u in report["unparsed"])
+        _remove_deep_tree(top)
 
 
 def test_an_unreadable_file_and_directory_are_each_reported_and_the_rest_is_diagnosed(tmp_path):
