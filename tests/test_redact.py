@@ -237,6 +237,9 @@ def test_no_secret_reaches_the_chat_its_transcript_the_instructor_page_or_the_da
      "(1045, \"Access denied for user 'nova'@'localhost' (using password: YES)\")"),
     ("passwd:         files systemd", "passwd:         files systemd"),
     ("mysql -uroot -p nova", "mysql -uroot -p nova"),
+    ("curl -u admin:Zq8ex http://192.0.2.5:15672/api/overview",
+     "curl -u admin:*** http://192.0.2.5:15672/api/overview"),
+    ("rabbitmqctl add_user -u nova", "rabbitmqctl add_user -u nova"),
 ])
 def test_single_lines(line, expected):
     assert redact(line) == expected
