@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 EXAMPLE ?= rules/examples/seed-network-node.txt
 
-.PHONY: diagnose serve install test system-packages bench
+.PHONY: diagnose serve install test system-packages bench fuzz
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -43,3 +43,8 @@ test: install
 
 bench: $(VENV)/.installed system-packages
 	$(PY) -m benchmarks
+
+# The fuzzing harness at length (tests/test_fuzz.py with thousands of examples per
+# property instead of CI's few dozen): a few minutes.
+fuzz: $(VENV)/.installed
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest tests/test_fuzz.py -q -p no:cacheprovider

@@ -24,11 +24,16 @@ failed example. ``--rules DIR`` (default: the shipped rules/) is the knowledge u
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from pathlib import Path
 
 SHIPPED_RULES = Path(__file__).resolve().parent / "rules"
+
+# Errors of writing the report itself: standard output's reader went away, or its
+# device is full.
+_OUTPUT_ERRNOS = {errno.EPIPE, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -93,16 +98,33 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return _dispatch(args)
+        status = _dispatch(args)
+        sys.stdout.flush()
+        return status
     except KeyboardInterrupt:
         return 130
     except Exception as error:  # a bug of ours: say so plainly, never a traceback
+        if isinstance(error, OSError) and error.errno in _OUTPUT_ERRNOS:
+            _silence_stdout()
+            print(f"stackdoc: cannot write the report: {error.strerror or error}", file=sys.stderr)
+            return 2
         if os.environ.get("STACKDOC_DEBUG"):
             raise
         print(f"stackdoc: internal error ({type(error).__name__}: {error}); "
               "run again with STACKDOC_DEBUG=1 for the traceback, and please report it",
               file=sys.stderr)
         return 2
+
+
+def _silence_stdout() -> None:
+    """Standard output cannot be written: point it at /dev/null, so that the
+    interpreter's own flush at exit does not fail a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def _dispatch(args) -> int:

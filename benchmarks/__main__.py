@@ -1,5 +1,6 @@
 """All benchmarks in one run: ``python -m benchmarks`` (or ``make bench``)."""
-from benchmarks import bench_batch, bench_chat, bench_collect, bench_diagnose, bench_iptables, bench_walk
+from benchmarks import (bench_batch, bench_chat, bench_collect, bench_diagnose, bench_iptables,
+                        bench_load, bench_size, bench_walk)
 
 if __name__ == "__main__":
     bench_iptables.main()
@@ -13,3 +14,7 @@ if __name__ == "__main__":
     bench_batch.main()
     print()
     bench_collect.main()
+    print()
+    bench_size.main()
+    print()
+    bench_load.main()  # last: it exits non-zero when the server does not answer every request

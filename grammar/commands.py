@@ -55,6 +55,8 @@ def strip_wrappers(command: str) -> str:
         if head == "sudo":
             text = _strip_sudo_options(rest)
         elif head in {"time", "nice", "command", "exec", "env"} or _ENV_ASSIGNMENT.match(head):
+            if not rest or rest[0] in "|;&<>":
+                return text  # `env | grep OS_`: the program is env itself
             text = rest
         else:
             return text

@@ -23,7 +23,7 @@ the key options (``fixed_key``, ``metadata_encryption_key``, ``*_access_key``,
 as ``key = value`` lines (INI, ``env``, ``export``, ``declare -x``, YAML, with grep's
 ``file:line:`` in front), as ``key=value``, ``'key': 'value'`` and ``"key": "value"``
 inside log lines, as command-line options (``--os-password X``, ``--pass X``,
-``mysql -pX``), as ``X-Auth-Token:`` headers and as a token's ``id`` in a keystone
+``mysql -pX``, ``curl -u user:X``, iscsiadm's ``-n node.session.auth.password -v X``), as ``X-Auth-Token:`` headers and as a token's ``id`` in a keystone
 response body.
 
 A terminal wraps a long line into several: when a line is at least ``MIN_WRAP_WIDTH``
@@ -51,8 +51,9 @@ MAX_JOINED_LINES = 25
 
 # Option and variable names whose value is a secret (matched case-insensitively, whole
 # name). Names ending in "password"/"pass" or "token" may take a prefix joined by "_",
-# "-" or "." (OS_PASSWORD, keystone_authtoken's admin_password, X-Auth-Token).
-_PASSWORD_NAME = r"(?:[\w.\-]*[_.\-])?(?:password|passwd|pass)"
+# "-" or "." (OS_PASSWORD, keystone_authtoken's admin_password, X-Auth-Token);
+# "passwd" only with one (neutron's nvsd_passwd), for nsswitch.conf's "passwd: files".
+_PASSWORD_NAME = r"(?:[\w.\-]*[_.\-](?:password|passwd|pass)|password|pass)"
 _TOKEN_NAME = r"(?:[\w.\-]*[_.\-])?token"
 _OTHER_NAME = (
     r"[\w.\-]*secret[\w.\-]*"
@@ -66,7 +67,7 @@ _NAME_START = r"(?<![\w.\-])"
 _NAME_END = r"(?![\w.\-])"
 
 # Any line that might hold a secret holds one of these (the cheap first look).
-_TRIGGER_WORDS = r"pass|token|secret|_key|server_?auth|://|mysql|authoriz"
+_TRIGGER_WORDS = r"pass|token|secret|_key|server_?auth|://|mysql|authoriz|-u|--user"
 _TRIGGER = re.compile(_TRIGGER_WORDS, re.IGNORECASE)
 # The same on lower-cased text: several times faster than IGNORECASE on a long text.
 _LOWER_TRIGGER = re.compile(_TRIGGER_WORDS)
@@ -106,6 +107,12 @@ _OPTION = re.compile(
 _MYSQL = re.compile(r"(?i)\bmysql(?:admin|dump|check|import|show)?\b")
 _COMMAND_SEPARATOR = re.compile(r"[|;&]")
 _MYSQL_P = re.compile(r"(?<=[ \t])-p['\"]?(?P<value>[^\s'\"|;&]+)")
+# iscsiadm --op update -n node.session.auth.password -v SECRET (as nova and cinder log
+# the command they run).
+_NAME_VALUE_OPTIONS = re.compile(
+    r"(?i)(?<!\S)-n[ \t]+\S*(?:password|passwd|secret)\S*[ \t]+-v[ \t]+(?P<value>[^\s'\"]+)")
+# curl -u user:password / --user user:password (the user stays).
+_USER_OPTION = re.compile(r"(?<!\S)(?:-u|--user)(?:[ \t]+|=)['\"]?[^\s:'\"]+:(?P<value>[^\s'\"]+)")
 # Authorization: Basic dXNlcjpwYXNz / Bearer ... (the scheme stays).
 _AUTHORIZATION = re.compile(
     r"(?i)\bauthorization['\"]?[ \t]*[:=][ \t]*['\"]?(?:[A-Za-z]+[ \t]+)?(?P<value>[^\s'\",;]+)")
@@ -117,7 +124,8 @@ _TOKEN_ID = re.compile(r"""(?i)['"]token['"]:[ \t]*\{[^{}]{0,400}?['"]id['"]:[ \
 _URL_START = re.compile(r"(?i)\b[a-z][a-z0-9+.\-]*://")
 _USERINFO = re.compile(r"(?P<user>[^\s:@/,'\"]*):(?P<value>[^\s@'\"]*?)@(?P<host>[^\s,/@'\"]*)(?P<more>,?)")
 
-_INLINE_PATTERNS = (_QUOTED, _INLINE, _OPTION, _AUTHORIZATION, _TOKEN_ID)
+_INLINE_PATTERNS = (_QUOTED, _INLINE, _OPTION, _NAME_VALUE_OPTIONS, _USER_OPTION, _AUTHORIZATION,
+                    _TOKEN_ID)
 
 # What a fresh line looks like, as opposed to the continuation of a wrapped one: a new
 # option, section, log record, prompt or indented line.

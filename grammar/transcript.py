@@ -29,6 +29,9 @@ from lark import Lark, LarkError, Transformer
 
 from grammar import commands, kinds
 from grammar.base import lark_cache
+from grammar.base import Problem
+from grammar.redact import redact
+from grammar.values import invalid_value
 
 _PROMPT_GRAMMAR = Lark.open(str(Path(__file__).with_name("prompt.lark")),
                             parser="lalr", lexer="contextual", cache=lark_cache("prompt"))
@@ -121,7 +124,8 @@ def clean(text: str) -> str:
 
 
 def split_blocks(text: str, source: str, default_node: str | None = None) -> list[Block]:
-    lines = clean(text).split("\n")
+    """The text's blocks, its secrets already masked (grammar/redact.py)."""
+    lines = redact(clean(text)).split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     prompts = [parse_prompt(line) for line in lines]
@@ -202,6 +206,19 @@ def _dedent(lines: list[str]) -> list[str]:
 
 
 def read_block(block: Block) -> Evidence:
+    """The facts of one block; whatever goes wrong in it is that block's ``unparsed``
+    entry, and the other blocks are still read."""
+    try:
+        return _read_block(block)
+    except Exception as error:  # a bug of ours in one block must not hide the rest
+        evidence = Evidence()
+        evidence.unparsed.append(_unparsed(
+            block, block.prompt_line or block.first_line,
+            f"this block could not be read ({type(error).__name__}: {error})"))
+        return evidence
+
+
+def _read_block(block: Block) -> Evidence:
     evidence = Evidence()
     text = "\n".join(block.lines)
     path = None
@@ -226,7 +243,7 @@ def read_block(block: Block) -> Evidence:
             if part.kind is None:
                 unread_at = unread_at or part.first_line
             else:
-                evidence.extend(read_block(part))
+                evidence.extend(_read_block(part))
         if unread_at is not None:
             evidence.unparsed.append(_unparsed(block, unread_at, _unknown_reason(block, path)))
         return evidence
@@ -246,10 +263,17 @@ def read_block(block: Block) -> Evidence:
         split = _split_where_another_kind_starts(block, kind, result.problems)
         if split:
             for part in split:
-                evidence.extend(read_block(part))
+                evidence.extend(_read_block(part))
             return evidence
 
+    problems = list(result.problems)
+    kept = 0
     for record in result.records:
+        bad_value = invalid_value(record)
+        if bad_value:
+            problems.append(Problem(line=record.get("line", 1) or 1, reason=bad_value))
+            continue
+        kept += 1
         fact = dict(record)
         relative = fact.pop("line", 1) or 1
         fact.pop("end_line", None)
@@ -259,9 +283,8 @@ def read_block(block: Block) -> Evidence:
         fact["prov"] = _prov(block, block.first_line + line_index,
                              block.lines[line_index].strip() if block.lines else "")
         evidence.facts.append(fact)
-    evidence.parsed_count += len(result.records)
-
-    problems = result.problems
+    evidence.parsed_count += kept
+    problems.sort(key=lambda problem: problem.line)
     for problem in problems[:MAX_PROBLEMS_PER_BLOCK]:
         reason = f"{kind.replace('_', ' ')}: {problem.reason}"
         if problem.column:

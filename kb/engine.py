@@ -18,7 +18,14 @@ this module is the only one that imports it, and it files each edge down:
   allows joins on an equality (kb/rulebook.py) and a session refuses more than
   ``MAX_FACTS`` facts (the knowledge base asserts combined facts, not raw rule lines);
 - ``id`` and ``sid`` are the engine's own keys (a condition on ``id`` hangs it), so
-  facts carry ``fact_id`` instead and may not use those names.
+  facts carry ``fact_id`` instead and may not use those names;
+- a ``Host`` polls its rulesets from two background timer threads every 0.2 s
+  (``dispatch``: actions left pending; ``dispatch_timers``): that polling crashed the
+  chat server with SIGSEGV under concurrent large pastes, first racing request threads
+  without any lock, then — even holding ``_HOST_LOCK`` — inside ``start_action`` on
+  the state sessions leave behind. Every action of ours runs inside ``assert_fact``,
+  on the caller's thread, and no rule uses timers, so ``_SynchronousHost`` starts no
+  background thread at all: the engine is only ever entered by a caller holding the lock.
 
 One ``Host`` per process; each distinct rulebook is registered once, under a name made
 from its content, so loading the same rules again costs nothing and leaks nothing.
@@ -38,8 +45,17 @@ MAX_FACTS = 60000
 OPEN_MARKER = "_session_open"
 COMPLETE_MARKER = "evidence_complete"
 
-_HOST = _durable.Host()
 _HOST_LOCK = threading.RLock()
+
+
+class _SynchronousHost(_durable.Host):
+    """A Host without durable's background polling threads (see the module's notes)."""
+
+    def _run(self) -> None:
+        pass
+
+
+_HOST = _SynchronousHost()
 _REGISTERED: dict[str, "Engine"] = {}
 
 

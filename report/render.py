@@ -7,16 +7,41 @@ from __future__ import annotations
 
 import html
 import json
+import re
 
 from kb.diagnose import Diagnosis, Finding
 
+# Characters that must not reach a terminal or a page as they are: control characters
+# (a pasted ESC sequence could rewrite the reader's terminal), C1 controls, lone
+# surrogates (no encoder writes them) and the bidirectional overrides that make text
+# read other than it is.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029"
+                     "\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape_char(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def safe_text(text: str) -> str:
+    """Text with every unsafe character shown as its escape (``\\x1b``)."""
+    return _UNSAFE.sub(_escape_char, text)
+
 
 def render(diagnosis: Diagnosis, fmt: str) -> str:
-    return {"text": as_text, "json": as_json, "markdown": as_markdown, "html": as_html}[fmt](diagnosis)
+    report = {"text": as_text, "json": as_json, "markdown": as_markdown, "html": as_html}[fmt](diagnosis)
+    return report if fmt == "json" else safe_text(report)
+
+
+def _json_escape_char(match: re.Match) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
 def as_json(diagnosis: Diagnosis) -> str:
-    return json.dumps(diagnosis.as_json(), indent=2, ensure_ascii=False) + "\n"
+    # json escapes C0 controls itself; C1, surrogates and overrides are escaped here
+    report = json.dumps(diagnosis.as_json(), indent=2, ensure_ascii=False)
+    return _UNSAFE.sub(_json_escape_char, report) + "\n"
 
 
 def _headline(diagnosis: Diagnosis) -> str:
@@ -101,41 +126,67 @@ def _wrap(text: str, indent: str, width: int = 88) -> list[str]:
 def as_markdown(diagnosis: Diagnosis) -> str:
     out = [f"# stackdoc: {_headline(diagnosis)}", ""]
     for finding in diagnosis.findings:
-        out.append(f"## `{finding.cause}` ({finding.status}) — {_where(finding)}")
+        out.append(f"## {_md_code(finding.cause)} ({finding.status}) — {_md(_where(finding))}")
         out.append("")
-        out.append(f"**{finding.title}**")
+        out.append(f"**{_md(finding.title)}**")
         out.append("")
-        out.append(finding.explanation)
+        out.append(_md(finding.explanation))
         out.append("")
         if finding.reasoning:
             out.append("How we know:")
             out.append("")
-            out.extend(f"- {step}" for step in finding.reasoning)
+            out.extend(f"- {_md(step)}" for step in finding.reasoning)
             out.append("")
         out.append("Evidence:")
         out.append("")
         for line in finding.evidence:
             place, context, text = _evidence_line(line)
-            out.append(f"- `{place}` {context}")
-            out.append(f"  ```\n  {text}\n  ```")
+            out.append(f"- {_md_code(place)} {_md(context)}")
+            fence = _fence(text)
+            out.append(f"  {fence}\n  {text}\n  {fence}")
         out.append("")
         if finding.decide_by:
             out.append("To tell the possibilities apart:")
             out.append("")
-            out.extend(f"- {step}" for step in finding.decide_by)
+            out.extend(f"- {_md(step)}" for step in finding.decide_by)
             out.append("")
         out.append("Fix:")
         out.append("")
-        out.extend(f"{i}. {step}" for i, step in enumerate(finding.fix, 1))
+        out.extend(f"{i}. {_md(step)}" for i, step in enumerate(finding.fix, 1))
         out.append("")
     trailer = _trailer_text(diagnosis)
     if trailer:
+        fence = _fence("\n".join(trailer))
         out.append("## Notes")
         out.append("")
-        out.append("```")
+        out.append(fence)
         out.extend(trailer)
-        out.append("```")
+        out.append(fence)
     return "\n".join(out).rstrip() + "\n"
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<&])")
+
+
+def _md(text: str) -> str:
+    """Prose for markdown: characters markdown would read as markup (or raw HTML) are
+    backslash-escaped, so evidence can neither inject a tag nor a link."""
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def _longest_backtick_run(text: str) -> int:
+    return max((len(run) for run in re.findall("`+", text)), default=0)
+
+
+def _fence(text: str) -> str:
+    """A code fence longer than any run of backticks inside the text it fences."""
+    return "`" * max(3, _longest_backtick_run(text) + 1)
+
+
+def _md_code(text: str) -> str:
+    ticks = "`" * (_longest_backtick_run(text) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{ticks}{pad}{text}{pad}{ticks}"
 
 
 def as_html(diagnosis: Diagnosis) -> str:

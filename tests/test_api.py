@@ -84,7 +84,7 @@ def test_unknown_session_is_404_everywhere(client):
     assert say(client, "not-a-session", "hint").status_code == 404
 
 
-def test_one_student_cannot_read_another(client):
+def test_one_student_cannot_read_another(app, client):
     alice = new_session(client)
     say(client, alice, "my secret lab: why can't my VM ping google?")
     bob = new_session(client)
@@ -92,7 +92,7 @@ def test_one_student_cannot_read_another(client):
     transcript = client.get(f"/api/sessions/{bob}").get_json()
     assert "secret" not in json.dumps(transcript)
     # nothing lists sessions with their ids
-    instructor = client.get("/instructor").get_data(as_text=True)
+    instructor = client.get(f"/instructor?token={app.config['INSTRUCTOR_TOKEN']}").get_data(as_text=True)
     assert alice not in instructor and bob not in instructor
 
 
@@ -133,14 +133,14 @@ def test_html_of_a_reply_escapes_what_the_student_pasted(client):
     assert "<img" not in body["html"]
 
 
-def test_instructor_page_lists_sessions(client):
+def test_instructor_page_lists_sessions(app, client):
     session = new_session(client)
     say(client, session, "why can't my VM ping google?")
     for paste in SEED_PATH:
         say(client, session, paste)
     say(client, session, "hint")
     say(client, session, "solution")
-    page = client.get("/instructor").get_data(as_text=True)
+    page = client.get(f"/instructor?token={app.config['INSTRUCTOR_TOKEN']}").get_data(as_text=True)
     assert "An instance cannot reach the internet" in page
     assert "fip-snat-wrong-interface" in page
     assert "<td>1</td>" in page                       # hints used

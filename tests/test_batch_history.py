@@ -99,12 +99,15 @@ def test_history_lists_runs_and_a_labs_diagnoses(classroom, capsys, tmp_path):
 
 def test_the_instructor_page_shows_batch_runs_beside_chat_sessions(classroom, capsys, tmp_path):
     db = tmp_path / "stackdoc.db"
-    client = create_app({"TESTING": True, "DATABASE": str(db)}).test_client()
-    page = client.get("/instructor").get_data(as_text=True)
+    app = create_app({"TESTING": True, "DATABASE": str(db)})
+    client = app.test_client()
+    assert client.get("/instructor").status_code == 404                        # closed without its token
+    instructor = f"/instructor?token={app.config['INSTRUCTOR_TOKEN']}"
+    page = client.get(instructor).get_data(as_text=True)
     assert "<h1>Sessions</h1>" in page and "No batch run yet" in page
     _second_run_after_a_night(classroom, capsys, db)
     client.post("/api/sessions", json={})
-    page = client.get("/instructor").get_data(as_text=True)
+    page = client.get(instructor).get_data(as_text=True)
     assert "<h1>Sessions</h1>" in page and "<h1>Batch runs</h1>" in page
     runs = page[page.index("<h1>Batch runs</h1>"):]
     assert runs.index("<td>2</td>") < runs.index("<td>1</td>")                     # newest first

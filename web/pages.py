@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 
-from flask import Blueprint, abort, current_app, render_template, request
+from flask import Blueprint, abort, current_app, make_response, render_template, request
 
 from web.db import get_tutor
 
@@ -28,10 +28,13 @@ def healthz():
 
 @blueprint.get("/instructor")
 def instructor():
-    # With INSTRUCTOR_TOKEN set (STACKDOC_INSTRUCTOR_TOKEN for `app.py serve`), the page
-    # wants ?token=...; without it the page is open, as on a 127.0.0.1-only server.
+    # Closed by default: the page wants ?token=<the instructor token> (created beside
+    # the database on first start, printed once by `app.py serve`), and without it
+    # answers as if it did not exist.
     token = current_app.config.get("INSTRUCTOR_TOKEN")
-    if token and not hmac.compare_digest(str(request.args.get("token", "")), str(token)):
+    given = request.args.get("token", "")
+    if not token or not hmac.compare_digest(given.encode("utf-8", "replace"),
+                                            str(token).encode("utf-8")):
         abort(404)
     tutor = get_tutor()
     rows = []
@@ -47,8 +50,11 @@ def instructor():
             "time_spent": _duration(session["updated"] - session["created"]),
         })
     from batch.history import recent_runs
-    return render_template("instructor.html", sessions=rows,
-                           batch_runs=recent_runs(current_app.config["DATABASE"]))
+    response = make_response(render_template("instructor.html", sessions=rows,
+                                             batch_runs=recent_runs(current_app.config["DATABASE"])))
+    # the page names students' sessions: no cache, no proxy, no back button keeps it
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _duration(seconds: float) -> str:

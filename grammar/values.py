@@ -1,0 +1,120 @@
+"""Addresses, prefixes and ports in parsed records: valid, or the record is bad input.
+
+A grammar reads the shape of a line (``inet 10.0.0.7/33 brd ...`` has the shape of an
+address line); whether ``10.0.0.7/33`` is an address at all is a question of values,
+answered here once for every parser, so that nothing past grammar/ meets an address
+the kernel itself would have refused (the network model would fail on it).
+
+``invalid_value(record)`` names the first invalid value of a record, or None::
+
+    >>> invalid_value({"type": "address", "cidr": "10.0.0.7/33"})
+    "'10.0.0.7/33' is not an address with a prefix: the prefix is longer than 32"
+    >>> invalid_value({"type": "rule", "source": "10.0.0.0/255.0.255.0", "dport": "22"}) is None
+    True
+    >>> invalid_value({"type": "rule", "dport": "70000"})
+    "'70000' is not a port: a port is 0 to 65535"
+
+Names stand where ``-n`` was not given (``iptables -L`` shows ``net-node``, ``dpt:http``,
+``tcpdump`` without ``-n`` shows host names and ``ssh``): a value that is a name is
+left to the reader of the name; a value shaped like a number or address must be one.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+
+# Fields holding one address (a host name where no -n was given).
+ADDRESS_FIELDS = ("address", "via", "src", "dst", "broadcast", "peer", "to_address")
+# Fields holding an address with a prefix (or, for iptables, a dotted mask).
+NETWORK_FIELDS = ("cidr", "destination", "source")
+PORT_FIELDS = ("dport", "sport", "to_port")
+
+_NAME = re.compile(r"^[A-Za-z_][\w.\-]*$")
+_DOTTED = re.compile(r"^\d+(?:\.\d+)*$")
+_PORT_SEPARATORS = re.compile(r"[,:\-]")
+
+
+def _address_problem(value: str) -> str | None:
+    if _NAME.match(value) and not _looks_numeric(value):
+        return None
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return f"{value!r} is not an address"
+    return None
+
+
+def _looks_numeric(value: str) -> bool:
+    # "fe80::1" and "dead::beef" start like names but are addresses.
+    return ":" in value or bool(_DOTTED.match(value))
+
+
+def _network_problem(value: str) -> str | None:
+    value = value.lstrip("!")
+    if "/" not in value:
+        return _address_problem(value)
+    address, _, mask = value.partition("/")
+    if _NAME.match(address) and not _looks_numeric(address):
+        return None
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return f"{value!r} is not an address with a prefix: {address!r} is not an address"
+    if _DOTTED.match(mask) and "." in mask:
+        # iptables prints a mask that is no prefix as dotted quad (10.0.0.0/255.0.255.0)
+        octets = mask.split(".")
+        if parsed.version != 4 or len(octets) != 4 or any(int(octet) > 255 for octet in octets):
+            return f"{value!r} is not an address with a mask: the mask is not four numbers to 255"
+        return None
+    if not mask.isdigit():
+        return f"{value!r} is not an address with a prefix: {mask!r} is not a number"
+    if int(mask) > parsed.max_prefixlen:
+        return (f"{value!r} is not an address with a prefix: the prefix is longer than "
+                f"{parsed.max_prefixlen}")
+    return None
+
+
+def _port_problem(value) -> str | None:
+    if isinstance(value, bool):
+        return f"{value!r} is not a port"
+    if isinstance(value, int):
+        return None if 0 <= value <= 65535 else f"{value!r} is not a port: a port is 0 to 65535"
+    for part in _PORT_SEPARATORS.split(str(value).lstrip("!")):
+        if part.isdigit() and int(part) > 65535:
+            return f"{value!r} is not a port: a port is 0 to 65535"
+    return None
+
+
+def _prefixlen_problem(record: dict) -> str | None:
+    length = record.get("prefixlen")
+    if not isinstance(length, int) or isinstance(length, bool):
+        return None
+    limit = 128 if record.get("family") == "inet6" else 32
+    if not 0 <= length <= limit:
+        return f"prefix length {length} is not 0 to {limit}"
+    return None
+
+
+def invalid_value(record: dict) -> str | None:
+    """Why the record holds a value no kernel would print, or None."""
+    for field in ADDRESS_FIELDS:
+        value = record.get(field)
+        if isinstance(value, str) and value:
+            # DNAT/SNAT targets may be ranges (10.0.0.7-10.0.0.9)
+            for part in value.split("-") if field == "to_address" else (value,):
+                problem = _address_problem(part)
+                if problem:
+                    return problem
+    for field in NETWORK_FIELDS:
+        value = record.get(field)
+        if isinstance(value, str) and value and value not in ("default", "any"):
+            problem = _network_problem(value)
+            if problem:
+                return problem
+    for field in PORT_FIELDS:
+        value = record.get(field)
+        if value is not None and value != "":
+            problem = _port_problem(value)
+            if problem:
+                return problem
+    return _prefixlen_problem(record)
