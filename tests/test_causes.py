@@ -129,7 +129,7 @@ def test_forwarding_off_shown_by_conf_all_forwarding_is_seen():
 
 def test_masks_and_addresses_no_kernel_would_take_are_bad_input_not_a_crash():
     """A /33 on an address, a /40 on a DNAT rule, an SNAT to 999.51.100.77, a /99 route:
-    the parsers pass them on, and the model takes them for what they are, no address."""
+    each is that line's problem (an unparsed entry naming it), and the rest is diagnosed."""
     text = "\n".join([
         "root@net01:~# ip addr show",
         "2: ens3: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP group default qlen 1000",
@@ -140,12 +140,18 @@ def test_masks_and_addresses_no_kernel_would_take_are_bad_input_not_a_crash():
         "-A nova-network-PREROUTING -d 198.51.100.77/32 -j DNAT --to-destination 10.20.4.5",
         "-A nova-network-PREROUTING -d 198.51.100.78/40 -j DNAT --to-destination 10.20.4.6",
         "-A nova-network-float-snat -s 10.20.4.5/32 -o ens4 -j SNAT --to-source 999.51.100.77",
+        "-A nova-network-snat -s 10.20.4.0/22 -o ens4 -j SNAT --to-source 10.20.0.11",
         "root@net01:~# ip route",
         "default via 10.20.0.1 dev ens3",
         "10.20.0.0/99 dev ens3 proto kernel scope link src 10.20.0.11", ""])
     diagnosis = diagnose(read_transcript(text, "bad.txt"))
     assert [(f.cause, f.node) for f in diagnosis.findings] == [("fip-snat-wrong-interface", "net01")]
     assert {f["address"] for f in diagnosis.table.of("floating_ip")} == {"198.51.100.77"}
+    assert [(u["line"], u["reason"].split(": ", 1)[1]) for u in diagnosis.unparsed] == [
+        (3, "'10.20.0.11/33' is not an address with a prefix: the prefix is longer than 32"),
+        (8, "'198.51.100.78/40' is not an address with a prefix: the prefix is longer than 32"),
+        (9, "'999.51.100.77' is not an address"),
+        (13, "'10.20.0.0/99' is not an address with a prefix: the prefix is longer than 32")]
 
 
 def test_the_gateway_half_of_the_seed_story_alone_establishes_the_missing_return_route():

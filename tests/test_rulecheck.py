@@ -127,7 +127,7 @@ READER_KEYS = {"type", "line", "end_line", "file"}
 
 
 @pytest.mark.parametrize("kind", sorted(p.name for p in PARSER_FIXTURES.iterdir()
-                                        if (ROOT / "grammar" / f"{p.name}.py").exists()))
+                                        if (ROOT / "grammar" / f"{p.name}.lark").exists()))
 def test_a_parser_gives_only_the_fields_its_fact_types_declare(kind):
     schema = module_schema()
     parser = importlib.import_module(f"grammar.{kind}")
