@@ -9,10 +9,10 @@ record that parser returns becomes a *fact*: the record's fields, the node, the 
 path the output came from (for ``cat``/``tail``/``grep`` of a file) and ``prov``, the
 provenance that lets a conclusion show its evidence::
 
-    {"type": "route", "destination": "0.0.0.0/0", "via": "10.0.0.1", "dev": "eth0", ...,
-     "node": "network-node", "path": None,
-     "prov": {"node": "network-node", "command": "ip route", "source": "lab.txt",
-              "line": 12, "text": "default via 10.0.0.1 dev eth0"}}
+    {"type": "route", "destination": "0.0.0.0/0", "via": "10.20.0.1", "dev": "ens3", ...,
+     "node": "net01", "path": None,
+     "prov": {"node": "net01", "command": "ip route", "source": "lab.txt",
+              "line": 12, "text": "default via 10.20.0.1 dev ens3"}}
 
 Commands that change a node (``sed -i`` on a config, ``service X restart``,
 ``iptables -A`` ...) become ``state_change`` facts, so the knowledge base can tell
