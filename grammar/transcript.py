@@ -111,6 +111,9 @@ class Evidence:
     facts: list[dict] = field(default_factory=list)
     unparsed: list[dict] = field(default_factory=list)
     parsed_count: int = 0
+    # sources in the order they were written, where that is known (a chat's messages):
+    # a change in one makes the evidence of the earlier ones stale (kb/timeline.py)
+    source_order: list[str] = field(default_factory=list)
 
     def extend(self, other: "Evidence") -> None:
         self.facts.extend(other.facts)
