@@ -64,7 +64,8 @@ def _affects(change: dict, fact: dict) -> bool:
             prefix = (target or "")[:_CHAIN_PREFIX_LENGTH] + "-"
             return str(fact.get("chain", "")).startswith(prefix)
         if fact_type == "log_entry":
-            return service_for_log(fact.get("path")) == canonical_service(target)
+            service = service_for_log(fact.get("path"))
+            return service is not None and service == canonical_service(target)
         return False
     if kind == "iptables":
         return fact_type in {"iptables_rule", "iptables_chain"} and (

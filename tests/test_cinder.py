@@ -52,12 +52,12 @@ def test_qemu_img_missing_is_named_with_the_log_line():
     assert "qcow2" in findings[0].explanation and "qemu-utils" in findings[0].fix[0]
 
 
-def _volume_node(*after_the_log: str) -> str:
+def _volume_node(*after_the_log: str, log_path="/var/log/cinder/cinder-api.log") -> str:
     """The seed's cinder-api log and the volume node's ip addr, as one transcript, with
     commands typed after the log."""
     log = (EXAMPLES / "seed-cinder-api.log").read_text()
     own = (CINDER / "seed-volume-node-ip-addr.txt").read_text()
-    return ("root@volume-node:~# tail -n 40 /var/log/cinder/cinder-api.log\n" + log + own
+    return (f"root@volume-node:~# tail -n 40 {log_path}\n" + log + own
             + "".join(f"root@volume-node:~# {command}\n" for command in after_the_log))
 
 
@@ -72,6 +72,11 @@ def test_a_restart_sets_the_services_older_log_lines_aside():
     other = diagnose(read_transcript(_volume_node("service cinder-volume restart"), "vol.txt"))
     assert [(f.cause, f.status) for f in other.findings] == [("cinder-glance-endpoint", "established")]
     assert other.superseded == []
+    # RDO's names for the same service and its log
+    rdo = diagnose(read_transcript(_volume_node("systemctl restart openstack-cinder-api.service",
+                                                log_path="/var/log/cinder/api.log"), "vol.txt"))
+    assert rdo.findings == [] and [s["command"] for s in rdo.superseded] == [
+        "systemctl restart openstack-cinder-api.service"]
 
 
 def test_between_sources_only_a_known_order_makes_evidence_stale():
