@@ -249,8 +249,10 @@ def rule_problems(folder) -> list:
     """Every problem ``rules check`` reports: the schema's checks first, then whatever
     the rule loader and the tutor still refuse."""
     from kb.rulebook import RuleFileError, load_rulebook
-    from kb.rulecheck import Problem, check_folder
-    problems = check_folder(folder)
+    from kb.rulecheck import Problem, check_folder, check_intents
+    from tutor.intent import load_intents
+    # the tutor's loader, uncached: the file may have changed since the chat read it
+    problems = check_folder(folder) + check_intents(folder, load_intents.__wrapped__)
     if problems:
         return problems
     try:
@@ -273,7 +275,7 @@ def rules_check(args) -> int:
     problems = rule_problems(folder)
     for problem in problems:
         print(_shown(problem))
-    files = sum(1 for _ in folder.rglob("*.yaml"))
+    files = sum(1 for _ in folder.rglob("*.yaml")) + sum(1 for _ in folder.rglob("*.yml"))
     print(f"{files} files checked, {len(problems)} problem{'s' if len(problems) != 1 else ''}")
     return 1 if problems else 0
 

@@ -4,7 +4,8 @@
                         [--workers N] [--dask ADDRESS] [--since last] [--rules DIR] [--db FILE]
     python app.py history [LAB] [--db FILE]
 
-``batch`` diagnoses every lab (a folder of evidence, or an inventory file), each in a
+``batch`` diagnoses every lab (a folder of evidence, or an inventory file, collected
+from first into ``OUT/evidence/<lab>/`` or a temporary folder it names), each in a
 worker, and prints the class summary; with ``--out DIR`` it writes one report per lab
 and the summary (``summary.txt|json|md``, or ``index.html`` and a page per lab). Every
 run is stored in ``--db`` (the chat's database, stackdoc.db, by default), so
@@ -71,7 +72,11 @@ def run_batch(args) -> int:
         return 2
     for note in skipped:
         _say(note)
-    inputs = [read_lab(lab) for lab in labs]
+    evidence_root = _evidence_root(args.out) if any(lab.inventory for lab in labs) else None
+    inputs = [read_lab(lab, evidence_root, args.rules) for lab in labs]
+    for item in inputs:
+        if item.collected_into:
+            _say(f"{item.lab.name}: collected from its inventory into {item.collected_into}")
 
     try:
         history = History(args.db)
@@ -99,6 +104,16 @@ def run_batch(args) -> int:
     if not _write_reports(results, args.format, args.out, since):
         return 2
     return _status(results, outcome, run_id, args.db)
+
+
+def _evidence_root(out: str | None):
+    """Where inventory labs are collected to: OUT/evidence, or a new temporary folder
+    that is kept (the reports name its files)."""
+    from pathlib import Path
+    if out:
+        return Path(out) / "evidence"
+    import tempfile
+    return Path(tempfile.mkdtemp(prefix="stackdoc-batch-evidence-"))
 
 
 def _rules_usable(folder: str) -> bool:

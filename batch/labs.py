@@ -1,7 +1,8 @@
 """The labs of a batch, and each lab's evidence.
 
 A lab is a folder of evidence (nodes as sub-folders, or transcripts whose prompts name
-the nodes, as ``diagnose`` reads them) or an inventory file to collect from first.
+the nodes, as ``diagnose`` reads them) or an inventory file to collect from first
+(with the collectors of ``app.py collect``, into a folder the reports point at).
 ``--class DIR`` takes every sub-folder of DIR, and every inventory file in it, as a lab.
 
 Evidence is read here, in the process that runs the batch, and handed to whoever
@@ -43,6 +44,7 @@ class LabInput:
     sources: list[tuple[str, str, str | None]] = field(default_factory=list)
     digest: str | None = None
     error: str | None = None
+    collected_into: str | None = None   # an inventory lab: the folder its transcripts were written to
 
 
 def natural_key(name: str) -> list:
@@ -97,20 +99,46 @@ def find_labs(paths: list[str], class_dir: str | None) -> tuple[list[Lab], list[
     return sorted(labs.values(), key=lambda lab: natural_key(lab.name)), skipped
 
 
-def collect_inventory(lab: Lab) -> Path:
-    """The folder of transcripts collected from an inventory's hosts.
-
-    Collecting is the collectors' job (issue 12); until they are part of stackdoc an
-    inventory lab is unusable input, said plainly."""
-    raise InputError(f"{lab.path}: collecting from an inventory needs the collectors of issue 12")
+def evidence_folder_name(lab: Lab) -> str:
+    """Where an inventory lab's transcripts go inside the batch's evidence folder."""
+    return re.sub(r"[^A-Za-z0-9._@-]", "_", lab.name).lstrip(".") or "lab"
 
 
-def read_lab(lab: Lab) -> LabInput:
+def collect_inventory(lab: Lab, into: Path, rules: str | None = None) -> Path:
+    """Collect from the inventory's hosts into ``into`` (``<node>/<command>.txt``, as
+    ``app.py collect`` writes them) and return it: the folder is kept, because the
+    reports point at its files and lines. A host that cannot be reached is recorded
+    there (``<node>/unreachable.txt``) and the others are diagnosed; a lab none of
+    whose hosts could be collected from is unusable input, with each host's reason."""
+    from collectors.collect import CollectError, collect
+    from collectors.inventory import InventoryError, load_inventory
+    from collectors.knowledge import RULES_DIR, KnowledgeError, load_knowledge
+    try:
+        knowledge = load_knowledge(rules or RULES_DIR)
+        hosts = load_inventory(lab.path)
+        if not hosts:
+            raise InputError(f"{lab.path}: the inventory lists no hosts")
+        collection = collect(hosts, knowledge, into, progress=False)
+    except (InventoryError, KnowledgeError, CollectError) as error:
+        raise InputError(f"{lab.path}: {error}") from None
+    except OSError as error:
+        raise InputError(f"{getattr(error, 'filename', None) or into}: {error.strerror or error}") from None
+    if not collection.reached:
+        reasons = "; ".join(f"{h.host.name}: {h.failure}" for h in collection.hosts)
+        raise InputError(f"{lab.path}: no node could be collected from ({reasons}); "
+                         f"what was tried is recorded in {into}")
+    return into
+
+
+def read_lab(lab: Lab, evidence_root: Path | None = None, rules: str | None = None) -> LabInput:
     """The lab's evidence as text, and a digest of it that does not depend on where the
-    folder lives (so a moved class still compares with its history)."""
+    folder lives (so a moved class still compares with its history). An inventory lab
+    is collected first, into ``evidence_root/<lab>/``."""
     try:
         if lab.inventory:
-            folder = collect_inventory(lab)
+            if evidence_root is None:
+                raise InputError(f"{lab.path}: an inventory needs a folder to collect into")
+            folder = collect_inventory(lab, Path(evidence_root) / evidence_folder_name(lab), rules)
         else:
             folder = Path(lab.path)
             if not folder.exists():
@@ -123,4 +151,5 @@ def read_lab(lab: Lab) -> LabInput:
         place = Path(source.name)
         relative = place.relative_to(folder).as_posix() if folder.is_dir() else place.name
         digest.update(relative.encode() + b"\0" + source.text.encode() + b"\0")
-    return LabInput(lab, [(s.name, s.text, s.node) for s in found], digest.hexdigest())
+    return LabInput(lab, [(s.name, s.text, s.node) for s in found], digest.hexdigest(),
+                    collected_into=str(folder) if lab.inventory else None)

@@ -40,6 +40,10 @@ _PROMPT_GRAMMAR = Lark.open(str(Path(__file__).with_name("prompt.lark")),
 _PROMPT_CANDIDATE = re.compile(r"^[ \t]*(?:\(\S+\))?(?:\[?[A-Za-z_][\w.-]*@[A-Za-z0-9][\w.-]*[: ][^\n#$]{0,200}?[#$](?:[ \t]|$)|\$(?:[ \t]|$))")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 MAX_PROBLEMS_PER_BLOCK = 5
+# What the collectors write where a node, or some of its commands, could not be
+# collected (collectors/collect.py: <node>/unreachable.txt, <node>/collect-problems.txt),
+# one line per problem: "stackdoc collect: <host>: <the collector's reason>".
+_COLLECT_NOTE = re.compile(r"^stackdoc collect: (?P<host>\S(?:.*?\S)?): (?P<reason>\S.*)$")
 # The facts the reader itself makes (each parser declares its own; kb/schema.py
 # collects them all). kb/timeline.py uses these and sets them aside before rules run.
 FACT_TYPES = {
@@ -110,6 +114,9 @@ class Evidence:
     facts: list[dict] = field(default_factory=list)
     unparsed: list[dict] = field(default_factory=list)
     parsed_count: int = 0
+    # sources in the order they were written, where that is known (a chat's messages):
+    # a change in one makes the evidence of the earlier ones stale (kb/timeline.py)
+    source_order: list[str] = field(default_factory=list)
 
     def extend(self, other: "Evidence") -> None:
         self.facts.extend(other.facts)
@@ -355,6 +362,21 @@ def read_transcript(text: str, source: str, node: str | None = None) -> Evidence
         evidence.unparsed.append({"node": node, "command": None, "source": source, "line": 1,
                                   "reason": "empty: there is nothing to read"})
         return evidence
+    notes = _collect_notes(text, source)
+    if notes is not None:
+        evidence.unparsed.extend(notes)
+        return evidence
     for block in split_blocks(text, source, node):
         evidence.extend(read_block(block))
     return evidence
+
+
+def _collect_notes(text: str, source: str) -> list[dict] | None:
+    """A collector's note on what it could not collect, as unparsed entries with its own
+    reasons and the host each names; None when the text is not such a note."""
+    numbered = [(number, line) for number, line in enumerate(clean(text).split("\n"), 1) if line.strip()]
+    found = [(number, _COLLECT_NOTE.match(line)) for number, line in numbered]
+    if not found or not all(match for _, match in found):
+        return None
+    return [{"node": match["host"], "command": None, "source": source, "line": number,
+             "reason": f"collector: {match['reason']}"} for number, match in found]

@@ -75,7 +75,7 @@ def default_rulebook() -> Rulebook:
 def current_facts(evidence) -> tuple[FactTable, dict[int, dict]]:
     """The facts that still hold (later evidence wins) and the neutral facts derived
     from them, with the stale ones by index into ``evidence.facts``."""
-    stale = timeline.stale_facts(evidence.facts)
+    stale = timeline.stale_facts(evidence.facts, getattr(evidence, "source_order", ()))
     table = FactTable()
     for index, fact in enumerate(evidence.facts):
         if index not in stale and fact["type"] != "state_change":

@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from kb.rulebook import (CASE_KEYS, CAUSE_KEYS, INFER_KEYS, OPERATORS, RESERVED_NAMES,
                          RuleFileError, read_rule_yaml)
 from kb.schema import Schema, module_schema
@@ -37,6 +39,7 @@ CODES = {
     "SD106": "an id that is not lower-case words joined by -",
     "SD107": "a cause or symptom defined in two files",
     "SD108": "a collect file (what collectors run) the collectors cannot use",
+    "SD109": "an intents file (what a student's message asks for) the tutor cannot use",
     # patterns over facts
     "SD200": "unknown fact type",
     "SD201": "unknown field of a fact type",
@@ -160,6 +163,48 @@ def check_documents(documents) -> list[Problem]:
     """Every problem of these ``(path, document)`` pairs, checked together (a symptom
     names causes of other files; inferences conclude the facts causes match)."""
     return _in_order(_Checker(documents).run())
+
+
+def check_intents(folder, load) -> list[Problem]:
+    """The tutor's intents files (``*.yml`` under ``folder``: rules/intents.yml), each
+    read by ``load``, the tutor's own loader (passed in, so that kb knows nothing of the
+    tutor); what it refuses is a problem at the line it is about."""
+    problems = []
+    for path in sorted(Path(folder).rglob("*.yml")):
+        try:
+            load(str(path))
+        except (ValueError, OSError) as error:
+            message = str(error)
+            for prefix in (f"{path}:", f"{path}"):
+                message = message.removeprefix(prefix)
+            line, message = _intents_line(path, message.strip())
+            problems.append(Problem(str(path), line, "SD109", message,
+                                    "see the header of the shipped rules/intents.yml for its shape"))
+    return problems
+
+
+def _intents_line(path: Path, message: str) -> tuple[int, str]:
+    """The line an intents problem is about: the loader's own, else the first line
+    holding the pattern or intent its message quotes."""
+    own = re.match(r"(\d+):\s*(.*)", message)
+    if own:
+        return int(own[1]), own[2]
+    try:
+        text = path.read_text(encoding="utf-8")
+        document = yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return 1, message
+    quoted = []
+    for key, items in (document.items() if isinstance(document, dict) else ()):
+        quoted += [(repr(str(item)), str(item)) for item in (items if isinstance(items, list) else [])]
+        quoted.append((repr(str(key)), f"{key}:"))
+    lines = text.split("\n")
+    for shown, written in sorted(quoted, key=lambda q: -len(q[0])):
+        if shown in message:
+            for number, line in enumerate(lines, 1):
+                if written in line and not line.lstrip().startswith("#"):
+                    return number, message
+    return 1, message
 
 
 def _in_order(problems: list[Problem]) -> list[Problem]:

@@ -1,12 +1,16 @@
 """A transcript is a timeline: a change on a node makes earlier evidence about the
 thing it changed stale. Later evidence wins.
 
-Order is known only inside one source (a file, a paste): two files in a directory
-have no order between them, so a change in one never makes the other stale.
+Order is known inside one source (a file, a paste), and between sources only where
+the evidence says in which order they were written (``source_order``: a chat's
+messages, one after another). Two files in a directory have no order between them, so
+a change in one never makes the other stale.
 
     sed -i ... /etc/nova/nova.conf     -> earlier options read from that file
-    service nova-network restart       -> earlier status of nova-network, and the
-                                          iptables rules in its chains (it rewrites them)
+    service nova-network restart       -> earlier status of nova-network, the iptables
+                                          rules in its chains (it rewrites them), and
+                                          its log's earlier entries (they tell of the
+                                          process that was stopped)
     iptables -A/-D/-F/-P ... [-t T]    -> earlier rules and chains of table T
     route add/del, ip route add ...    -> earlier routes
     ip addr add, ifconfig X ADDR       -> earlier addresses, interfaces and routes
@@ -15,31 +19,38 @@ have no order between them, so a change in one never makes the other stale.
 """
 from __future__ import annotations
 
-from kb.services import canonical_service
+from kb.services import canonical_service, service_for_log
 
 # iptables truncates nova's wrapped chain prefix (the binary name) to 16 characters.
 _CHAIN_PREFIX_LENGTH = 16
 
 
-def stale_facts(facts: list[dict]) -> dict[int, dict]:
-    """fact index -> the state_change fact that made it stale."""
+def stale_facts(facts: list[dict], source_order=()) -> dict[int, dict]:
+    """fact index -> the state_change fact that made it stale. ``source_order`` lists
+    sources in the order they were written, where that is known (a chat's messages)."""
     changes = [(i, f) for i, f in enumerate(facts) if f["type"] == "state_change"]
     stale: dict[int, dict] = {}
     if not changes:
         return stale
+    position = {source: number for number, source in enumerate(source_order)}
     for index, fact in enumerate(facts):
         if fact["type"] == "state_change":
             continue
         prov = fact.get("prov") or {}
         for _, change in changes:
-            change_prov = change["prov"]
-            if (change_prov["source"] == prov.get("source")
-                    and change.get("node") == fact.get("node")
-                    and (change_prov["line"] or 0) > (prov.get("line") or 0)
+            if (change.get("node") == fact.get("node")
+                    and _comes_after(change["prov"], prov, position)
                     and _affects(change, fact)):
                 stale[index] = change
                 break
     return stale
+
+
+def _comes_after(change: dict, prov: dict, position: dict) -> bool:
+    if change["source"] == prov.get("source"):
+        return (change["line"] or 0) > (prov.get("line") or 0)
+    later, earlier = position.get(change["source"]), position.get(prov.get("source"))
+    return later is not None and earlier is not None and later > earlier
 
 
 def _affects(change: dict, fact: dict) -> bool:
@@ -52,6 +63,9 @@ def _affects(change: dict, fact: dict) -> bool:
         if fact_type in {"iptables_rule", "iptables_chain"}:
             prefix = (target or "")[:_CHAIN_PREFIX_LENGTH] + "-"
             return str(fact.get("chain", "")).startswith(prefix)
+        if fact_type == "log_entry":
+            service = service_for_log(fact.get("path"))
+            return service is not None and service == canonical_service(target)
         return False
     if kind == "iptables":
         return fact_type in {"iptables_rule", "iptables_chain"} and (

@@ -154,6 +154,9 @@ def lab_page(result: dict, since: dict | None = None) -> str:
     shown: dict[str, tuple[str, str]] = {}   # a walk shown -> (anchor, cause) it is under
     for number, (finding, finding_walks) in enumerate(zip(diagnosis.findings, walks), 1):
         body.extend(_finding(finding, finding_walks, f"finding-{number}", shown))
+    if result.get("left_out"):
+        body.append("<h2>Left out (a limit was reached; causes may be missing)</h2><ul class='left-out'>"
+                    + "".join(f"<li>{e(note)}</li>" for note in result["left_out"]) + "</ul>")
     if result.get("superseded"):
         body.append("<h2>Evidence made stale by later changes</h2><ul>"
                     + "".join(f"<li><code>{e(str(c['source']))}:{c['line']}</code> {e(c.get('node') or '')} "

@@ -204,7 +204,8 @@ def as_diagnosis(result: dict) -> Diagnosis:
                         reasoning=list(f.get("reasoning") or []))
                 for f in result["findings"]]
     return Diagnosis(findings, list(result["unparsed"]), result.get("facts", 0),
-                     list(result.get("superseded") or []), table=None)
+                     list(result.get("superseded") or []), table=None,
+                     left_out=list(result.get("left_out") or []))
 
 
 def lab_report(result: dict, fmt: str, since: dict | None = None) -> str:

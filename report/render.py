@@ -96,6 +96,11 @@ def as_text(diagnosis: Diagnosis) -> str:
 
 def _trailer_text(diagnosis: Diagnosis) -> list[str]:
     out = []
+    if diagnosis.left_out:
+        # a limit was reached: what was not looked at can hide a cause, so say it first
+        out.append("Left out (a limit was reached; causes may be missing):")
+        out.extend(f"  - {note}" for note in diagnosis.left_out)
+        out.append("")
     if diagnosis.superseded:
         out.append("Evidence made stale by later changes (later evidence wins):")
         for change in diagnosis.superseded:

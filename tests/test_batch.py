@@ -10,6 +10,7 @@ import json
 import os
 import pty
 import shutil
+import socket
 import struct
 import subprocess
 import sys
@@ -25,6 +26,13 @@ ROOT = Path(__file__).resolve().parent.parent
 CLASS = ROOT / "tests" / "fixtures" / "class"
 LABS = CLASS / "labs"
 EXPECTED = json.loads((CLASS / "expected.json").read_text())
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on: connecting is refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def batch(capsys, *args, db):
@@ -119,7 +127,7 @@ def test_an_unusable_lab_is_listed_and_the_others_are_diagnosed(capsys, tmp_path
     (classroom / "lab-c").mkdir()                                     # handed in nothing
     (classroom / "lab-d").mkdir()
     (classroom / "lab-d" / "notes.txt").write_text("I rebooted it twice and it still fails\n")
-    (classroom / "lab-e.ini").write_text("[network]\nnet01 ansible_host=192.0.2.11\n")
+    (classroom / "lab-e.ini").write_text(f"[network]\nnet01 ansible_host=127.0.0.1 ansible_port={closed_port()}\n")
     (classroom / "README.md").write_text("the class of Tuesday\n")
     code, out, err = batch(capsys, "--class", classroom, "--format", "json", "--workers", "2",
                            db=tmp_path / "h.db")
@@ -131,7 +139,15 @@ def test_an_unusable_lab_is_listed_and_the_others_are_diagnosed(capsys, tmp_path
     assert "the directory holds no files" in labs["lab-c"]["error"]
     assert "nothing in the evidence could be read" in labs["lab-d"]["error"]
     assert labs["lab-d"]["unparsed"][0]["source"].endswith("notes.txt")
-    assert "collecting from an inventory needs the collectors of issue 12" in labs["lab-e.ini"]["error"]
+    # collected from first: its one node refuses the connection, so nothing to diagnose
+    assert "lab-e.ini: no node could be collected from (net01: " in labs["lab-e.ini"]["error"]
+    assert "refused" in labs["lab-e.ini"]["error"]
+    tried = Path(labs["lab-e.ini"]["error"].rsplit("recorded in ", 1)[1])   # a temporary folder: no --out
+    try:
+        assert tried.name == "lab-e.ini" and tried.parent.name.startswith("stackdoc-batch-evidence-")
+        assert "net01: " in (tried / "net01" / "unreachable.txt").read_text()
+    finally:
+        shutil.rmtree(tried.parent)
     assert "README.md: neither a lab folder nor an inventory file" in err
 
 

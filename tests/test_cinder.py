@@ -50,3 +50,43 @@ def test_qemu_img_missing_is_named_with_the_log_line():
     assert [(f.cause, f.status, f.node) for f in findings] == [
         ("cinder-qemu-img-missing", "established", "volume-node")]
     assert "qcow2" in findings[0].explanation and "qemu-utils" in findings[0].fix[0]
+
+
+def _volume_node(*after_the_log: str, log_path="/var/log/cinder/cinder-api.log") -> str:
+    """The seed's cinder-api log and the volume node's ip addr, as one transcript, with
+    commands typed after the log."""
+    log = (EXAMPLES / "seed-cinder-api.log").read_text()
+    own = (CINDER / "seed-volume-node-ip-addr.txt").read_text()
+    return (f"root@volume-node:~# tail -n 40 {log_path}\n" + log + own
+            + "".join(f"root@volume-node:~# {command}\n" for command in after_the_log))
+
+
+def test_a_restart_sets_the_services_older_log_lines_aside():
+    fixed = diagnose(read_transcript(_volume_node(
+        "sed -i 's/^#glance_api_servers.*/glance_api_servers=10.0.0.3:9292/' /etc/cinder/cinder.conf",
+        "service cinder-api restart"), "vol.txt"))
+    assert fixed.findings == []
+    (change,) = [(s["command"], s["facts"]) for s in fixed.superseded]
+    assert change[0] == "service cinder-api restart" and change[1] >= 2
+    # another service's restart leaves cinder-api's log standing
+    other = diagnose(read_transcript(_volume_node("service cinder-volume restart"), "vol.txt"))
+    assert [(f.cause, f.status) for f in other.findings] == [("cinder-glance-endpoint", "established")]
+    assert other.superseded == []
+    # RDO's names for the same service and its log
+    rdo = diagnose(read_transcript(_volume_node("systemctl restart openstack-cinder-api.service",
+                                                log_path="/var/log/cinder/api.log"), "vol.txt"))
+    assert rdo.findings == [] and [s["command"] for s in rdo.superseded] == [
+        "systemctl restart openstack-cinder-api.service"]
+
+
+def test_between_sources_only_a_known_order_makes_evidence_stale():
+    def evidence(order):
+        first = read_transcript(_volume_node(), "message 1")
+        first.extend(read_transcript("root@volume-node:~# service cinder-api restart\n", "message 2"))
+        first.source_order = order
+        return first
+    # files side by side have no order: the restart in one says nothing of the other
+    assert [f.cause for f in diagnose(evidence([])).findings] == ["cinder-glance-endpoint"]
+    # a chat's messages do: the restart typed after the log sets the log aside
+    assert diagnose(evidence(["message 1", "message 2"])).findings == []
+    assert diagnose(evidence(["message 2", "message 1"])).findings != []

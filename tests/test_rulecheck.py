@@ -29,6 +29,8 @@ CASES = {
     "SD106-bad-id.yaml": ("SD106", 2, "'Demo_Broker_Down'", "rabbit-host-wrong"),
     "SD107-defined-twice.yaml": ("SD107", 2, "also defined in", "rename one"),
     "SD108-collect-unknown-key.yaml": ("SD108", 5, "unknown key 'comands'", "rules/collect.yaml"),
+    "SD109-intents-bad-pattern.yml": ("SD109", 7, "intent hint: bad pattern '(can i have a (hint|clue)'",
+                                      "rules/intents.yml"),
     "SD200-unknown-fact-type.yaml": ("SD200", 6, "unknown fact type 'servce_status'", "did you mean 'service_status'?"),
     "SD201-unknown-field.yaml": ("SD201", 6, "service_status has no field 'runing'", "did you mean 'running'?"),
     "SD202-unbound-reference.yaml": ("SD202", 7, "'brokr' is not bound", "did you mean 'broker'?"),
@@ -81,7 +83,7 @@ def test_each_broken_file_gives_exactly_its_problem(tmp_path, fixture):
 
 def test_every_code_has_its_broken_file():
     named = {name.split("-", 1)[0] for name in CASES}
-    on_disk = {path.name.split("-", 1)[0] for path in BROKEN.glob("*.yaml")}
+    on_disk = {path.name.split("-", 1)[0] for path in [*BROKEN.glob("*.yaml"), *BROKEN.glob("*.yml")]}
     assert named == on_disk == set(CODES) - {"SD900"}
     for name, (code, *_rest) in CASES.items():
         assert name.startswith(code)
@@ -206,7 +208,8 @@ def test_any_document_gives_problems_never_an_exception(documents):
 
 
 @pytest.mark.parametrize("fixture", sorted(set(CASES) - {"SD107-defined-twice.yaml",     # the loader's own
-                                                          "SD901-tutor-refuses.yaml"}))  # the tutor's
+                                                          "SD109-intents-bad-pattern.yml",  # the tutor's
+                                                          "SD901-tutor-refuses.yaml"}))
 def test_loading_rules_reports_the_same_code_as_the_check(tmp_path, fixture):
     code, line, message, suggestion = CASES[fixture]
     rules = _rules_with(tmp_path, fixture)

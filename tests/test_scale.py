@@ -2,9 +2,12 @@
 nova-network's nat table with 5,000 floating IPs (20,015 rules, the benchmark's own
 generator), the same node beside its gateway and ten compute nodes, and the captured
 lab grown to 200 nodes (benchmarks/gen_lab.py)."""
+import html
+
 from benchmarks import gen_lab, gen_nova_nat
 from grammar.transcript import read_transcript
 from kb.diagnose import diagnose
+from report.render import render
 
 
 def test_a_network_node_with_5000_floating_ips_is_diagnosed():
@@ -59,6 +62,19 @@ def test_a_limit_reached_is_said_and_the_diagnosis_goes_on(monkeypatch):
                              "causes that rest on them were not judged") for note in diagnosis.left_out)
 
     assert diagnosis.as_json()["left_out"] == diagnosis.left_out
+    # and every report a person reads says it too
+    note = next(n for n in diagnosis.left_out if "questions were not answered" in n)
+    assert f"Left out (a limit was reached; causes may be missing):\n  - {note}\n" in render(diagnosis, "text")
+    assert f"  - {note}\n" in render(diagnosis, "markdown").split("## Notes", 1)[1]
+    assert html.escape(note) in render(diagnosis, "html").split("<h2>Notes</h2>", 1)[1]
+    # so does a batch's page for the lab
+    from batch.run import diagnose_lab
+    from report.class_report import lab_report
+    result = diagnose_lab({"lab": "lab-60", "sources": [("lab.txt", gen_lab.many_nodes(60), None)],
+                           "rules": None})
+    assert note in result["left_out"]
+    assert f"  - {note}\n" in lab_report(result, "text")
+    assert f"<li>{html.escape(note)}</li>" in lab_report(result, "html").split("<h2>Left out", 1)[1]
 
     monkeypatch.setattr(kb.engine, "MAX_FACTS", 200)
     diagnosis = diagnose(evidence)

@@ -165,3 +165,42 @@ def test_outputs_pasted_without_prompts_are_still_told_apart():
     assert evidence.unparsed == []
     default = next(f for f in evidence.facts if f["type"] == "route" and f["destination"] == "0.0.0.0/0")
     assert default["dev"] == "eth0" and default["prov"]["text"] == "default via 10.0.0.1 dev eth0"
+
+
+def test_what_the_collectors_could_not_collect_is_listed_with_their_own_reasons(tmp_path):
+    """The notes the collectors really write (a node that refuses the connection, a
+    command this machine lacks) come back as what could not be read, with the
+    collector's reason, the node it names and the note's file and line."""
+    import socket
+    from collectors.collect import collect, collect_local
+    from collectors.inventory import Host
+    from collectors.knowledge import load_knowledge
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "collect.yaml").write_text(
+        'collect: 1\nbase:\n  - "ip route"\n  - "nova-manage floating list"\n'
+        'allow:\n  - "ip route"\n  - "nova-manage (service|floating) list"\n')
+    knowledge = load_knowledge(rules)
+    with socket.socket() as probe:                      # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    out = tmp_path / "evidence"
+    collect([Host(name="net07", address="127.0.0.1", port=closed_port, user="root")], knowledge, out,
+            progress=False)
+    collect_local(knowledge, tmp_path / "local", name="cmp07", progress=False)
+    (out / "cmp07").mkdir()
+    (out / "cmp07" / "collect-problems.txt").write_bytes(
+        (tmp_path / "local" / "cmp07" / "collect-problems.txt").read_bytes())
+
+    unparsed = sorted(read_evidence([str(out)]).unparsed, key=lambda u: u["node"])
+    assert [(u["node"], Path(u["source"]).relative_to(out).as_posix(), u["line"]) for u in unparsed] == [
+        ("cmp07", "cmp07/collect-problems.txt", 1), ("net07", "net07/unreachable.txt", 1)]
+    assert unparsed[0]["reason"] == ("collector: nova-manage floating list: "
+                                     "nova-manage: command not found on the node")
+    assert unparsed[1]["reason"] == (f"collector: net07 (127.0.0.1 port {closed_port}) cannot be "
+                                     "reached: Connection refused")
+    # a line that only looks like a note, among other text, is still text
+    mixed = read_transcript("stackdoc collect: net07: looks like a note\nsomething else\n", "notes.txt")
+    assert [u["reason"] for u in mixed.unparsed] == [
+        "not recognised as the output of any command stackdoc reads"]

@@ -252,8 +252,10 @@ def test_the_cinder_story_in_other_words(student):
                          "/etc/cinder/cinder.conf\nroot@vol01:~# service cinder-api restart\n"
                          "root@vol01:~# service cinder-volume restart\n"
                          "root@vol01:~# tail -n 5 /var/log/cinder/cinder-volume.log\n" + qemu)
-    # (the old cinder-api log still holds the refused connection, so the first cause is
-    # not called fixed: nothing new from cinder-api says otherwise)
+    # the restart makes cinder-api's older log lines stale, and no newer error follows:
+    # the endpoint cause is fixed, said so, and the next cause of the story comes next
+    assert after["resolved"] == ["cinder-glance-endpoint"]
+    assert "**Your fix worked.** The evidence from vol01 no longer shows that" in after["text"]
     assert "**Question:** What does cinder on vol01 need to turn the qcow2 image" in after["text"]
     student.says("qemu-img isn't there, qemu-utils must be installed")
     assert student.revealed() == ["cinder-glance-endpoint", "cinder-qemu-img-missing"]

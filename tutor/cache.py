@@ -32,7 +32,9 @@ def session_diagnosis(store, session_id: str, rulebook) -> Diagnosis:
         known_count, known_last, known = 0, 0, []
     new_facts, unparsed = store.evidence(session_id, after_fact=known_last)
     facts = known + new_facts
-    result = diagnose(Evidence(list(facts), unparsed, len(facts)), rulebook)   # diagnose copies each fact
+    # facts come in the order they were pasted, so their messages in the order they were written
+    order = list(dict.fromkeys((f.get("prov") or {}).get("source") for f in facts))
+    result = diagnose(Evidence(list(facts), unparsed, len(facts), order), rulebook)   # diagnose copies each fact
     with _GUARD:
         _DIAGNOSES[key] = result
         _FACTS[facts_key] = (count, last, facts)
