@@ -182,6 +182,9 @@ def test_side_questions_are_answered_and_the_question_stays_open(page):
     two = types(page, "why does tcpdump show two packets for one ping on the gateway?")
     assert "same ping, seen twice" in two.inner_text() and "Question:" in two.inner_text()
     assert "It sounds like this problem" not in two.inner_text()         # not re-classified
+    policy = types(page, "if the FORWARD policy is ACCEPT, doesn't everything get through?")
+    assert "first rule that matches" in policy.inner_text()
+    assert "cannot reach the internet" not in policy.inner_text()
     assert found(page) == []
 
 

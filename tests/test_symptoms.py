@@ -4,11 +4,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from kb.diagnose import default_rulebook
 from kb.rulebook import RuleFileError, load_rulebook, read_rule_yaml
 from tutor.conversation import Tutor
-from tutor.recognise import SymptomIndex
+from tutor.recognise import SymptomIndex, direction_of
 from tutor.store import Store
 from tutor.symptoms import load_symptom, load_symptoms
 
@@ -128,6 +129,19 @@ def test_a_symptom_s_direction_is_what_its_phrasings_say():
     assert index.directions == {"guest-dns-out": "out", "guest-dns-in": "in"}
     assert index.best("dns lookups from db01-vm time out") == "guest-dns-out"
     assert index.best("dns lookups to db01-vm time out") == "guest-dns-in"
+
+
+_WORDS = st.sampled_from(["vm", "vm01", "instance", "from", "to", "into", "out", "of", "outside", "the",
+                          "can't", "reach", "ping", "is", "unreachable", "inbound", "outgoing", ",",
+                          "internet", "my", "\"", "'", "(", "*", "OR", "NEAR", "-", ":", "\n"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.text(max_size=200), st.lists(_WORDS, max_size=30).map(" ".join)))
+def test_anything_typed_is_recognised_or_not_never_a_crash(symptoms, text):
+    found = SymptomIndex(symptoms.values()).best(text)
+    assert found is None or found in symptoms
+    assert direction_of(text) in (None, "out", "in")
 
 
 def test_the_student_who_says_vm01_cannot_reach_outside_is_walked_outwards(tmp_path):
