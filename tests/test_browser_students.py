@@ -203,8 +203,8 @@ def test_a_fix_then_new_evidence_marks_the_cause_fixed_and_redraws_the_diagram(p
     assert "network node net01: seen from 10.20.4.5" in before
     types(page, "SNAT only applies out of ens4, while the default route leaves by ens3")
     page.locator("#found li").first.wait_for()
-    fixed = pastes(page, "root@net01:~# sed -i 's/public_interface.*/public_interface=ens3/' /etc/nova/nova.conf\n"
-                   "root@net01:~# service nova-network restart\n"
+    fixed = pastes(page, "root@net01:~# sed -i 's/public_interface.*/public_interface=ens3/' "
+                   "/etc/nova/nova.conf\nroot@net01:~# service nova-network restart\n"
                    + block(B, "net01", "tcpdump") + block(B, "net01", "iptables -L -t nat"))
     assert "Your fix worked." in fixed.inner_text() and "from 198.51.100.77" in fixed.inner_text()
     resolved = page.locator("#found li.resolved")

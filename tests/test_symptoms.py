@@ -70,6 +70,7 @@ def test_a_description_in_other_words_finds_its_symptom(symptoms, text, symptom_
 
 def test_nothing_matches_small_talk(symptoms):
     assert SymptomIndex(symptoms.values()).best("hello, good morning") is None
+    assert SymptomIndex(symptoms.values()).best("hi, I'm writing from my laptop") is None
 
 
 # Which way the traffic goes, said in words none of the files has: from the instance

@@ -112,6 +112,10 @@ def _as_subject(words: list[str], index: int) -> str | None:
     return None
 
 
+def _names_instance(text: str) -> bool:
+    return any(_INSTANCE.match(word) for word in re.findall(r"[a-z0-9][\w-]*", text.lower()))
+
+
 def _query_words(text: str) -> list[str]:
     words = [w.strip(".-_").lower() for w in _WORD.findall(text)]
     # a VM's own name ("vm01", "test-vm") stands for the word the phrasings use
@@ -159,9 +163,10 @@ class SymptomIndex:
             return found
         against = [hit for hit in found if self.directions.get(hit[0], direction) != direction]
         going = [symptom for symptom, way in self.directions.items() if way == direction]
-        if len(going) == 1 and going[0] not in dict(found) and (against or not found):
-            # the words fit a symptom going the other way (or none): the one symptom
-            # going this way is what the student means
+        unmatched = not found and _names_instance(text)
+        if len(going) == 1 and going[0] not in dict(found) and (against or unmatched):
+            # the words fit a symptom going the other way (or none, while the text is
+            # about an instance): the one symptom going this way is what the student means
             found.append((going[0], 0.0))
         return sorted(found, key=lambda hit: self.directions.get(hit[0], direction) != direction)
 
