@@ -90,8 +90,9 @@ class Attribution:
         return _Read(evidence, commands, unattributed)
 
     def known_nodes(self) -> list[str]:
-        nodes = [f.get("node") for f in self.diagnosis().table.facts if f.get("node")]
-        nodes += [node for node, _ in self.state.commands if node]
+        # in the order the student pasted them, whatever order the diagnosis keeps
+        nodes = [node for node, _ in self.state.commands if node]
+        nodes += [f.get("node") for f in self.diagnosis().table.facts if f.get("node")]
         nodes += list(self.state.roles)
         return list(dict.fromkeys(nodes))
 
