@@ -58,11 +58,18 @@ FACT_TYPES = {
                "'Identity response: ... 401', 'Authorization failed for token')",
         "fields": {"service": "the service whose API refused", "message": "the log message",
                    "credentials_of": "whose configuration holds its [keystone_authtoken] "
-                                     "credentials (nova, cinder, glance-api ...)"}},
+                                     "credentials (nova, cinder, glance-api ...)",
+                   "project": "the service's project (nova, cinder, glance ...): the name its "
+                              "keystone user has in the install guides"}},
     "keystone_login_failed": {
         "doc": "keystone on NODE logged a failed authentication from CLIENT "
                "('Authorization failed. ... from ADDRESS')",
         "fields": {"client": "the address the request came from", "message": "the log message"}},
+    "keystone_tenant_refused": {
+        "doc": "keystone on NODE refused USER a token for TENANT for want of a role there "
+               "('User U is unauthorized for tenant T')",
+        "fields": {"user": "the user (its id or name, as logged)", "tenant": "the tenant",
+                   "message": "the log message"}},
     "disk_full_error": {
         "doc": "SERVICE on NODE failed writing: 'No space left on device' (errno 28) in its log",
         "fields": {"service": "the service", "message": "the log message"}},
@@ -85,6 +92,7 @@ _AUTH_TOKEN_LOGGER = re.compile(r"(?:keystoneclient\.middleware|keystonemiddlewa
 _AUTH_TOKEN_401 = re.compile(r"Unexpected response from keystone service|Identity response: .*\b401\b"
                              r"|Authorization failed for token|Identity server rejected authorization")
 _KEYSTONE_FAILED = re.compile(r"Authorization failed\. .* from (?P<client>[0-9a-fA-F.:]+)\s*$")
+_TENANT_REFUSED = re.compile(r"User (?P<user>\S+) is unauthorized for tenant (?P<tenant>\S+?)\.?$")
 _NO_SPACE = re.compile(r"No space left on device|\[Errno 28\]")
 _ISCSI_COMMAND = re.compile(r"Command: .*\biscsiadm\b(?P<args>[^\n]*)")
 _PORTAL = re.compile(r"(?:-p|--portal)\s+(?P<host>\[[^\]]+\]|[^\s:,]+)(?::(?P<port>\d+))?")
@@ -214,7 +222,16 @@ def keystone_auth(table: FactTable) -> None:
                 table.derive("keystone_auth_refused", entry.get("node"), [entry],
                              f"the auth_token middleware of {service} on {entry.get('node')} logged: "
                              f"{message.splitlines()[0][:160]}", service=service,
-                             message=message.splitlines()[0], credentials_of=_credentials_of(service))
+                             message=message.splitlines()[0], credentials_of=_credentials_of(service),
+                             project=(service or "").split("-", 1)[0] or None)
+        refused = _TENANT_REFUSED.search(message.splitlines()[0] if message else "")
+        if refused and str(entry.get("logger") or "").startswith("keystone"):
+            if (entry.get("node"), refused["user"], refused["tenant"]) not in done:
+                done.add((entry.get("node"), refused["user"], refused["tenant"]))
+                table.derive("keystone_tenant_refused", entry.get("node"), [entry],
+                             f"keystone on {entry.get('node')} refused {refused['user']} a token for "
+                             f"tenant {refused['tenant']}", user=refused["user"],
+                             tenant=refused["tenant"], message=message.splitlines()[0])
         found = _KEYSTONE_FAILED.search(message.splitlines()[0] if message else "")
         if found and str(entry.get("logger") or "").startswith("keystone") \
                 and address_int(found["client"]) is not None:
