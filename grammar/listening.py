@@ -54,7 +54,8 @@ FACT_TYPES = {
 
 COMMANDS = re.compile(r"^\s*(?:ss|netstat)\s+(?:-\S+\s+)*-[a-zA-Z]*l[a-zA-Z]*(?:\s|$)")
 FILES = None
-_LOOKS = re.compile(r"^(?:(?:Netid\s+)?State\s+Recv-Q\s+Send-Q\s+Local Address:Port|Active Internet connections)")
+_LOOKS = re.compile(r"^(?:(?:Netid\s+)?State\s+Recv-Q\s+Send-Q\s+Local Address:Port|Active Internet connections"
+                    r"|\((?:No info could be read for \"-p\"|Not all processes could be identified))")
 _SS_USER = re.compile(r'\(\("([^"]*)",pid=(\d+)')
 
 
@@ -62,7 +63,7 @@ class _ToLine(Transformer):
     def ss_header(self, children):
         return ("header",)
 
-    netstat_title = netstat_header = ss_header
+    netstat_title = netstat_header = netstat_note = ss_header
 
     def ss_row(self, children):
         state, _recv, _send, local, _peer, users = children
