@@ -69,6 +69,12 @@ def test_rabbit_host_naming_a_host_without_broker_on_rdo_is_established():
     assert "10.20.0.99" in result.title and "ctl-01" in result.explanation
 
 
+def test_a_broker_shown_listening_elsewhere_establishes_it():
+    result = finding(run("rabbit-wrong-host-ss-rdo.txt"), "rabbit-host-wrong")
+    assert (result.status, result.node) == ("established", "cmp-02")
+    assert any(line["command"] == "ss -ltnp" for line in result.evidence)
+
+
 def test_renamed_nodes_are_named_in_the_finding():
     result = finding(run("rabbit-wrong-host-rdo.txt", cmp_02="hv-17", ctl_01="brain"), "rabbit-host-wrong")
     assert result.node == "hv-17" and "brain" in result.explanation
