@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 
 from kb.addresses import address_int, is_private, network_ints
+from kb import logsays, storage
 from kb.facts import FactTable
 from kb.services import canonical_service, project_of, service_for_log
 
@@ -70,7 +71,8 @@ FACT_TYPES = {
         "doc": "cinder on NODE could not reach glance at HOST:PORT (its log)",
         "fields": {"host": "the host cinder tried", "port": "its port", "service": "the cinder service",
                    "refused": "true when the connection was refused",
-                   "loopback": "true when HOST is the node itself (localhost, 127.x)"}},
+                   "loopback": "true when HOST is the node itself (localhost, 127.x)",
+                   "host_node": "the node the evidence shows holding HOST, or empty"}},
     "glance_setting": {
         "doc": "cinder.conf on NODE sets glance_api_servers",
         "fields": {"value": "the option's value"}},
@@ -337,6 +339,9 @@ _REFUSED = re.compile(r"ECONNREFUSED|Connection refused|Errno 111")
 
 
 def glance_failures(table: FactTable) -> None:
+    holder: dict = {}
+    for fact in table.of("owns_address"):
+        holder.setdefault(fact.get("address"), fact.get("node"))
     for entry in table.of("log_entry"):
         text = " ".join(str(entry.get(k) or "") for k in ("message", "exception_message"))
         match = _GLANCE_SERVER.search(text) or _GLANCE_HTTP.search(text)
@@ -352,7 +357,8 @@ def glance_failures(table: FactTable) -> None:
                      f"{service or 'cinder'} on {entry.get('node')} could not reach glance at "
                      f"{host}:{match.group('port')}",
                      host=host, port=match.group("port"), service=service or "cinder",
-                     refused=bool(_REFUSED.search(text)), loopback=loopback)
+                     refused=bool(_REFUSED.search(text)), loopback=loopback,
+                     host_node=entry.get("node") if loopback else holder.get(host))
     for option in table.of("config_option"):
         if option.get("key") == "glance_api_servers" and "cinder" in str(option.get("path") or "cinder"):
             table.derive("glance_setting", option.get("node"), [option],
@@ -367,7 +373,8 @@ def _service_from_logger(logger: str | None) -> str | None:
 
 
 DERIVATIONS = (default_routes, owned_addresses, forwarding, tables_shown, snat_scopes,
-               floating_ips, captured_packets, arrivals, glance_failures)
+               floating_ips, captured_packets, arrivals, glance_failures, *logsays.DERIVATIONS,
+               *storage.DERIVATIONS)
 
 
 def derive_all(table: FactTable) -> None:

@@ -86,8 +86,10 @@ def test_the_whole_course_chapter_pasted_as_is_is_read_without_a_crash():
     report = json.loads(done.stdout)
     found = {f["cause"]: f["status"] for f in report["findings"]}
     # the chapter applies its own floating-IP fixes (route add, MASQUERADE), so those
-    # are set aside; its cinder logs still show both cinder problems
-    assert found == {"cinder-qemu-img-missing": "established", "cinder-glance-endpoint": "possible"}
+    # are set aside; its cinder logs still show both cinder problems, and its closing
+    # notes the elasticluster traceback under Python 2.6
+    assert found == {"cinder-qemu-img-missing": "established", "cinder-glance-endpoint": "possible",
+                     "python-argparse-missing": "established"}
     assert report["superseded"] and report["unparsed"]
     assert done.returncode == 1
 
@@ -146,7 +148,7 @@ def test_rules_test_runs_every_worked_example_with_its_status(tmp_path):
     assert out[0].startswith("FAIL cinder-glance-endpoint: ../examples/seed-cinder-api.log  (")
     assert out[1] == ("     expected cinder-glance-endpoint [established] on volume-node, "
                       "found possible on volume-node")
-    assert out[-1] == "1 passed, 1 failed"
+    assert out[-1] == "2 passed, 1 failed"  # its other two examples still pass
 
 
 def test_rules_list_shows_causes_symptoms_hints_and_examples():
