@@ -374,4 +374,6 @@ def create_app(test_config=None):
 
 
 if __name__ == "__main__":
+    from grammar import regex_cache
+    regex_cache.enable()   # a run as a user makes it: regexes compiled in an earlier run are reused
     sys.exit(main())
