@@ -224,3 +224,33 @@ def test_a_corrupt_regex_cache_is_ignored_and_unusable_entries_recompiled(regex_
         regex_table[key] = regex_cache.marshal.dumps(("not", "code"))
     assert _behaviour(regex_cache._compile) == expected
     assert all(regex_cache.marshal.loads(v) != ("not", "code") for v in regex_table.values())
+
+
+# --- lark's analysed grammars --------------------------------------------------------------
+
+def test_a_grammar_cache_that_is_corrupt_or_of_another_grammar_is_replaced(tmp_path, monkeypatch):
+    from grammar import base, ip_route
+    monkeypatch.setattr(base, "LARK_CACHE", tmp_path / "lark")
+    grammar = (ROOT / "grammar" / "ip_route.lark").read_text()
+    text = "default via 192.0.2.1 dev eth0\n192.0.2.0/24 dev eth0 proto kernel scope link src 192.0.2.7\n"
+
+    def fresh(source=grammar):
+        return base.LazyLark(source, parser="lalr", cache=base.lark_cache("ip_route"),
+                             maybe_placeholders=True)
+
+    reference = ip_route.parse(text).records
+    first = fresh()
+    first.parse("default via 192.0.2.1 dev eth0\n")        # builds and writes the cache
+    (cached,) = (tmp_path / "lark").glob("ip_route-*.lark-cache")
+    assert fresh().parse("default via 192.0.2.1 dev eth0\n") == first.parse("default via 192.0.2.1 dev eth0\n")
+    for damage in (b"", cached.read_bytes()[:200], b"\x80\x05garbage"):
+        cached.write_bytes(damage)
+        again = fresh()
+        assert again.parse("default via 192.0.2.1 dev eth0\n") == first.parse("default via 192.0.2.1 dev eth0\n")
+        assert cached.read_bytes() != damage                 # replaced, whole
+    # another grammar text gets its own file: the old cache is neither used nor overwritten
+    before = cached.read_bytes()
+    fresh(grammar + "\n// edited\n").parse("default via 192.0.2.1 dev eth0\n")
+    assert len(list((tmp_path / "lark").glob("ip_route-*.lark-cache"))) == 2
+    assert cached.read_bytes() == before
+    assert ip_route.parse(text).records == reference
