@@ -254,3 +254,19 @@ def test_a_grammar_cache_that_is_corrupt_or_of_another_grammar_is_replaced(tmp_p
     assert len(list((tmp_path / "lark").glob("ip_route-*.lark-cache"))) == 2
     assert cached.read_bytes() == before
     assert ip_route.parse(text).records == reference
+
+
+# --- the command line built for one command ---------------------------------------------
+
+@pytest.mark.parametrize("argv", [
+    ["diagnose", "a.txt", "--format", "json", "--node", "net01"],
+    ["diagnose", "--inventory", "inv.yaml", "--limit", "net*"],
+    ["walk", "a.txt", "--from", "192.0.2.7", "--to", "198.51.100.1", "--proto", "tcp", "--port", "22"],
+    ["serve", "--port", "5001", "--rules", "r"],
+    ["rules", "test", "r", "fip-snat-wrong-interface"],
+    ["rules", "facts", "--write"],
+])
+def test_a_parser_built_for_one_command_reads_it_as_the_whole_parser_does(argv):
+    import app
+    assert app._command_of(argv) == argv[0]
+    assert vars(app.build_parser(argv[0]).parse_args(argv)) == vars(app.build_parser().parse_args(argv))
