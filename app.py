@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import errno
+import contextlib
+import gc
 import os
 import sys
 from pathlib import Path
@@ -42,65 +44,86 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"stackdoc: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+# The commands defined here; the others come from their own packages' wiring.
+_OWN_COMMANDS = ("diagnose", "walk", "serve", "rules")
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with ``command`` (one of ``_OWN_COMMANDS``) only what
+    that command needs: argparse spends more on building the other fifteen parsers
+    (each looks up its messages' translations on disk) than a short diagnosis takes."""
     parser = _Parser(prog="app.py", description="stackdoc: find why an OpenStack lab is broken")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     rules_option = {"metavar": "DIR", "help": "the rules folder (default: the shipped rules/)"}
+    wanted = (lambda name: name == command) if command in _OWN_COMMANDS else (lambda name: True)
 
-    diagnose = commands.add_parser("diagnose", help="diagnose terminal transcripts")
-    diagnose.add_argument("paths", nargs="*", metavar="PATH",
+    if wanted("diagnose"):
+        diagnose = commands.add_parser("diagnose", help="diagnose terminal transcripts")
+        diagnose.add_argument("paths", nargs="*", metavar="PATH",
+                              help="files, directories (read recursively), or - for standard input")
+        diagnose.add_argument("--node", help="the node the evidence comes from, where no prompt says")
+        diagnose.add_argument("--format", choices=("text", "json", "markdown", "html"), default="text")
+        diagnose.add_argument("--out", help="write the report to this file instead of standard output")
+        diagnose.add_argument("--rules", **rules_option)
+        from collectors.cli import add_inventory_options
+        add_inventory_options(diagnose)
+
+    if wanted("walk"):
+        walk = commands.add_parser("walk", help="follow a packet and its reply through the lab")
+        walk.add_argument("paths", nargs="+", metavar="PATH",
                           help="files, directories (read recursively), or - for standard input")
-    diagnose.add_argument("--node", help="the node the evidence comes from, where no prompt says")
-    diagnose.add_argument("--format", choices=("text", "json", "markdown", "html"), default="text")
-    diagnose.add_argument("--out", help="write the report to this file instead of standard output")
-    diagnose.add_argument("--rules", **rules_option)
-    from collectors.cli import add_collect_command, add_inventory_options
-    from lab.cli import add_lab_command
-    add_inventory_options(diagnose)
+        walk.add_argument("--from", dest="source", required=True, metavar="ADDR")
+        walk.add_argument("--to", dest="destination", required=True, metavar="ADDR")
+        walk.add_argument("--proto", choices=("icmp", "tcp", "udp"), default="icmp")
+        walk.add_argument("--port", type=int)
+        walk.add_argument("--node", help="the node the evidence comes from, where no prompt says")
+        walk.add_argument("--format", choices=("text", "json"), default="text")
+        walk.add_argument("--rules", **rules_option)
 
-    walk = commands.add_parser("walk", help="follow a packet and its reply through the lab")
-    walk.add_argument("paths", nargs="+", metavar="PATH",
-                      help="files, directories (read recursively), or - for standard input")
-    walk.add_argument("--from", dest="source", required=True, metavar="ADDR")
-    walk.add_argument("--to", dest="destination", required=True, metavar="ADDR")
-    walk.add_argument("--proto", choices=("icmp", "tcp", "udp"), default="icmp")
-    walk.add_argument("--port", type=int)
-    walk.add_argument("--node", help="the node the evidence comes from, where no prompt says")
-    walk.add_argument("--format", choices=("text", "json"), default="text")
-    walk.add_argument("--rules", **rules_option)
+    if wanted("serve"):
+        serve = commands.add_parser("serve", help="serve the chat tutor")
+        serve.add_argument("--host", default="127.0.0.1")
+        serve.add_argument("--port", type=int, default=5000)
+        serve.add_argument("--db", default="stackdoc.db", help="the SQLite file (created on first start)")
+        serve.add_argument("--rules", **rules_option)
 
-    serve = commands.add_parser("serve", help="serve the chat tutor")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=5000)
-    serve.add_argument("--db", default="stackdoc.db", help="the SQLite file (created on first start)")
-    serve.add_argument("--rules", **rules_option)
+    if wanted("rules"):
+        rules = commands.add_parser("rules", help="check, test and list rule files")
+        actions = rules.add_subparsers(dest="action", required=True, parser_class=_Parser)
+        check = actions.add_parser("check", help="every mistake in the rule and symptom files")
+        check.add_argument("folder", nargs="?", metavar="DIR")
+        test = actions.add_parser("test", help="run the worked examples")
+        test.add_argument("folder", nargs="?", metavar="DIR")
+        test.add_argument("causes", nargs="*", metavar="CAUSE", help="only these causes' examples")
+        listing = actions.add_parser("list", help="causes, symptoms, hints and examples")
+        listing.add_argument("folder", nargs="?", metavar="DIR")
+        facts = actions.add_parser("facts", help="the facts rules can ask about (FACTS.md)")
+        facts.add_argument("folder", nargs="?", metavar="DIR")
+        facts.add_argument("--write", action="store_true", help="write DIR/FACTS.md instead of printing it")
 
-    rules = commands.add_parser("rules", help="check, test and list rule files")
-    actions = rules.add_subparsers(dest="action", required=True, parser_class=_Parser)
-    check = actions.add_parser("check", help="every mistake in the rule and symptom files")
-    check.add_argument("folder", nargs="?", metavar="DIR")
-    test = actions.add_parser("test", help="run the worked examples")
-    test.add_argument("folder", nargs="?", metavar="DIR")
-    test.add_argument("causes", nargs="*", metavar="CAUSE", help="only these causes' examples")
-    listing = actions.add_parser("list", help="causes, symptoms, hints and examples")
-    listing.add_argument("folder", nargs="?", metavar="DIR")
-    facts = actions.add_parser("facts", help="the facts rules can ask about (FACTS.md)")
-    facts.add_argument("folder", nargs="?", metavar="DIR")
-    facts.add_argument("--write", action="store_true", help="write DIR/FACTS.md instead of printing it")
-
-    from batch.command import add_parsers as add_batch_parsers
-    add_batch_parsers(commands)
-    add_collect_command(commands)
-    add_lab_command(commands)
+    if command not in _OWN_COMMANDS:
+        from batch.command import add_parsers as add_batch_parsers
+        from collectors.cli import add_collect_command
+        from lab.cli import add_lab_command
+        add_batch_parsers(commands)
+        add_collect_command(commands)
+        add_lab_command(commands)
     return parser
 
 
+def _command_of(argv: list[str]) -> str | None:
+    """The command a command line names (its first word that is not an option)."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(_command_of(argv)).parse_args(argv)
     try:
-        status = _dispatch(args)
-        sys.stdout.flush()
-        return status
+        with _collections_for(args.command):
+            status = _dispatch(args)
+            sys.stdout.flush()
+            return status
     except KeyboardInterrupt:
         return 130
     except Exception as error:  # a bug of ours: say so plainly, never a traceback
@@ -125,6 +148,23 @@ def _silence_stdout() -> None:
         os.close(devnull)
     except (OSError, ValueError):
         pass
+
+
+@contextlib.contextmanager
+def _collections_for(command: str):
+    """A one-shot run (diagnose, walk, rules) makes its facts and keeps them to the end:
+    the cyclic garbage collector, run every 700 allocations, would only walk them again
+    and again (a twentieth of a large diagnosis). It runs rarely there; the long-lived
+    commands (serve, batch) keep Python's defaults."""
+    if command not in ("diagnose", "walk", "rules"):
+        yield
+        return
+    thresholds = gc.get_threshold()
+    gc.set_threshold(50_000, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
 
 
 def _dispatch(args) -> int:
@@ -398,4 +438,6 @@ def create_app(test_config=None):
 
 
 if __name__ == "__main__":
+    from grammar import regex_cache
+    regex_cache.enable()   # a run as a user makes it: regexes compiled in an earlier run are reused
     sys.exit(main())

@@ -11,12 +11,18 @@
 * linear in nodes: the captured lab grown to 10, 50, 100 and 200 nodes
   (benchmarks/gen_lab.py), read and diagnosed in-process; time per node should stay flat.
 
-Start-up caches (lark's grammars, the loaded rulebook) live in the repository's own
-``.cache/``; one untimed run fills them first, as any earlier use would have.
+Start-up caches (lark's grammars, the loaded rulebook, the kinds' command patterns, the
+compiled regular expressions) live in the repository's own ``.cache/``; one untimed run
+fills them first, as any earlier use would have.
+
+On a machine shared with other work, wall and even CPU time move with the load; where
+valgrind is installed the seed's run is also counted in instructions (callgrind), beside
+a bare ``python -c pass`` counted the same way: a figure that does not move with the load.
 """
 from __future__ import annotations
 
 import os
+import re
 import resource
 import shutil
 import statistics
@@ -68,6 +74,22 @@ def _process_seconds(command: list[str], stdin_path: Path | None, repeats: int) 
     return statistics.median(times)
 
 
+def instructions(command: list[str]) -> int | None:
+    """Instructions one run of ``command`` executes (valgrind's callgrind); None where
+    valgrind is not installed."""
+    valgrind = shutil.which("valgrind")
+    if not valgrind:
+        return None
+    with tempfile.TemporaryDirectory() as directory:
+        result = subprocess.run([valgrind, "--tool=callgrind",
+                                 f"--callgrind-out-file={directory}/callgrind.out", *command],
+                                cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True, env=_USER_ENVIRONMENT,
+                                check=False, timeout=600)
+    found = re.search(r"Collected : (\d+)", result.stderr)
+    return int(found.group(1)) if found else None
+
+
 def whole_process(repeats: int = 5) -> dict:
     jc = shutil.which("jc") or str(Path(sys.executable).with_name("jc"))
     with tempfile.TemporaryDirectory() as directory:
@@ -87,6 +109,8 @@ def whole_process(repeats: int = 5) -> dict:
         result["seed_cpu"] = _process_seconds.cpu
     result["vs_jc"] = result["jc_seconds"] / result["nat_seconds"]
     result["vs_jc_cpu"] = result["jc_cpu"] / result["nat_cpu"]
+    result["seed_instructions"] = instructions(seed)
+    result["python_instructions"] = instructions([sys.executable, "-c", "pass"])
     return result
 
 
@@ -144,6 +168,9 @@ def main() -> None:
           f"(aim >= {AIM_VS_JC:.0f}x)")
     print(f"  diagnose, the seed's network-node transcript:     {process['seed_seconds']:7.3f} s; "
           f"{process['seed_cpu']:.3f} s CPU (aim <= {AIM_SEED_SECONDS} s)")
+    if process["seed_instructions"]:
+        print(f"    counted: {process['seed_instructions'] / 1e6:.0f} M instructions "
+              f"(a bare python -c pass: {process['python_instructions'] / 1e6:.0f} M)")
     result = in_process()
     print(f"six-node lab diagnosis after start-up ({result['nodes']} nodes, {result['facts']} facts, "
           f"{len(result['findings'])} causes)")

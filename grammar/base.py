@@ -27,12 +27,16 @@ command, source file and absolute line, so parsers never need to know them.
 """
 from __future__ import annotations
 
+import hashlib
+import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 # lark's analysed grammars, kept between runs in a directory the project owns (never a
 # shared temporary one): a grammar loads in a fifth of the time it takes to build.
 LARK_CACHE = Path(__file__).resolve().parent.parent / ".cache" / "lark"
+_GRAMMARS = Path(__file__).resolve().parent
 
 
 class LazyLark:
@@ -45,19 +49,62 @@ class LazyLark:
 
     def __getattr__(self, name):
         if self._parser is None:
-            from lark import Lark
-            self._parser = Lark(*self._args, **self._options)
+            self._parser = _built(self._args, self._options)
         return getattr(self._parser, name)
 
 
+def _built(args, options):
+    """``Lark(*args, **options)``, its analysis kept in the ``cache=`` file. lark's own
+    cache writes that file in place; here it is written under another name and renamed,
+    so that a process starting meanwhile reads it whole or not at all. A file that cannot
+    be read (absent, corrupt, another lark's) is replaced."""
+    from lark import Lark
+    from lark.lark import _LOAD_ALLOWED_OPTIONS
+    options = dict(options)
+    cache = options.pop("cache", False)
+    if not isinstance(cache, str):
+        return Lark(*args, **options)
+    cache = _content_named(cache, args, options)
+    loading = {k: v for k, v in options.items() if k in _LOAD_ALLOWED_OPTIONS}
+    try:
+        with open(cache, "rb") as handle:
+            return Lark.__new__(Lark)._load(handle, **loading)   # what lark's own cache calls
+    except Exception:
+        pass
+    parser = Lark(*args, **options)
+    partial = f"{cache}.{os.getpid()}.tmp"
+    try:
+        with open(partial, "wb") as handle:
+            parser.save(handle, _LOAD_ALLOWED_OPTIONS)
+        os.replace(partial, cache)
+    except OSError:
+        pass  # a cache that cannot be written is only slower
+    return parser
+
+
 def lark_cache(module_file: str) -> str | bool:
-    """The ``cache=`` option for the grammar beside ``module_file``; False where the
-    directory cannot be made (lark validates the file against the grammar itself)."""
+    """The ``cache=`` option for the grammar beside ``module_file`` (or named so); False
+    where the directory cannot be made. lark checks a cache file against the grammar
+    and options it is given; ``LazyLark`` keeps one file per grammar content instead."""
     try:
         LARK_CACHE.mkdir(parents=True, exist_ok=True)
     except OSError:
         return False
     return str(LARK_CACHE / (Path(module_file).stem + ".lark-cache"))
+
+
+def _content_named(cache: str, args, options) -> str:
+    """The cache file for this grammar text, these options, this lark and this Python:
+    an edited grammar never meets (nor overwrites) the cache of another."""
+    from lark import __version__ as lark_version
+    described = sorted((name, type(value).__qualname__ if name in _OBJECT_OPTIONS else repr(value))
+                       for name, value in options.items())
+    key = hashlib.sha256(repr((args, described, lark_version, sys.version_info[:2])).encode())
+    return cache.removesuffix(".lark-cache") + f"-{key.hexdigest()[:16]}.lark-cache"
+
+
+# Options whose value is an object (its class is what shapes the parser)
+_OBJECT_OPTIONS = {"transformer", "postlex", "lexer_callbacks", "edit_terminals", "_plugins"}
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
-import uuid
 from typing import Callable
 
 from durable import engine as _durable
@@ -122,7 +122,7 @@ class Engine:
             if len(self._sessions) >= MAX_SESSIONS:
                 raise EngineLimit(f"{MAX_SESSIONS} diagnoses are already open on this "
                                   "rulebook; close some first")
-            session = Session(self, uuid.uuid4().hex)
+            session = Session(self, os.urandom(16).hex())   # uuid4's randomness, without uuid's imports
             self._sessions[session.sid] = session
             _HOST.assert_fact(self.name, {"sid": session.sid, "type": OPEN_MARKER})
             return session

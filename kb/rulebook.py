@@ -245,47 +245,77 @@ def load_rulebook(folders) -> Rulebook:
     return Rulebook(causes, inferences, digest.hexdigest(), symptoms)
 
 
-_CACHE: dict[tuple, tuple[tuple, "Rulebook"]] = {}
+_CACHE: dict[tuple, tuple[str, "Rulebook"]] = {}
 
 
 def cached_rulebook(folders) -> Rulebook:
-    """``load_rulebook``, read again only when a file under the folders changed."""
+    """``load_rulebook``, read again only when the files under the folders changed
+    (their content, or a file added or removed), here or in an earlier run."""
     key = tuple(str(Path(f).resolve()) for f in folders)
-    signature = tuple(sorted((str(p), p.stat().st_mtime_ns, p.stat().st_size)
-                             for folder in key for p in Path(folder).rglob("*.yaml")))
+    contents = _folders_digest(key)
     cached = _CACHE.get(key)
-    if cached is not None and cached[0] == signature:
+    if cached is not None and cached[0] == contents:
         return cached[1]
-    rulebook = _from_disk(key, signature)
+    rulebook = _from_disk(contents)
     if rulebook is None:
         rulebook = load_rulebook(key)
-        _to_disk(key, signature, rulebook)
-    _CACHE[key] = (signature, rulebook)
+        _to_disk(contents, rulebook)
+    _CACHE[key] = (contents, rulebook)
     return rulebook
 
 
+def _folders_digest(folders) -> str:
+    """The content of every rule file under the folders, and the names of all their
+    other files (a worked example's evidence that disappears makes a rule file wrong)."""
+    digest = hashlib.sha256()
+    for folder in folders:
+        for directory, subdirectories, files in os.walk(folder):
+            subdirectories.sort()
+            for name in sorted(files):
+                path = os.path.join(directory, name)
+                digest.update(path.encode() + b"\0")
+                if name.endswith(".yaml"):
+                    with open(path, "rb") as handle:
+                        digest.update(handle.read() + b"\0")
+    return digest.hexdigest()
+
+
 # A loaded rulebook is also kept on disk between runs, in the project's own .cache/
-# directory, keyed by the rule files and this module: a CLI run skips reading YAML.
+# directory: a CLI run skips reading YAML. It is keyed on the rule files' content and on
+# the version of the code that reads and checks them (the fact schema is declared across
+# grammar/ and kb/), so neither an edited rule file nor a changed check is served stale.
 _DISK_CACHE = Path(__file__).resolve().parent.parent / ".cache" / "rulebooks"
 
 
-def _disk_path(key, signature) -> Path:
-    me = Path(__file__).stat()
-    digest = hashlib.sha256(repr((key, signature, me.st_mtime_ns, me.st_size)).encode()).hexdigest()
+@functools.cache
+def _code_digest() -> str:
+    """The code's version as Python itself judges a compiled module current: each
+    module's size and modification time."""
+    root = Path(__file__).resolve().parent.parent
+    stamps = []
+    for package in ("kb", "grammar"):
+        with os.scandir(root / package) as entries:
+            stamps.extend((entry.name, entry.stat().st_size, entry.stat().st_mtime_ns)
+                          for entry in entries if entry.name.endswith(".py"))
+    return hashlib.sha256(repr(sorted(stamps)).encode()).hexdigest()
+
+
+def _disk_path(contents: str) -> Path:
+    digest = hashlib.sha256(f"{contents}:{_code_digest()}".encode()).hexdigest()
     return _DISK_CACHE / f"{digest[:32]}.pickle"
 
 
-def _from_disk(key, signature) -> "Rulebook | None":
+def _from_disk(contents: str) -> "Rulebook | None":
     try:
-        with open(_disk_path(key, signature), "rb") as handle:
+        with open(_disk_path(contents), "rb") as handle:
             rulebook = pickle.load(handle)
-    except Exception:  # absent, unreadable or from another version: read the files
+    except Exception:  # absent, unreadable, corrupt or from another version: read the files
         return None
     return rulebook if isinstance(rulebook, Rulebook) else None
 
 
-def _to_disk(key, signature, rulebook) -> None:
-    path = _disk_path(key, signature)
+def _to_disk(contents: str, rulebook) -> None:
+    path = _disk_path(contents)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(f".{os.getpid()}.tmp")

@@ -1,0 +1,272 @@
+"""The start-up caches in .cache/: the loaded rulebook, the kinds' command patterns and
+compiled regular expressions. Each must give what no cache gives, and be rebuilt when
+stale, corrupt or half-written, never served for rule files that changed."""
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from grammar import kinds, regex_cache
+from kb import rulebook as rulebook_module
+from kb.diagnose import diagnose
+from grammar.transcript import read_transcript
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = ROOT / "rules" / "examples" / "seed-network-node.txt"
+
+
+@pytest.fixture
+def rules_copy(tmp_path, monkeypatch):
+    """A copy of the shipped rules, with the rulebook caches (memory and disk) empty
+    and kept in the test's own directory."""
+    folder = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", folder)
+    monkeypatch.setattr(rulebook_module, "_DISK_CACHE", tmp_path / "cache")
+    monkeypatch.setattr(rulebook_module, "_CACHE", {})
+    return folder
+
+
+def _causes(rulebook) -> list[str]:
+    evidence = read_transcript(SEED.read_text(), str(SEED))
+    return sorted(f.cause for f in diagnose(evidence, rulebook=rulebook).findings)
+
+
+def _cause_file(folder: Path, cause: str) -> Path:
+    return next(p for p in folder.rglob("*.yaml") if f"cause: {cause}\n" in p.read_text())
+
+
+def test_a_rulebook_from_the_disk_cache_diagnoses_as_the_files_do(rules_copy):
+    loaded = rulebook_module.cached_rulebook([rules_copy])
+    rulebook_module._CACHE.clear()          # a new process: only the disk cache is left
+    from_disk = rulebook_module.cached_rulebook([rules_copy])
+    assert from_disk is not loaded
+    assert [c.cause for c in from_disk.causes] == [c.cause for c in loaded.causes]
+    assert _causes(from_disk) == _causes(loaded) == ["fip-snat-wrong-interface"]
+
+
+def _titles(rulebook) -> list[str]:
+    evidence = read_transcript(SEED.read_text(), str(SEED))
+    return [f.title for f in diagnose(evidence, rulebook=rulebook).findings]
+
+
+def test_an_edited_rule_file_is_read_again_not_served_from_either_cache(rules_copy):
+    import os
+    before = rulebook_module.cached_rulebook([rules_copy])
+    assert _titles(before)[0].startswith("SNAT on network-node applies only")
+    path = _cause_file(rules_copy, "fip-snat-wrong-interface")
+    stat = path.stat()
+    text = path.read_text()
+    path.write_text(text.replace('title: "SNAT on', 'title: "Source NAT on'))
+    assert _titles(rulebook_module.cached_rulebook([rules_copy]))[0].startswith("Source NAT on")
+    rulebook_module._CACHE.clear()          # and in a new process, from the disk cache
+    assert _titles(rulebook_module.cached_rulebook([rules_copy]))[0].startswith("Source NAT on")
+
+    # the same size and modification time as the cached version: only the content tells
+    path.write_text(text.replace('title: "SNAT on', 'title: "snat on'))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size
+    rulebook_module._CACHE.clear()
+    assert _titles(rulebook_module.cached_rulebook([rules_copy]))[0].startswith("snat on")
+    path.write_text(text)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert _titles(rulebook_module.cached_rulebook([rules_copy]))[0].startswith("SNAT on")
+
+
+def test_a_corrupt_or_foreign_cache_file_is_rebuilt(rules_copy, tmp_path):
+    rulebook_module.cached_rulebook([rules_copy])
+    (cached,) = (tmp_path / "cache").glob("*.pickle")
+    for damage in (cached.read_bytes()[:100], b"not a pickle at all", __import__("pickle").dumps({"a": 1})):
+        cached.write_bytes(damage)
+        rulebook_module._CACHE.clear()
+        rebuilt = rulebook_module.cached_rulebook([rules_copy])
+        assert _causes(rebuilt) == ["fip-snat-wrong-interface"]
+        assert cached.read_bytes() != damage    # and written again, whole
+
+
+def test_a_broken_rule_file_is_an_error_even_after_a_good_one_was_cached(rules_copy):
+    rulebook_module.cached_rulebook([rules_copy])
+    path = _cause_file(rules_copy, "fip-snat-wrong-interface")
+    path.write_text(path.read_text().replace("when:", "whne:", 1))
+    with pytest.raises(rulebook_module.RuleFileError) as error:
+        rulebook_module.cached_rulebook([rules_copy])
+    assert path.name in str(error.value.path)
+
+
+def test_a_missing_example_file_is_not_hidden_by_the_cache(rules_copy):
+    rulebook_module.cached_rulebook([rules_copy])
+    (rules_copy / "examples" / "seed-network-node.txt").unlink()
+    with pytest.raises(rulebook_module.RuleFileError):
+        rulebook_module.cached_rulebook([rules_copy])
+
+
+# --- the kinds' command patterns ---------------------------------------------------------
+
+COMMANDS = ["iptables -L -t nat -v", "ip route", "sudo tcpdump -n -i eth0", "route -n",
+            "ip -4 addr show", "ifconfig -a", "sysctl -a", "cat /etc/nova/nova.conf",
+            "tail -n 50 /var/log/nova/nova-network.log", "dpkg -l", "service nova-api status",
+            "iptables-save -c", "cat /proc/sys/net/ipv4/ip_forward", "nova list", "ls -l"]
+
+
+def _recognised() -> list:
+    kinds.recognizers.cache_clear()
+    return [kinds.kind_for_command(command) for command in COMMANDS]
+
+
+def _from_the_modules() -> list:
+    """What the parser modules' own COMMANDS and FILES say, with no cache."""
+    from grammar import commands
+    answers = []
+    for command in COMMANDS:
+        first = commands.pipeline(command)[0]
+        paths = commands.read_paths(first)
+        if paths:
+            kind = next((k for k in kinds.KIND_NAMES if kinds.parsers()[k].FILES is not None
+                         and kinds.parsers()[k].FILES.search(paths[0])), None)
+            answers.append((kind, paths[0]))
+        else:
+            answers.append((next((k for k in kinds.KIND_NAMES
+                                  if kinds.parsers()[k].COMMANDS.search(first)), None), None))
+    return answers
+
+
+@pytest.fixture
+def pattern_cache(tmp_path, monkeypatch):
+    monkeypatch.setattr(kinds, "PATTERN_CACHE", tmp_path / "kinds")
+    yield tmp_path / "kinds" / "patterns.json"
+    kinds.recognizers.cache_clear()
+
+
+def test_commands_are_recognised_from_the_cache_as_the_modules_say(pattern_cache):
+    expected = _from_the_modules()
+    assert ("iptables_list", None) in expected and ("oslo_log", "/var/log/nova/nova-network.log") in expected
+    assert _recognised() == expected        # builds the cache
+    assert pattern_cache.exists()
+    assert _recognised() == expected        # served from it
+
+
+@pytest.mark.parametrize("damage", [b"", b"{not json", b'{"digest": "x", "kinds": []}',
+                                    b"[1, 2, 3]"])
+def test_a_corrupt_or_stale_pattern_cache_is_rebuilt(pattern_cache, damage):
+    expected = _from_the_modules()
+    _recognised()
+    pattern_cache.write_bytes(damage)
+    assert _recognised() == expected
+    assert pattern_cache.read_bytes() != damage
+
+
+def test_a_pattern_cache_from_other_code_is_not_used(pattern_cache):
+    import json
+    _recognised()
+    data = json.loads(pattern_cache.read_text())
+    for row in data["kinds"]:      # as if every module's COMMANDS had been changed since
+        row[1] = ["(?!)", 0]
+    data["digest"] = "0" * 64
+    pattern_cache.write_text(json.dumps(data))
+    assert _recognised() == _from_the_modules()
+
+
+# --- compiled regular expressions --------------------------------------------------------
+
+@pytest.fixture
+def regex_table(tmp_path, monkeypatch):
+    """The regex cache's compile function over an empty table, without turning it on
+    for the whole test process."""
+    monkeypatch.setattr(regex_cache, "CACHE_DIR", tmp_path / "re")
+    monkeypatch.setattr(regex_cache, "_table", {})
+    monkeypatch.setattr(regex_cache, "_added", 0)
+    monkeypatch.setattr(regex_cache, "_original", re._compiler.compile)
+    return regex_cache._table
+
+
+PATTERNS = [(r"^(?P<node>[\w.-]+)@(?P=node):\s+(\d+)?", 0), (r"dev\s+(\S+)", re.I),
+            (rb"\x00(ab|cd)*", 0), (r"(?x) a b # comment", 0), (r"[^\s|;&>()]+", re.M)]
+SUBJECTS = ["net01@net01: 42", "DEV eth1", "dev  br100", "ab", "x | y", "abcd"]
+
+
+def _behaviour(compile_):
+    results = []
+    for pattern, flags in PATTERNS:
+        compiled = compile_(pattern, flags)
+        results.append((compiled.pattern, compiled.flags, compiled.groups, compiled.groupindex))
+        for subject in SUBJECTS:
+            text = subject.encode() if isinstance(pattern, bytes) else subject
+            match = compiled.search(text)
+            results.append(match and (match.span(), match.groups()))
+    return results
+
+
+def test_cached_code_behaves_as_python_compiles_it(regex_table):
+    expected = _behaviour(lambda p, f: re._compiler.compile(p, f))
+    assert _behaviour(regex_cache._compile) == expected      # compiled, and kept
+    assert len(regex_table) == len(PATTERNS)
+    path = regex_cache._cache_file()
+    regex_cache._save(path)
+    regex_table.clear()
+    regex_table.update(regex_cache._load(path))               # a later run
+    assert len(regex_table) == len(PATTERNS)
+    assert _behaviour(regex_cache._compile) == expected
+
+
+def test_a_corrupt_regex_cache_is_ignored_and_unusable_entries_recompiled(regex_table):
+    expected = _behaviour(lambda p, f: re._compiler.compile(p, f))
+    _behaviour(regex_cache._compile)
+    path = regex_cache._cache_file()
+    regex_cache._save(path)
+    data = path.read_bytes()
+    for damage in (b"", data[:len(data) // 2], data[:10] + b"x" + data[11:]):
+        path.write_bytes(damage)
+        assert regex_cache._load(path) == {}
+    # an entry the engine refuses (from a file that passed its checksum) is compiled again
+    for key in list(regex_table):
+        regex_table[key] = regex_cache.marshal.dumps(("not", "code"))
+    assert _behaviour(regex_cache._compile) == expected
+    assert all(regex_cache.marshal.loads(v) != ("not", "code") for v in regex_table.values())
+
+
+# --- lark's analysed grammars --------------------------------------------------------------
+
+def test_a_grammar_cache_that_is_corrupt_or_of_another_grammar_is_replaced(tmp_path, monkeypatch):
+    from grammar import base, ip_route
+    monkeypatch.setattr(base, "LARK_CACHE", tmp_path / "lark")
+    grammar = (ROOT / "grammar" / "ip_route.lark").read_text()
+    text = "default via 192.0.2.1 dev eth0\n192.0.2.0/24 dev eth0 proto kernel scope link src 192.0.2.7\n"
+
+    def fresh(source=grammar):
+        return base.LazyLark(source, parser="lalr", cache=base.lark_cache("ip_route"),
+                             maybe_placeholders=True)
+
+    reference = ip_route.parse(text).records
+    first = fresh()
+    first.parse("default via 192.0.2.1 dev eth0\n")        # builds and writes the cache
+    (cached,) = (tmp_path / "lark").glob("ip_route-*.lark-cache")
+    assert fresh().parse("default via 192.0.2.1 dev eth0\n") == first.parse("default via 192.0.2.1 dev eth0\n")
+    for damage in (b"", cached.read_bytes()[:200], b"\x80\x05garbage"):
+        cached.write_bytes(damage)
+        again = fresh()
+        assert again.parse("default via 192.0.2.1 dev eth0\n") == first.parse("default via 192.0.2.1 dev eth0\n")
+        assert cached.read_bytes() != damage                 # replaced, whole
+    # another grammar text gets its own file: the old cache is neither used nor overwritten
+    before = cached.read_bytes()
+    fresh(grammar + "\n// edited\n").parse("default via 192.0.2.1 dev eth0\n")
+    assert len(list((tmp_path / "lark").glob("ip_route-*.lark-cache"))) == 2
+    assert cached.read_bytes() == before
+    assert ip_route.parse(text).records == reference
+
+
+# --- the command line built for one command ---------------------------------------------
+
+@pytest.mark.parametrize("argv", [
+    ["diagnose", "a.txt", "--format", "json", "--node", "net01"],
+    ["diagnose", "--inventory", "inv.yaml", "--limit", "net*"],
+    ["walk", "a.txt", "--from", "192.0.2.7", "--to", "198.51.100.1", "--proto", "tcp", "--port", "22"],
+    ["serve", "--port", "5001", "--rules", "r"],
+    ["rules", "test", "r", "fip-snat-wrong-interface"],
+    ["rules", "facts", "--write"],
+])
+def test_a_parser_built_for_one_command_reads_it_as_the_whole_parser_does(argv):
+    import app
+    assert app._command_of(argv) == argv[0]
+    assert vars(app.build_parser(argv[0]).parse_args(argv)) == vars(app.build_parser().parse_args(argv))
