@@ -141,23 +141,38 @@ class SymptomIndex:
                 if count * 2 > len(phrases) and sum(said.values()) - count <= 1:
                     self.directions[symptom.id] = way
 
+    def _by_words(self, words: list[str]) -> list[tuple[str, float]]:
+        """Symptoms whose phrasings share words with the text: the phrasing that holds the
+        most of the text's words decides, bm25 only between phrasings holding as many (a
+        short phrasing sharing one common word must not beat one sharing three)."""
+        matched: dict[int, set[str]] = {}
+        ranks: dict[int, tuple[str, float]] = {}
+        with self._lock:
+            for word in words:
+                try:
+                    rows = self._db.query(
+                        "select phrasings.rowid as phrase, phrasings.symptom as symptom, "
+                        "phrasings_fts.rank as rank from phrasings_fts join phrasings "
+                        "on phrasings.rowid = phrasings_fts.rowid where phrasings_fts match :word",
+                        {"word": '"' + word.replace('"', "") + '"'})
+                    for row in rows:
+                        matched.setdefault(row["phrase"], set()).add(word)
+                        symptom, rank = ranks.get(row["phrase"], (row["symptom"], 0.0))
+                        ranks[row["phrase"]] = (symptom, rank + row["rank"])
+                except sqlite3.OperationalError:
+                    continue
+        best: dict[str, tuple[int, float]] = {}
+        for phrase, (symptom, rank) in ranks.items():
+            key = (-len(matched[phrase]), rank)
+            if symptom not in best or key < best[symptom]:
+                best[symptom] = key
+        ordered = sorted(best.items(), key=lambda item: item[1])
+        return [(symptom, rank) for symptom, (_count, rank) in ordered]
+
     def search(self, text: str) -> list[tuple[str, float]]:
         """Symptoms that fit the text, best first, with their (bm25, lower is better) rank;
         those going against the text's direction after the others."""
-        words = _query_words(text)
-        rows = []
-        if words:
-            query = " OR ".join('"' + w.replace('"', "") + '"' for w in words)
-            with self._lock:
-                try:
-                    rows = list(self._db.query(
-                        "select phrasings.symptom as symptom, min(phrasings_fts.rank) as rank "
-                        "from phrasings_fts join phrasings on phrasings.rowid = phrasings_fts.rowid "
-                        "where phrasings_fts match :query group by phrasings.symptom order by rank",
-                        {"query": query}))
-                except sqlite3.OperationalError:
-                    rows = []
-        found = [(row["symptom"], row["rank"]) for row in rows]
+        found = self._by_words(_query_words(text))
         direction = direction_of(text)
         if direction is None:
             return found
