@@ -15,7 +15,7 @@ when it ran); nova binds the address on ``public_interface or interface``.
 
 Records::
 
-    {"type": "nova_service", "line": int, "binary": str, "host": str, "zone": str,
+    {"type": "nova_service", "line": int, "service": str, "host": str, "zone": str,
      "enabled": bool, "alive": bool, "updated": str | None}
     {"type": "nova_floating", "line": int, "address": str, "project": str | None,
      "instance": str | None, "pool": str, "interface": str, "assigned": bool}
@@ -25,7 +25,7 @@ Worked example::
 
     nova-network     net01                                internal         enabled    XXX   2014-05-20 12:34:56
 
-gives ``{"binary": "nova-network", "host": "net01", "zone": "internal", "enabled": True,
+gives ``{"service": "nova-network", "host": "net01", "zone": "internal", "enabled": True,
 "alive": False, "updated": "2014-05-20 12:34:56"}``.
 """
 from __future__ import annotations
@@ -43,7 +43,7 @@ FACT_TYPES = {
     "nova_service": {
         "doc": "a nova service as nova's service list shows it (nova-manage service list, nova service-list, openstack compute service list), as seen from NODE",
         "fields": {
-            "binary": "the service (nova-compute, nova-network, nova-scheduler ...)",
+            "service": "the service, nova's Binary column (nova-compute, nova-network, nova-scheduler ...)",
             "host": "the host it runs on, as nova names it",
             "zone": "its availability zone",
             "enabled": "true when the scheduler may use it (enabled), false when disabled",
@@ -93,7 +93,7 @@ class _ToRecord(Transformer):
 
     def service_row(self, children):
         binary, host, zone, enabled, alive, updated = (str(c) for c in children)
-        return {"type": "nova_service", "binary": binary, "host": host, "zone": zone,
+        return {"type": "nova_service", "service": binary, "host": host, "zone": zone,
                 "enabled": enabled == "enabled", "alive": alive == ":-)", "updated": _none(updated)}
 
     def floating_row(self, children):

@@ -74,6 +74,16 @@ FACT_TYPES = {
     "glance_setting": {
         "doc": "cinder.conf on NODE sets glance_api_servers",
         "fields": {"value": "the option's value"}},
+    "service_state": {
+        "doc": "the latest state NODE's init system or service tool shows for SERVICE, by its "
+               "one name whatever the distribution calls it (openstack-nova-compute, "
+               "nova-compute.service and nova-compute are nova-compute; mysqld and mariadb "
+               "are mysql; a rabbit node is rabbitmq-server)",
+        "fields": {"service": "the service's one name (nova-compute, glance-api, mysql ...)",
+                   "running": "true when it runs",
+                   "installed": "false when the tool says there is no such service on NODE "
+                                "(unrecognized service, unit not found, unknown job)",
+                   "state": "the state as printed"}},
 }
 
 _METADATA_ADDRESS = "169.254.169.254/32"
@@ -360,6 +370,28 @@ def glance_failures(table: FactTable) -> None:
                          value=option.get("value"))
 
 
+# --- services ---------------------------------------------------------------------
+
+# What a service tool says when NODE has no such service at all: the student asked the
+# wrong node, which says nothing about whether the service runs where it lives.
+_NOT_INSTALLED_STATES = {"unrecognized service", "not-found", "unknown job"}
+
+
+def service_states(table: FactTable) -> None:
+    latest: dict[tuple, dict] = {}
+    for status in table.of("service_status"):
+        name = str(status.get("service") or "")
+        # rabbitmqctl names the Erlang node (rabbit@controller), not the service.
+        service = "rabbitmq-server" if "@" in name else canonical_service(name)
+        latest[(status.get("node"), service)] = status  # a restart prints stop, then start
+    for (node, service), status in latest.items():
+        running = bool(status.get("running"))
+        table.derive("service_state", node, [status],
+                     f"{node} says {status.get('service')} {status.get('state')}",
+                     service=service, running=running, state=status.get("state"),
+                     installed=status.get("state") not in _NOT_INSTALLED_STATES)
+
+
 def _service_from_logger(logger: str | None) -> str | None:
     if not logger:
         return None
@@ -367,7 +399,7 @@ def _service_from_logger(logger: str | None) -> str | None:
 
 
 DERIVATIONS = (default_routes, owned_addresses, forwarding, tables_shown, snat_scopes,
-               floating_ips, captured_packets, arrivals, glance_failures)
+               floating_ips, captured_packets, arrivals, glance_failures, service_states)
 
 
 def derive_all(table: FactTable) -> None:

@@ -33,7 +33,7 @@ def test_commands_do_not_match(command):
 
 
 def test_xxx_is_a_service_nova_no_longer_hears():
-    services = {(r["binary"], r["host"]): r for r in nova_manage.parse(fixture("service_list_compute_xxx_rdo")).records}
+    services = {(r["service"], r["host"]): r for r in nova_manage.parse(fixture("service_list_compute_xxx_rdo")).records}
     assert services[("nova-compute", "rdo-cmp-3.example.org")]["alive"] is False
     assert services[("nova-compute", "rdo-cmp-3.example.org")]["updated"] == "2015-03-02 08:01:07"
     assert services[("nova-network", "rdo-net.example.org")] ["enabled"] is False
