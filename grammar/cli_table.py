@@ -28,7 +28,7 @@ Worked example (novaclient 2.17's ``nova list``)::
 
     | 9a8b7c6d-... | test-vm | ACTIVE | -          | Running     | novanetwork=10.99.0.2, 203.0.113.40 |
 
-gives ``{"type": "server", "id": "9a8b7c6d-...", "name": "test-vm", "status": "ACTIVE",
+gives ``{"type": "server", "uuid": "9a8b7c6d-...", "name": "test-vm", "status": "ACTIVE",
 "network": "novanetwork", "addresses": "10.99.0.2, 203.0.113.40", "address_count": 2}``.
 """
 from __future__ import annotations
@@ -50,7 +50,7 @@ FACT_TYPES = {
         "doc": "an instance as nova list / nova show / openstack server list on NODE shows it "
                "(one fact per network it is on)",
         "fields": {
-            "id": "its id, or empty (nova list without ids)",
+            "uuid": "its id, or empty",
             "name": "its name",
             "status": "ACTIVE, BUILD, ERROR, SHUTOFF ...",
             "network": "the network's label, or empty when it has no address",
@@ -90,11 +90,11 @@ FACT_TYPES = {
     },
     "keystone_user": {
         "doc": "a user keystone knows (keystone user-list on NODE)",
-        "fields": {"id": "its id", "name": "its name", "enabled": "true when enabled"},
+        "fields": {"user_id": "its id", "name": "its name", "enabled": "true when enabled"},
     },
     "keystone_tenant": {
         "doc": "a tenant (project) keystone knows (keystone tenant-list on NODE)",
-        "fields": {"id": "its id", "name": "its name", "enabled": "true when enabled"},
+        "fields": {"tenant_id": "its id", "name": "its name", "enabled": "true when enabled"},
     },
 }
 
@@ -174,7 +174,7 @@ def _key(name: str) -> str:
 
 def _servers(row: dict) -> list[dict]:
     networks = row.get("networks") or ""
-    base = {"type": "server", "id": _none(row.get("id")), "name": row.get("name"), "status": row.get("status")}
+    base = {"type": "server", "uuid": _none(row.get("id")), "name": row.get("name"), "status": row.get("status")}
     found = []
     # novaclient: "private=10.0.0.2, 172.16.1.5; other=..."; openstack: "private=10.0.0.2, 172.16.1.5"
     for part in filter(None, (p.strip() for p in networks.split(";"))):
@@ -239,7 +239,7 @@ def _records(header: list[str], rows: list[tuple[int, list[str]]], command: str)
     elif {"id", "name", "enabled"} <= columns:
         fact_type = "keystone_user" if "email" in columns or "user" in command else "keystone_tenant"
         for line, row in dict_rows:
-            records.append({"type": fact_type, "line": line, "id": row["id"], "name": row["name"],
+            records.append({"type": fact_type, "line": line, ("user_id" if fact_type == "keystone_user" else "tenant_id"): row["id"], "name": row["name"],
                             "enabled": row["enabled"].lower() == "true"})
     else:
         return None
