@@ -74,6 +74,14 @@ FACT_TYPES = {
     "glance_setting": {
         "doc": "cinder.conf on NODE sets glance_api_servers",
         "fields": {"value": "the option's value"}},
+    "token_refused": {
+        "doc": "the auth_token middleware of a service on NODE could not get keystone to "
+               "validate a token (\"Authorization failed for token\", \"Unexpected response "
+               "from keystone service\"): its log",
+        "fields": {"service": "the service whose log it is, or empty when the log's name does not say",
+                   "project": "its project (nova, glance, cinder ...): by convention the keystone "
+                              "user it authenticates as, or empty",
+                   "message": "the message"}},
     "service_state": {
         "doc": "the latest state NODE's init system or service tool shows for SERVICE, by its "
                "one name whatever the distribution calls it (openstack-nova-compute, "
@@ -370,6 +378,20 @@ def glance_failures(table: FactTable) -> None:
                          value=option.get("value"))
 
 
+_TOKEN_REFUSED = re.compile(r"Authorization failed for token|Unexpected response from keystone service")
+
+
+def token_refusals(table: FactTable) -> None:
+    for entry in table.of("log_entry"):
+        message = str(entry.get("message") or "")
+        if not _TOKEN_REFUSED.search(message):
+            continue
+        service = (service_for_log(entry.get("path")) or service_for_log(entry["prov"]["source"]))
+        table.derive("token_refused", entry.get("node"), [entry],
+                     f"the log of {service or 'a service'} on {entry.get('node')} says: {message}",
+                     service=service, project=project_of(service), message=message)
+
+
 # --- services ---------------------------------------------------------------------
 
 # What a service tool says when NODE has no such service at all: the student asked the
@@ -399,7 +421,8 @@ def _service_from_logger(logger: str | None) -> str | None:
 
 
 DERIVATIONS = (default_routes, owned_addresses, forwarding, tables_shown, snat_scopes,
-               floating_ips, captured_packets, arrivals, glance_failures, service_states)
+               floating_ips, captured_packets, arrivals, glance_failures, service_states,
+               token_refusals)
 
 
 def derive_all(table: FactTable) -> None:
