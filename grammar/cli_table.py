@@ -40,6 +40,7 @@ from pathlib import Path
 from lark import Transformer
 from lark.exceptions import LarkError
 
+from grammar import cli_error
 from grammar.base import LazyLark, ParseResult, Problem, lark_cache, lark_problem, problem_column, text_lines
 
 KIND = "cli_table"
@@ -256,6 +257,8 @@ def _user_roles(command: str, rows: list[dict], line: int) -> dict:
 
 
 def parse(text: str, command: str = "") -> ParseResult:
+    if cli_error.looks_like(text):
+        return cli_error.parse(text, command)  # the command failed: no table, its error
     result = ParseResult()
     lines = text_lines(text)
     if not any(line.strip() for line in lines):
