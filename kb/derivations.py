@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from kb.addresses import address_int, is_private, network_ints
+from kb.addresses import address_int, cidr, covers, is_private, network_ints
 from kb.facts import FactTable
 from kb.services import canonical_service, project_of, service_for_log
 
@@ -74,6 +74,15 @@ FACT_TYPES = {
     "glance_setting": {
         "doc": "cinder.conf on NODE sets glance_api_servers",
         "fields": {"value": "the option's value"}},
+    "floating_home": {
+        "doc": "where the floating IPs nova lists (nova-manage floating list) sit among NODE's "
+               "networks, NODE's addresses being shown: one fact per pool and holding "
+               "interface, the lowest ADDRESS standing for the others (ALIKE counts them)",
+        "fields": {"address": "the lowest floating IP of the class",
+                   "pool": "their pool",
+                   "ifname": "the interface whose network holds them, or empty when none does",
+                   "network": "that network (CIDR), or empty",
+                   "alike": "how many more floating IPs of the class it stands for"}},
     "token_refused": {
         "doc": "the auth_token middleware of a service on NODE could not get keystone to "
                "validate a token (\"Authorization failed for token\", \"Unexpected response "
@@ -378,6 +387,30 @@ def glance_failures(table: FactTable) -> None:
                          value=option.get("value"))
 
 
+def floating_homes(table: FactTable) -> None:
+    for node in table.nodes("nova_floating"):
+        # An address wider than /32: the /32s are the floating IPs nova-network bound.
+        networks = [a for a in table.of("address", node)
+                    if (network_ints(a.get("cidr")) or (0, 0, 32))[2] < 32]
+        if not networks:
+            continue  # NODE's addresses were not shown: nothing to say where they sit
+        classes: dict[tuple, list] = {}
+        for listed in table.of("nova_floating", node):
+            holders = [a for a in networks if covers(a.get("cidr"), listed.get("address"))]
+            holder = max(holders, key=lambda a: network_ints(a["cidr"])[2]) if holders else None
+            classes.setdefault((listed.get("pool"), holder and holder["ifname"]), []).append((listed, holder))
+        for (pool, ifname), members in classes.items():
+            members.sort(key=lambda member: address_int(member[0].get("address")) or 0)
+            first, holder = members[0]
+            network = holder and cidr(network_ints(holder["cidr"])[0], network_ints(holder["cidr"])[2])
+            table.derive("floating_home", node, [first] + ([holder] if holder else []),
+                         f"{first.get('address')} (pool {pool}) "
+                         + (f"lies in {network} on {ifname} of {node}" if holder
+                            else f"lies in none of {node}'s networks"),
+                         address=first.get("address"), pool=pool, ifname=ifname or "",
+                         network=network or "", alike=len(members) - 1)
+
+
 _TOKEN_REFUSED = re.compile(r"Authorization failed for token|Unexpected response from keystone service")
 
 
@@ -422,7 +455,7 @@ def _service_from_logger(logger: str | None) -> str | None:
 
 DERIVATIONS = (default_routes, owned_addresses, forwarding, tables_shown, snat_scopes,
                floating_ips, captured_packets, arrivals, glance_failures, service_states,
-               token_refusals)
+               token_refusals, floating_homes)
 
 
 def derive_all(table: FactTable) -> None:

@@ -192,3 +192,41 @@ def test_the_service_log_alone_is_possible_and_a_pasted_role_list_decides():
 def test_a_user_with_admin_gives_nothing():
     assert not found(ubuntu("keystone1", "keystone user-role-list --user nova --tenant service",
                             table("cli_table", "keystone_user_role_list_admin")))
+
+
+def _public_lab(node: str, lab: str, floating: str) -> str:
+    addresses = lab_block(lab, "net01", "ip addr show").replace("root@net01:~#", f"root@{node}:~#")
+    return (ubuntu(node, "grep public_interface /etc/nova/nova.conf", "public_interface=ens4\n")
+            + addresses + ubuntu(node, "nova-manage floating list", table("nova_manage", floating)))
+
+
+@pytest.mark.parametrize("node, lab, floating, first", [
+    ("nw-17", "other-healthy", "floating_list_unassigned_eth1", "198.51.100.10"),
+    ("nw-18", "other-snat-wrong-interface", "floating_list_one_assigned", "203.0.113.20"),
+])
+def test_floating_ips_outside_the_public_network(node, lab, floating, first):
+    finding = found(_public_lab(node, lab, floating))[("floating-ips-off-network", "established", node)]
+    assert first in finding.title and "198.51.100.70/26" in finding.explanation
+
+
+def test_floating_ips_inside_the_public_network_give_nothing():
+    assert "floating-ips-off-network" not in causes(found(_public_lab("nw-17", "other-healthy",
+                                                                      "floating_list_interface_ens4")))
+
+
+def test_no_more_floating_ips_is_possible_until_the_pool_is_listed():
+    error = ubuntu("api-9", "nova floating-ip-create", table("cli_error", "nova_floating_ip_create_none_left"))
+    finding = found(error)[("floating-ips-missing", "possible", "api-9")]
+    assert any("nova-manage floating list" in d for d in finding.decide_by)
+    listed = found(error, ubuntu("api-9", "nova-manage floating list", table("nova_manage", "floating_list_one_assigned")))
+    assert "floating-ips-missing" not in causes(listed)
+
+
+def test_the_tutor_says_the_interface_column_is_a_red_herring(tmp_path):
+    from tutor.conversation import Tutor
+    from tutor.store import Store
+    tutor = Tutor(Store(tmp_path / "t.db"))
+    session = tutor.start()
+    tutor.respond(session, "I can't ssh to my instance, connection timed out")
+    reply = tutor.respond(session, "the interface column of nova-manage floating list says eth1, is that why?")
+    assert "public_interface" in reply.reply and "ignored" in reply.reply
