@@ -28,8 +28,9 @@ from grammar import commands
 
 KIND_NAMES = (
     "iptables_save", "iptables_list", "ip_route", "route_n", "ip_addr", "ifconfig",
-    "tcpdump", "sysctl", "oslo_log", "traceback", "dpkg_list", "service_status", "df", "listening",
-    "iscsiadm", "ini",
+    "tcpdump", "sysctl", "oslo_log", "traceback", "dpkg_list", "service_status", "nova_manage",
+    "cli_table", "cli_error", "ping", "netcat", "df", "listening", "iscsiadm",
+    "ini",
 )
 
 _GRAMMAR = Path(__file__).resolve().parent

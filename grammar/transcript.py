@@ -240,7 +240,7 @@ def _read_block(block: Block) -> Evidence:
     else:
         kind = block.kind if block.judged else kinds.kind_for_text(text)
 
-    if not text.strip():
+    if not text.strip() and not (kind and getattr(kinds.parsers()[kind], "READS_EMPTY_OUTPUT", False)):
         return evidence
     if kind is None and block.command:
         # Output stackdoc does not read may still hold text it does (a log pasted after

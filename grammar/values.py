@@ -111,7 +111,9 @@ def invalid_value(record: dict) -> str | None:
             problem = _network_problem(value)
             if problem:
                 return problem
-    for field in PORT_FIELDS:
+    # for icmp, nova's security group rules carry the icmp type and code in the port
+    # columns, -1 meaning any: not ports
+    for field in PORT_FIELDS if str(record.get("protocol", "")).lower() not in ("icmp", "icmp6") else ():
         value = record.get(field)
         if value is not None and value != "":
             problem = _port_problem(value)

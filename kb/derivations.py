@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from kb.addresses import address_int, is_private, network_ints
+from kb.addresses import address_int, cidr, covers, is_private, network_ints
 from kb import logsays, storage
 from kb.facts import FactTable
 from kb.services import canonical_service, project_of, service_for_log
@@ -76,6 +76,33 @@ FACT_TYPES = {
     "glance_setting": {
         "doc": "cinder.conf on NODE sets glance_api_servers",
         "fields": {"value": "the option's value"}},
+    "floating_home": {
+        "doc": "where the floating IPs nova lists (nova-manage floating list) sit among NODE's "
+               "networks, NODE's addresses being shown: one fact per pool and holding "
+               "interface, the lowest ADDRESS standing for the others (ALIKE counts them)",
+        "fields": {"address": "the lowest floating IP of the class",
+                   "pool": "their pool",
+                   "ifname": "the interface whose network holds them, or empty when none does",
+                   "network": "that network (CIDR), or empty",
+                   "alike": "how many more floating IPs of the class it stands for"}},
+    "token_refused": {
+        "doc": "the auth_token middleware of a service on NODE could not get keystone to "
+               "validate a token (\"Authorization failed for token\", \"Unexpected response "
+               "from keystone service\"): its log",
+        "fields": {"service": "the service whose log it is, or empty when the log's name does not say",
+                   "project": "its project (nova, glance, cinder ...): by convention the keystone "
+                              "user it authenticates as, or empty",
+                   "message": "the message"}},
+    "service_state": {
+        "doc": "the latest state NODE's init system or service tool shows for SERVICE, by its "
+               "one name whatever the distribution calls it (openstack-nova-compute, "
+               "nova-compute.service and nova-compute are nova-compute; mysqld and mariadb "
+               "are mysql; a rabbit node is rabbitmq-server)",
+        "fields": {"service": "the service's one name (nova-compute, glance-api, mysql ...)",
+                   "running": "true when it runs",
+                   "installed": "false when the tool says there is no such service on NODE "
+                                "(unrecognized service, unit not found, unknown job)",
+                   "state": "the state as printed"}},
 }
 
 _METADATA_ADDRESS = "169.254.169.254/32"
@@ -366,6 +393,66 @@ def glance_failures(table: FactTable) -> None:
                          value=option.get("value"))
 
 
+def floating_homes(table: FactTable) -> None:
+    for node in table.nodes("nova_floating"):
+        # An address wider than /32: the /32s are the floating IPs nova-network bound.
+        networks = [a for a in table.of("address", node)
+                    if (network_ints(a.get("cidr")) or (0, 0, 32))[2] < 32]
+        if not networks:
+            continue  # NODE's addresses were not shown: nothing to say where they sit
+        classes: dict[tuple, list] = {}
+        for listed in table.of("nova_floating", node):
+            holders = [a for a in networks if covers(a.get("cidr"), listed.get("address"))]
+            holder = max(holders, key=lambda a: network_ints(a["cidr"])[2]) if holders else None
+            classes.setdefault((listed.get("pool"), holder and holder["ifname"]), []).append((listed, holder))
+        for (pool, ifname), members in classes.items():
+            members.sort(key=lambda member: address_int(member[0].get("address")) or 0)
+            first, holder = members[0]
+            network = holder and cidr(network_ints(holder["cidr"])[0], network_ints(holder["cidr"])[2])
+            table.derive("floating_home", node, [first] + ([holder] if holder else []),
+                         f"{first.get('address')} (pool {pool}) "
+                         + (f"lies in {network} on {ifname} of {node}" if holder
+                            else f"lies in none of {node}'s networks"),
+                         address=first.get("address"), pool=pool, ifname=ifname or "",
+                         network=network or "", alike=len(members) - 1)
+
+
+_TOKEN_REFUSED = re.compile(r"Authorization failed for token|Unexpected response from keystone service")
+
+
+def token_refusals(table: FactTable) -> None:
+    for entry in table.of("log_entry"):
+        message = str(entry.get("message") or "")
+        if not _TOKEN_REFUSED.search(message):
+            continue
+        service = (service_for_log(entry.get("path")) or service_for_log(entry["prov"]["source"]))
+        table.derive("token_refused", entry.get("node"), [entry],
+                     f"the log of {service or 'a service'} on {entry.get('node')} says: {message}",
+                     service=service, project=project_of(service), message=message)
+
+
+# --- services ---------------------------------------------------------------------
+
+# What a service tool says when NODE has no such service at all: the student asked the
+# wrong node, which says nothing about whether the service runs where it lives.
+_NOT_INSTALLED_STATES = {"unrecognized service", "not-found", "unknown job"}
+
+
+def service_states(table: FactTable) -> None:
+    latest: dict[tuple, dict] = {}
+    for status in table.of("service_status"):
+        name = str(status.get("service") or "")
+        # rabbitmqctl names the Erlang node (rabbit@controller), not the service.
+        service = "rabbitmq-server" if "@" in name else canonical_service(name)
+        latest[(status.get("node"), service)] = status  # a restart prints stop, then start
+    for (node, service), status in latest.items():
+        running = bool(status.get("running"))
+        table.derive("service_state", node, [status],
+                     f"{node} says {status.get('service')} {status.get('state')}",
+                     service=service, running=running, state=status.get("state"),
+                     installed=status.get("state") not in _NOT_INSTALLED_STATES)
+
+
 def _service_from_logger(logger: str | None) -> str | None:
     if not logger:
         return None
@@ -373,8 +460,8 @@ def _service_from_logger(logger: str | None) -> str | None:
 
 
 DERIVATIONS = (default_routes, owned_addresses, forwarding, tables_shown, snat_scopes,
-               floating_ips, captured_packets, arrivals, glance_failures, *logsays.DERIVATIONS,
-               *storage.DERIVATIONS)
+               floating_ips, captured_packets, arrivals, glance_failures, service_states,
+               token_refusals, floating_homes, *logsays.DERIVATIONS, *storage.DERIVATIONS)
 
 
 def derive_all(table: FactTable) -> None:

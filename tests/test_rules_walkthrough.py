@@ -77,11 +77,13 @@ def test_the_new_cause_is_diagnosed_with_the_rules_folder(lab):
     assert done.returncode == 1, done.stderr
     import json
     findings = json.loads(done.stdout)["findings"]
-    assert [(f["cause"], f["status"], f["node"], f["service"]) for f in findings] == [
+    ours = [f for f in findings if f["cause"] == CAUSE]
+    assert [(f["cause"], f["status"], f["node"], f["service"]) for f in ours] == [
         (CAUSE, "established", "controller", "rabbitmq-server")]
-    assert findings[0]["fix"][0] == "On controller: service rabbitmq-server start"
-    # the shipped rules know nothing of it
-    assert json.loads(run(lab, "diagnose", EVIDENCE, "--format", "json").stdout)["findings"] == []
+    assert ours[0]["fix"][0] == "On controller: service rabbitmq-server start"
+    # the shipped rules know it only as the general service-down (issue 11), not by this file
+    shipped = json.loads(run(lab, "diagnose", EVIDENCE, "--format", "json").stdout)["findings"]
+    assert [(f["cause"], f["service"]) for f in shipped] == [("service-down", "rabbitmq-server")]
 
 
 def test_the_new_cause_is_taught_in_the_chat(lab, monkeypatch):

@@ -117,7 +117,8 @@ def test_missing_paths_are_input_errors():
 
 @pytest.mark.parametrize("text, reason", [
     ("\x00\x01\x02ELF", "binary data"),
-    ("root@net01:~# nova list\n+----+------+\n| ID | Name |\n", "does not read the output of 'nova'"),
+    ("root@net01:~# glance image-list\n+----+------+\n| ID | Name |\n", "does not read the output of 'glance'"),
+    ("root@net01:~# nova list\n+----+------+\n| ID | Name |\n", "columns (ID, Name) stackdoc does not read"),
     ("this is not the output of anything\nat all\n", "not recognised"),
 ])
 def test_unreadable_blocks_are_reported_with_where_and_why(text, reason):

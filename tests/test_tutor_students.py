@@ -262,21 +262,18 @@ def test_the_cinder_story_in_other_words(student):
     assert sum("It sounds like this problem" in r["text"] for r in student.replies) == 1
 
 
-def test_glance_api_stopped_reaches_the_honest_edge(student):
+def test_glance_api_stopped_is_found_from_the_status_already_pasted(student):
     student.says("creating a volume from an image fails")
     log = (FIXTURES / "oslo_log" / "cinder_api_icehouse_glance_refused.out").read_text()
     student.says("root@vol01:~# tail -n 40 /var/log/cinder/cinder-api.log\n" + log)
     student.says((FIXTURES / "cinder" / "other-vol01-ip-addr.txt").read_text())
     student.says("root@vol01:~# grep glance_api_servers /etc/cinder/cinder.conf\n"
                  "glance_api_servers = 192.0.2.5:9292\n")
-    edge = student.says("root@img01:~# service glance-api status\nglance-api stop/waiting\n")
-    assert "as far as my knowledge goes" in edge["text"] and "instructor" in edge["text"]
-    assert "service glance-api status" not in edge["text"]             # already run
+    status = student.says("root@img01:~# service glance-api status\nglance-api stop/waiting\n")
+    assert "glance-api is not running on img01" in status["text"] and "**Question:**" in status["text"]
+    assert "service glance-api status" not in status["text"]             # already run
     named = student.says("glance-api is stopped on img01, that's the problem")
-    assert named["text"].startswith("I cannot confirm that")
-    solution = student.says("just give me the solution")
-    assert solution["findings"] == [] and "instructor" in solution["text"]
-    assert solution["text"] != named["text"]
+    assert "service-down" in student.revealed()
 
 
 def test_an_unknown_problem_is_said_so_within_a_few_messages(student):

@@ -1,0 +1,85 @@
+"""cli_table: fixture pairs (printed by novaclient 2.17 and keystoneclient 0.7.1 themselves),
+recognition, the empty role list, damaged tables."""
+import pytest
+
+from grammar import cli_table, kinds
+from grammar.transcript import read_transcript
+from tests.fixture_pairs import FIXTURES, cases, check_case
+
+KIND = "cli_table"
+
+
+def fixture(name: str) -> str:
+    return (FIXTURES / KIND / f"{name}.out").read_text()
+
+
+@pytest.mark.parametrize("name,out,expected", cases(KIND), ids=[c[0] for c in cases(KIND)])
+def test_fixture_pairs(name, out, expected):
+    check_case(KIND, out, expected)
+
+
+@pytest.mark.parametrize("command", [
+    "nova service-list", "nova list", "nova --os-tenant-name demo list", "nova show web1",
+    "nova secgroup-list-rules default", "nova floating-ip-list", "keystone user-list",
+    "keystone tenant-list", "keystone user-role-list --user nova --tenant service",
+    "openstack compute service list", "openstack server list",
+])
+def test_commands_match(command):
+    assert kinds.kind_for_command(command)[0] == KIND
+
+
+@pytest.mark.parametrize("command", ["nova boot --flavor 1 vm", "nova-manage service list", "nova image-list",
+                                     "keystone user-role-add --user nova --role admin"])
+def test_commands_do_not_match(command):
+    assert not cli_table.COMMANDS.search(command)
+
+
+def test_a_down_compute_service():
+    rows = [r for r in cli_table.parse(fixture("nova_service_list_compute_down")).records if not r["alive"]]
+    assert [(r["service"], r["host"], r["enabled"]) for r in rows] == [("nova-compute", "cmp02", True)]
+
+
+def test_fixed_address_alone_and_with_a_floating_one():
+    alone = cli_table.parse(fixture("nova_list_fixed_only")).records
+    assert [(s["name"], s["addresses"], s["address_count"]) for s in alone] == [("web1", "10.20.4.5", 1)]
+    both = {s["name"]: s for s in cli_table.parse(fixture("nova_list_with_floating")).records}
+    assert both["test-vm"]["address_count"] == 2 and both["db1"]["status"] == "ERROR"
+    shown = cli_table.parse(fixture("nova_show_fixed_only"), "nova show --minimal web1").records
+    assert [(s["name"], s["network"], s["address_count"]) for s in shown] == [("web1", "private", 1)]
+
+
+def test_secgroup_rules_name_their_group_and_ports():
+    records = cli_table.parse(fixture("nova_secgroup_rules_ssh_icmp"), "nova secgroup-list-rules default").records
+    rules = [(r["protocol"], r["from_port"], r["to_port"]) for r in records if r["type"] == "secgroup_rule"]
+    assert rules == [("icmp", -1, -1), ("tcp", 22, 22)]
+    assert {"type": "secgroup_shown", "line": 4, "group": "default", "rules": 2} in records
+
+
+def test_an_empty_role_list_is_an_empty_line_and_says_no_role():
+    assert fixture("keystone_user_role_list_empty") == "\n"   # keystoneclient's print_empty=False
+    text = "root@ctl01:~# keystone user-role-list --user glance --tenant service\n\nroot@ctl01:~# \n"
+    facts = [f for f in read_transcript(text, source="k.txt").facts if f["type"] == "user_roles"]
+    assert [(f["user"], f["tenant"], f["count"], f["admin"]) for f in facts] == [("glance", "service", 0, False)]
+
+
+def test_member_role_alone_is_not_admin():
+    roles = [r for r in cli_table.parse(fixture("keystone_user_role_list_member_only"),
+                                        "keystone user-role-list --user nova --tenant service").records
+             if r["type"] == "user_roles"]
+    assert [(r["user"], r["roles"], r["admin"]) for r in roles] == [("nova", "_member_", False)]
+
+
+def test_recognised_without_a_command():
+    for name in ("nova_service_list_compute_down", "keystone_user_list", "nova_list_fixed_only"):
+        assert kinds.kind_for_text(fixture(name)) == KIND
+
+
+@pytest.mark.parametrize("text,where,what", [
+    ("| Binary | Host |\n+---+---+\n", 1, "no header border"),
+    ("+--+\n| Ip | Fixed Ip | Pool |\n+--+\n| 203.0.113.9 | - |\n+--+\n", 4, "2 cells in a table of 3"),
+    ("+--+\n| Ip | Fixed Ip | Pool |\n+--+\nsomething else\n", 4, "not a line of a table"),
+    ("+---+---+\n| a | b |\n+---+---+\n| 1 | 2 |\n+---+---+\n", 2, "columns (a, b) stackdoc does not read"),
+])
+def test_damaged_tables_are_named(text, where, what):
+    problems = cli_table.parse(text).problems
+    assert [(p.line, what in p.reason) for p in problems] == [(where, True)]
