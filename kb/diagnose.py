@@ -88,26 +88,45 @@ def diagnose(evidence, rulebook: Rulebook | None = None) -> Diagnosis:
     """``evidence`` is a grammar.transcript.Evidence (facts + unparsed)."""
     rulebook = rulebook or default_rulebook()
     table, stale = current_facts(evidence)
+    state, left_out = _reason(table, rulebook, by_node=False)
+    if left_out:
+        # Facts go in by kind (every route, then every address ...), so a limit reached
+        # in evidence of thousands of nodes leaves no join complete and no finding. Again,
+        # node after node in the order the evidence shows them: the nodes before the
+        # limit are judged whole.
+        table, stale = current_facts(evidence)
+        state, left_out = _reason(table, rulebook, by_node=True)
+    findings = state.findings()
+    return Diagnosis(findings, list(evidence.unparsed), evidence.parsed_count,
+                     _superseded(evidence.facts, stale), table, state.answerer.notes() + left_out)
 
+
+def _reason(table: FactTable, rulebook: Rulebook, by_node: bool):
+    """One engine session over the table; the session's state and what a limit left out."""
     state = _SessionState(table, rulebook)
     engine = compiled(rulebook, _on_cause, _on_inference, _on_query, COMPUTED)
     wanted = rulebook.fact_types()
+    facts = [f for f in table.facts if f["type"] in wanted]
+    if by_node:
+        first_seen: dict = {}
+        for fact in facts:
+            first_seen.setdefault(repr(fact.get("node")), len(first_seen))
+        facts.sort(key=lambda f: first_seen[repr(f.get("node"))])
     left_out: list[str] = []
     with engine.session() as session:
         session.diagnosis = state
         try:
-            session.assert_facts(engine_view(f) for f in list(table.facts) if f["type"] in wanted)
+            session.assert_facts(engine_view(f) for f in facts)
             session.complete()
         except (EngineLimit, ActionError) as error:
             limits = [e for e in getattr(error, "errors", [error]) if isinstance(e, EngineLimit)]
             if not limits:
                 raise
             left_out.append(f"the reasoning stopped at a limit ({limits[0]}); the findings are "
-                            f"those reached before it, and causes that rest on something being "
-                            f"absent were not judged")
-    findings = state.findings()
-    return Diagnosis(findings, list(evidence.unparsed), evidence.parsed_count,
-                     _superseded(evidence.facts, stale), table, state.answerer.notes() + left_out)
+                            f"those reached before it"
+                            + (", node after node in the order of the evidence," if by_node else "")
+                            + " and causes that rest on something being absent were not judged")
+    return state, left_out
 
 
 def _superseded(facts: list[dict], stale: dict[int, dict]) -> list[dict]:
