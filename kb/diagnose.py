@@ -93,7 +93,8 @@ def diagnose(evidence, rulebook: Rulebook | None = None) -> Diagnosis:
         # Facts go in by kind (every route, then every address ...), so a limit reached
         # in evidence of thousands of nodes leaves no join complete and no finding. Again,
         # node after node in the order the evidence shows them: the nodes before the
-        # limit are judged whole.
+        # limit are judged whole. The first attempt's facts go before the second's come.
+        state = table = None
         table, stale = current_facts(evidence)
         state, left_out = _reason(table, rulebook, by_node=True)
     findings = state.findings()
