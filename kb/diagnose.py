@@ -114,19 +114,32 @@ def _reason(table: FactTable, rulebook: Rulebook, by_node: bool):
             first_seen.setdefault(repr(fact.get("node")), len(first_seen))
         facts.sort(key=lambda f: first_seen[repr(f.get("node"))])
     left_out: list[str] = []
+    fed = 0
+
+    def feed():
+        nonlocal fed
+        for fed, fact in enumerate(facts, 1):
+            yield engine_view(fact)
+
     with engine.session() as session:
         session.diagnosis = state
         try:
-            session.assert_facts(engine_view(f) for f in facts)
+            session.assert_facts(feed())
             session.complete()
         except (EngineLimit, ActionError) as error:
             limits = [e for e in getattr(error, "errors", [error]) if isinstance(e, EngineLimit)]
             if not limits:
                 raise
+            order = ""
+            if by_node:
+                nodes = len({repr(f.get("node")) for f in facts})
+                # the node whose fact met the limit is only partly in
+                whole = len({repr(f.get("node")) for f in facts[:fed]}) - 1 if fed < len(facts) else nodes
+                order = (f", node after node in the order of the evidence (the first {whole} of "
+                         f"{nodes} nodes with facts the rules read went in whole),")
             left_out.append(f"the reasoning stopped at a limit ({limits[0]}); the findings are "
-                            f"those reached before it"
-                            + (", node after node in the order of the evidence," if by_node else "")
-                            + " and causes that rest on something being absent were not judged")
+                            f"those reached before it{order} and causes that rest on something "
+                            f"being absent were not judged")
     return state, left_out
 
 

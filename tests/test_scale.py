@@ -84,5 +84,7 @@ def test_a_limit_reached_in_many_nodes_still_judges_the_nodes_before_it(monkeypa
     monkeypatch.setattr(kb.engine, "MAX_FACTS", 1500)
     capped = diagnose(evidence)
     assert "node after node in the order of the evidence" in capped.left_out[-1]
+    whole, nodes = map(int, re.search(r"the first (\d+) of (\d+) nodes", capped.left_out[-1]).groups())
+    assert 0 < whole < nodes == 200      # 40 copies of 5 nodes
     nodes = [f.node for f in capped.findings if f.cause == "fip-snat-wrong-interface"]
     assert "net01-1" in nodes and len(nodes) < 40
