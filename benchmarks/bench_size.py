@@ -2,16 +2,21 @@
 
 The evidence folder is what a class's lab leaves behind: per node, the commands'
 captures of the namespace lab (tests/fixtures/labs) and the services' logs (the
-course's cinder-api log), repeated over as many nodes as the size needs. Each size
-runs in its own process (so its peak memory is its own), with a memory ceiling
-(``MEMORY_CEILING_MB``, address space) and a time limit (``TIME_LIMIT_S``) so that
-a run that is not linear fails instead of taking the machine down; a size that the
-smaller one, scaled linearly, already puts over the time limit is not run at all.
+course's cinder-api log), repeated over as many sites as the size needs, each site's
+nodes named after it and holding the site's own addresses (``renumber``), as the nodes
+of one large lab do. Each size runs in its own process (so its peak memory is its
+own), with a memory ceiling (``MEMORY_CEILING_MB``, address space) and a time limit
+(``TIME_LIMIT_S``) so that a run that is not linear fails instead of taking the
+machine down; a size that the smaller one, scaled linearly, already puts over the time
+limit is not run at all.
 
-Two stages are measured apart: reading (collectors/ and grammar/: files to facts)
-and diagnosing (kb/: facts to findings). The baseline, in the same run, is the 1 MB
-size: larger sizes are reported as ratios of time and memory per MB against it
-(1.0x is linear). The aim: at most 10 s and 100 MB per 10 MB of evidence.
+Two stages are measured, in one process: reading (collectors/ and grammar/: files to
+facts) and diagnosing (kb/: facts to findings; its line counts both stages). The
+baseline, in the same run, is the 1 MB size: larger sizes are reported as ratios of
+time and memory per MB against it (1.0x is linear). The aim: at most 10 s and 100 MB
+per 10 MB of evidence. Last, 10 MB of sites that all keep the lab's addresses: every
+join on an address is then quadratic, and the engine's fact cap bounds the diagnosis,
+which says what it left out.
 
     python -m benchmarks.bench_size        (or make bench)
 """
@@ -33,21 +38,57 @@ TIME_LIMIT_S = 300
 MEMORY_CEILING_MB = 6000
 AIM_S_PER_10MB = 10
 AIM_MB_PER_10MB = 100
+SAME_ADDRESSES_MB = 10
 
 LAB = ROOT / "tests" / "fixtures" / "labs" / "other-snat-wrong-interface"
 LOG = ROOT / "rules" / "examples" / "seed-cinder-api.log"
 
 
-def build_folder(folder: Path, megabytes: float) -> int:
-    """Writes node directories until the folder holds ``megabytes``; returns bytes."""
+_IPV4 = re.compile(r"(?<![\d.])(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?!\d)")
+# left as they are in every node: loopback, link-local, "any", masks and multicast
+_SHARED_FIRST_OCTETS = {"0", "127", "169", "224", "255"}
+
+
+def renumber(text: str, site: int, publics: list[tuple[str, str]]) -> str:
+    """The lab's addresses moved to the site's own, keeping every prefix up to /16: a
+    private 10.b.c.d (c < 8) becomes 10.A.(8B+c).d, a public a.b.c.d a public /16 of the
+    site's (first octet 11-99: global, never one the lab or the host uses). So each site
+    is a lab of its own, as the nodes of one large lab are, instead of thousands of nodes
+    claiming one address (which is ambiguous evidence: see ``--same-addresses``).
+    ``publics``: the lab's public /16s, in one order for every file."""
+
+    def moved(match: re.Match) -> str:
+        a, b, c, d = match.groups()
+        if a in _SHARED_FIRST_OCTETS or int(a) > 223:
+            return match.group(0)
+        if a == "10":
+            if int(c) >= 8:
+                return match.group(0)
+            return f"10.{site // 32 % 256}.{site % 32 * 8 + int(c)}.{d}"
+        if (a, b) not in publics:
+            return match.group(0)
+        index = site * len(publics) + publics.index((a, b))
+        return f"{11 + index // 256 % 89}.{index % 256}.{c}.{d}"
+
+    return _IPV4.sub(moved, text)
+
+
+def build_folder(folder: Path, megabytes: float, same_addresses: bool = False) -> int:
+    """Writes node directories until the folder holds ``megabytes``; returns bytes.
+    Each site's nodes are named after it and (unless ``same_addresses``) hold its own
+    addresses."""
     captures = [(path.name, path.read_text()) for path in sorted(LAB.glob("*.txt"))]
     log = LOG.read_text()
+    publics = sorted({(a, b) for _, text in captures for a, b, c, d in _IPV4.findall(text)
+                      if a != "10" and a not in _SHARED_FIRST_OCTETS and int(a) <= 223})
     total, node = 0, 0
     while total < megabytes * 1_000_000:
         node += 1
         for name, text in captures:
             # each node its own: the prompt names the node
             text = re.sub(r"(?m)^(\S+@)([\w.-]+)", rf"\g<1>\g<2>-{node}", text)
+            if not same_addresses:
+                text = renumber(text, node, publics)
             path = folder / f"site{node}" / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
@@ -57,8 +98,8 @@ def build_folder(folder: Path, megabytes: float) -> int:
     return total
 
 
-def _measure(folder: str, stage: str) -> None:
-    """In the child: read (and diagnose) the folder, print one JSON line."""
+def _measure(folder: str) -> None:
+    """In the child: read and diagnose the folder, print one JSON line."""
     sys.path.insert(0, str(ROOT))
     from collectors.files import read_evidence
     from kb.diagnose import diagnose
@@ -70,15 +111,13 @@ def _measure(folder: str, stage: str) -> None:
     evidence = read_evidence([folder])
     read_s = time.perf_counter() - started
     read_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base_mb
-    result = {"read_s": read_s, "read_mb": read_mb, "facts": len(evidence.facts),
-              "unparsed": len(evidence.unparsed)}
-    if stage == "diagnose":
-        started = time.perf_counter()
-        diagnosis = diagnose(evidence)
-        result.update(diagnose_s=time.perf_counter() - started,
-                      diagnose_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base_mb,
-                      findings=len(diagnosis.findings))
-    print(json.dumps(result), flush=True)
+    started = time.perf_counter()
+    diagnosis = diagnose(evidence)
+    print(json.dumps({
+        "read_s": read_s, "read_mb": read_mb, "facts": len(evidence.facts),
+        "unparsed": len(evidence.unparsed), "diagnose_s": time.perf_counter() - started,
+        "diagnose_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base_mb,
+        "findings": len(diagnosis.findings), "left_out": diagnosis.left_out}), flush=True)
 
 
 def _limit_memory() -> None:
@@ -86,12 +125,12 @@ def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (ceiling, ceiling))
 
 
-def run_size(megabytes: float, stage: str) -> dict:
+def run_size(megabytes: float, same_addresses: bool = False) -> dict:
     with tempfile.TemporaryDirectory() as folder:
-        size = build_folder(Path(folder), megabytes)
+        size = build_folder(Path(folder), megabytes, same_addresses)
         try:
             done = subprocess.run([sys.executable, "-m", "benchmarks.bench_size", "--measure",
-                                   folder, stage], cwd=ROOT, capture_output=True, text=True,
+                                   folder], cwd=ROOT, capture_output=True, text=True,
                                   timeout=TIME_LIMIT_S, preexec_fn=_limit_memory)
         except subprocess.TimeoutExpired:
             return {"bytes": size, "error": f"over {TIME_LIMIT_S} s"}
@@ -105,43 +144,52 @@ def run_size(megabytes: float, stage: str) -> dict:
 def main() -> None:
     print(f"size: an evidence folder of lab captures and logs at {', '.join(map(str, SIZES_MB))} MB "
           f"(aim per 10 MB: <= {AIM_S_PER_10MB} s, <= {AIM_MB_PER_10MB} MB; ratios per MB vs 1 MB)")
-    baseline = None
-    previous: dict[str, tuple[float, float]] = {}   # stage -> (seconds, megabytes)
+    baseline: dict[str, tuple[float, float]] = {}
+    previous: tuple[float, float] | None = None      # (seconds, megabytes) of the last size
     for megabytes in SIZES_MB:
-        for stage in ("read", "diagnose"):
-            if stage in previous:
-                seconds, size = previous[stage]
-                expected = seconds * megabytes / size
-                if expected > TIME_LIMIT_S:
-                    print(f"  {megabytes:>3} MB {stage:<8} not run: {size:g} MB took {seconds:.0f} s, "
-                          f"so even linear it would take ~{expected:.0f} s (limit {TIME_LIMIT_S} s)")
-                    continue
-            result = run_size(megabytes, stage)
-            label = f"  {megabytes:>3} MB {stage:<8}"
-            if "error" in result:
-                print(f"{label} failed: {result['error']}", flush=True)
-                # a larger size would fail too: judge it by this one's limit
-                previous[stage] = (TIME_LIMIT_S, result["bytes"] / 1e6)
+        if previous:
+            expected = previous[0] * megabytes / previous[1]
+            if expected > TIME_LIMIT_S:
+                print(f"  {megabytes:>3} MB not run: {previous[1]:g} MB took {previous[0]:.0f} s, "
+                      f"so even linear it would take ~{expected:.0f} s (limit {TIME_LIMIT_S} s)")
                 continue
-            seconds = result[f"{stage}_s"] if stage == "read" else result["read_s"] + result["diagnose_s"]
+        result = run_size(megabytes)
+        if "error" in result:
+            print(f"  {megabytes:>3} MB failed: {result['error']}", flush=True)
+            # a larger size would fail too: judge it by this one's limit
+            previous = (TIME_LIMIT_S, result["bytes"] / 1e6)
+            continue
+        for stage in ("read", "diagnose"):
+            seconds = result["read_s"] + (result["diagnose_s"] if stage == "diagnose" else 0)
             memory = result[f"{stage}_mb"]
             per_10 = 10 / (result["bytes"] / 1e6)
-            line = (f"{label} {seconds:7.1f} s {memory:7.0f} MB more at peak  "
+            line = (f"  {megabytes:>3} MB {stage:<8} {seconds:7.1f} s {memory:7.0f} MB more at peak  "
                     f"({seconds * per_10:5.1f} s and {memory * per_10:5.0f} MB per 10 MB; "
-                    f"{result['facts']} facts)")
+                    f"{result['facts']} facts")
+            line += f", {result['findings']} findings)" if stage == "diagnose" else ")"
             if megabytes == SIZES_MB[0]:
-                baseline = baseline or {}
                 baseline[stage] = (seconds / result["bytes"], memory / result["bytes"])
-            elif baseline and stage in baseline:
+            elif stage in baseline:
                 time_ratio = (seconds / result["bytes"]) / baseline[stage][0]
                 memory_ratio = (memory / result["bytes"]) / baseline[stage][1]
                 line += f"  time/MB {time_ratio:.1f}x, memory/MB {memory_ratio:.1f}x"
-            previous[stage] = (seconds, result["bytes"] / 1e6)
             print(line, flush=True)
+        for note in result["left_out"]:
+            print(f"         left out: {note}")
+        previous = (result["read_s"] + result["diagnose_s"], result["bytes"] / 1e6)
+    # thousands of nodes claiming the same addresses: every join on an address is
+    # quadratic, so the engine's fact cap is what bounds it (and the report says so)
+    result = run_size(SAME_ADDRESSES_MB, same_addresses=True)
+    if "error" in result:
+        print(f"  {SAME_ADDRESSES_MB:>3} MB, every site the same addresses: failed: {result['error']}")
+        return
+    print(f"  {SAME_ADDRESSES_MB:>3} MB, every site the same addresses: "
+          f"{result['read_s'] + result['diagnose_s']:.1f} s, {result['diagnose_mb']:.0f} MB more at "
+          f"peak, {result['findings']} findings, left out: {'; '.join(result['left_out']) or 'nothing'}")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--measure":
-        _measure(sys.argv[2], sys.argv[3])
+    if len(sys.argv) == 3 and sys.argv[1] == "--measure":
+        _measure(sys.argv[2])
     else:
         main()

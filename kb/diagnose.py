@@ -88,26 +88,59 @@ def diagnose(evidence, rulebook: Rulebook | None = None) -> Diagnosis:
     """``evidence`` is a grammar.transcript.Evidence (facts + unparsed)."""
     rulebook = rulebook or default_rulebook()
     table, stale = current_facts(evidence)
+    state, left_out = _reason(table, rulebook, by_node=False)
+    if left_out:
+        # Facts go in by kind (every route, then every address ...), so a limit reached
+        # in evidence of thousands of nodes leaves no join complete and no finding. Again,
+        # node after node in the order the evidence shows them: the nodes before the
+        # limit are judged whole. The first attempt's facts go before the second's come.
+        state = table = None
+        table, stale = current_facts(evidence)
+        state, left_out = _reason(table, rulebook, by_node=True)
+    findings = state.findings()
+    return Diagnosis(findings, list(evidence.unparsed), evidence.parsed_count,
+                     _superseded(evidence.facts, stale), table, state.answerer.notes() + left_out)
 
+
+def _reason(table: FactTable, rulebook: Rulebook, by_node: bool):
+    """One engine session over the table; the session's state and what a limit left out."""
     state = _SessionState(table, rulebook)
     engine = compiled(rulebook, _on_cause, _on_inference, _on_query, COMPUTED)
     wanted = rulebook.fact_types()
+    facts = [f for f in table.facts if f["type"] in wanted]
+    if by_node:
+        first_seen: dict = {}
+        for fact in facts:
+            first_seen.setdefault(repr(fact.get("node")), len(first_seen))
+        facts.sort(key=lambda f: first_seen[repr(f.get("node"))])
     left_out: list[str] = []
+    fed = 0
+
+    def feed():
+        nonlocal fed
+        for fed, fact in enumerate(facts, 1):
+            yield engine_view(fact)
+
     with engine.session() as session:
         session.diagnosis = state
         try:
-            session.assert_facts(engine_view(f) for f in list(table.facts) if f["type"] in wanted)
+            session.assert_facts(feed())
             session.complete()
         except (EngineLimit, ActionError) as error:
             limits = [e for e in getattr(error, "errors", [error]) if isinstance(e, EngineLimit)]
             if not limits:
                 raise
+            order = ""
+            if by_node:
+                nodes = len({repr(f.get("node")) for f in facts})
+                # the node whose fact met the limit is only partly in
+                whole = len({repr(f.get("node")) for f in facts[:fed]}) - 1 if fed < len(facts) else nodes
+                order = (f", node after node in the order of the evidence (the first {whole} of "
+                         f"{nodes} nodes with facts the rules read went in whole),")
             left_out.append(f"the reasoning stopped at a limit ({limits[0]}); the findings are "
-                            f"those reached before it, and causes that rest on something being "
-                            f"absent were not judged")
-    findings = state.findings()
-    return Diagnosis(findings, list(evidence.unparsed), evidence.parsed_count,
-                     _superseded(evidence.facts, stale), table, state.answerer.notes() + left_out)
+                            f"those reached before it{order} and causes that rest on something "
+                            f"being absent were not judged")
+    return state, left_out
 
 
 def _superseded(facts: list[dict], stale: dict[int, dict]) -> list[dict]:

@@ -13,11 +13,15 @@ class FactTable:
     def __init__(self):
         self.facts: list[dict] = []
         self._by_type: dict[str, list[dict]] = defaultdict(list)
+        # by type and node too: derivations ask per node, and a scan of every fact of
+        # the type per node is quadratic in a folder of thousands of nodes
+        self._by_type_node: dict[tuple, list[dict]] = defaultdict(list)
 
     def add(self, fact: dict) -> dict:
         fact["fact_id"] = len(self.facts)
         self.facts.append(fact)
         self._by_type[fact["type"]].append(fact)
+        self._by_type_node[fact["type"], _hashable(fact.get("node"))].append(fact)
         return fact
 
     def derive(self, fact_type: str, node, sources, because: str, **fields) -> dict:
@@ -31,7 +35,7 @@ class FactTable:
         found = self._by_type.get(fact_type, [])
         if node is ...:
             return list(found)
-        return [f for f in found if f.get("node") == node]
+        return list(self._by_type_node.get((fact_type, _hashable(node)), ()))
 
     def nodes(self, fact_type: str) -> list:
         return sorted({f.get("node") for f in self._by_type.get(fact_type, [])},
@@ -84,6 +88,15 @@ class FactTable:
             fact = self.facts[fact_id]
             yield fact
             stack.extend(reversed(fact.get("derived_from", [])))
+
+
+def _hashable(node):
+    """A node's name as an index key (a malformed fact may carry a list there)."""
+    try:
+        hash(node)
+    except TypeError:
+        return repr(node)
+    return node
 
 
 def engine_view(fact: dict) -> dict:

@@ -104,13 +104,15 @@ class Answerer:
             floating = {}
             for fip in self.table.of("floating_ip"):
                 floating.setdefault(fip.get("address"), fip)
-            sent_to, mentioned = {}, set()
+            sent_to, mentioned, replies = {}, set(), {}
             for packet in self.table.of("packet"):
                 mentioned.update((packet.get("src"), packet.get("dst")))
-                if address_int(packet.get("dst")) is not None \
-                        and "reply" not in str(packet.get("icmp_type") or ""):
+                if "reply" in str(packet.get("icmp_type") or ""):
+                    replies.setdefault(_key(packet.get("src")), []).append(packet)
+                elif address_int(packet.get("dst")) is not None:
                     sent_to.setdefault(packet.get("src"), packet["dst"])
-            self._index = {"floating": floating, "sent_to": sent_to, "mentioned": mentioned}
+            self._index = {"floating": floating, "sent_to": sent_to, "mentioned": mentioned,
+                           "replies": replies}
         return self._index
 
     @property
@@ -263,9 +265,8 @@ class Answerer:
 
     def _observed_reply(self, answering, addressed) -> dict | None:
         """A captured reply from ``answering`` to one of the ``addressed`` addresses."""
-        for packet in self.table.of("packet"):
-            if packet.get("src") == answering and packet.get("dst") in addressed \
-                    and "reply" in str(packet.get("icmp_type") or ""):
+        for packet in self._indexed()["replies"].get(_key(answering), ()):
+            if packet.get("dst") in addressed:
                 return packet
         return None
 
@@ -288,6 +289,11 @@ class Answerer:
                          f"{self.max_answers} answers per diagnosis); causes that rest on them "
                          f"were not judged")
         return notes
+
+
+def _key(value):
+    """A fact's field as a dict key (a malformed fact may hold a list)."""
+    return value if isinstance(value, (str, int, float, type(None))) else repr(value)
 
 
 def _probe(source, destination, proto):

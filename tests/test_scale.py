@@ -79,3 +79,28 @@ def test_a_limit_reached_is_said_and_the_diagnosis_goes_on(monkeypatch):
     monkeypatch.setattr(kb.engine, "MAX_FACTS", 200)
     diagnosis = diagnose(evidence)
     assert diagnosis.left_out[-1].startswith("the reasoning stopped at a limit (more than 200 facts")
+
+
+def test_a_limit_reached_in_many_nodes_still_judges_the_nodes_before_it(monkeypatch):
+    """Facts go in node after node once a limit is reached, so the first copies of a lab
+    repeated far past the limit keep their findings (by kind, none would be complete)."""
+    import re
+    from pathlib import Path
+
+    import kb.engine
+
+    lab = Path(__file__).parent / "fixtures" / "labs" / "other-snat-wrong-interface"
+    text = "".join(re.sub(r"(?m)^(\S+@)([\w.-]+)", rf"\g<1>\g<2>-{copy}", path.read_text())
+                   for copy in range(1, 41) for path in sorted(lab.glob("*.txt")))
+    evidence = read_transcript(text, "labs.txt")
+    whole = diagnose(evidence)
+    assert whole.left_out == []
+    assert len([f for f in whole.findings if f.cause == "fip-snat-wrong-interface"]) == 40
+
+    monkeypatch.setattr(kb.engine, "MAX_FACTS", 1500)
+    capped = diagnose(evidence)
+    assert "node after node in the order of the evidence" in capped.left_out[-1]
+    whole, nodes = map(int, re.search(r"the first (\d+) of (\d+) nodes", capped.left_out[-1]).groups())
+    assert 0 < whole < nodes == 200      # 40 copies of 5 nodes
+    nodes = [f.node for f in capped.findings if f.cause == "fip-snat-wrong-interface"]
+    assert "net01-1" in nodes and len(nodes) < 40
