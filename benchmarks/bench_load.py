@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 from benchmarks import gen_nova_nat
+from benchmarks.bench_chat import _wait_until_up
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDENTS = 6
@@ -107,19 +108,6 @@ def _new_session(port: int) -> str:
     return path
 
 
-def _wait_until_up(port: int, timeout: float = 90) -> None:
-    limit = time.time() + timeout
-    while time.time() < limit:
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", "/healthz")
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("the chat server did not start")
-
-
 def _healthy(port: int) -> bool:
     try:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -140,7 +128,7 @@ def run() -> dict:
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         burners: list[multiprocessing.Process] = []
         try:
-            _wait_until_up(port)
+            _wait_until_up(port, timeout=90)
             solo_path = _new_session(port)
             solo = [_post(port, solo_path, {"text": paste})[2] for _ in range(2)]
             paths = [_new_session(port) for _ in range(STUDENTS)]
