@@ -141,7 +141,7 @@ class SymptomIndex:
                 if count * 2 > len(phrases) and sum(said.values()) - count <= 1:
                     self.directions[symptom.id] = way
 
-    def _by_words(self, words: list[str]) -> list[tuple[str, float]]:
+    def _by_words(self, words: list[str]) -> list[tuple[str, float, int]]:
         """Symptoms whose phrasings share words with the text: the phrasing that holds the
         most of the text's words decides, bm25 only between phrasings holding as many (a
         short phrasing sharing one common word must not beat one sharing three)."""
@@ -167,12 +167,13 @@ class SymptomIndex:
             if symptom not in best or key < best[symptom]:
                 best[symptom] = key
         ordered = sorted(best.items(), key=lambda item: item[1])
-        return [(symptom, rank) for symptom, (_count, rank) in ordered]
+        return [(symptom, rank, -negative_count) for symptom, (negative_count, rank) in ordered]
 
     def search(self, text: str) -> list[tuple[str, float]]:
         """Symptoms that fit the text, best first, with their (bm25, lower is better) rank;
         those going against the text's direction after the others."""
-        found = self._by_words(_query_words(text))
+        scored = self._by_words(_query_words(text))
+        found = [(symptom, rank) for symptom, rank, _count in scored]
         direction = direction_of(text)
         if direction is None:
             return found
@@ -182,8 +183,15 @@ class SymptomIndex:
         if len(going) == 1 and going[0] not in dict(found) and (against or unmatched):
             # the words fit a symptom going the other way (or none, while the text is
             # about an instance): the one symptom going this way is what the student means
-            found.append((going[0], 0.0))
-        return sorted(found, key=lambda hit: self.directions.get(hit[0], direction) != direction)
+            scored.append((going[0], 0.0, 0))
+        # a text that says which way the traffic goes: symptoms going against it last;
+        # otherwise the words decide, and between phrasings sharing as many of them, the
+        # symptom going that way comes before one that says no way (booting, volumes)
+        def order(hit):
+            symptom, rank, count = hit
+            way = self.directions.get(symptom)
+            return (way not in (None, direction), -count, way != direction, rank)
+        return [(symptom, rank) for symptom, rank, _count in sorted(scored, key=order)]
 
     def best(self, text: str) -> str | None:
         found = self.search(text)
