@@ -26,10 +26,10 @@ id name enabled email / id name enabled      ``keystone_user`` / ``keystone_tena
 
 Worked example (novaclient 2.17's ``nova list``)::
 
-    | 9a8b7c6d-... | test-vm | ACTIVE | -          | Running     | novanetwork=10.99.0.2, 203.0.113.40 |
+    | 9a8b7c6d-... | test-vm | ACTIVE | -          | Running     | novanetwork=10.20.4.5, 203.0.113.40 |
 
 gives ``{"type": "server", "uuid": "9a8b7c6d-...", "name": "test-vm", "status": "ACTIVE",
-"network": "novanetwork", "addresses": "10.99.0.2, 203.0.113.40", "address_count": 2}``.
+"network": "novanetwork", "addresses": "10.20.4.5, 203.0.113.40", "address_count": 2}``.
 """
 from __future__ import annotations
 

@@ -373,7 +373,7 @@ def _load_cause(doc, path: str) -> Cause:
                             + ", ".join(sorted(CAUSE_KEYS)))
     cause_id = doc["cause"]
     if not isinstance(cause_id, str) or not re.match(r"^[a-z0-9][a-z0-9-]*$", cause_id):
-        raise RuleFileError(path, _line(doc, "cause"), "cause must be an id like 'rabbit-host-wrong'")
+        raise RuleFileError(path, _line(doc, "cause"), "cause must be an id like 'broker-address-wrong'")
     if ("when" in doc) == ("cases" in doc):
         raise RuleFileError(path, _line(doc), "give either 'when:' or 'cases:'")
     shared = {key: doc[key] for key in CASE_KEYS - {"when"} if key in doc}

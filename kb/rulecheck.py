@@ -283,7 +283,7 @@ class _Checker:
             ident = document.get(kind)
             if isinstance(ident, str) and not _ID.match(ident):
                 self.report(_line(document, kind), "SD106", f"{kind} id {ident!r} is not "
-                            "lower-case letters, digits and -", f"write it like 'rabbit-host-wrong'")
+                            "lower-case letters, digits and -", f"write it like 'broker-address-wrong'")
             elif isinstance(ident, str) and ident in key:
                 self.report(_line(document, kind), "SD107", f"{kind} {ident!r} is also defined in "
                             f"{key[ident]}", "rename one, or merge the two files")
@@ -291,7 +291,7 @@ class _Checker:
                 key[ident] = path
             else:
                 self.report(_line(document, kind), "SD105", f"'{kind}:' is an id (text)",
-                            f"write it like '{kind}: rabbit-host-wrong'")
+                            f"write it like '{kind}: broker-address-wrong'")
         self.causes, self.symptoms = causes, symptoms
         self.schema = self._schema(kinds)
         for path, document, kind in kinds:

@@ -26,7 +26,7 @@ CASES = {
     "SD103-unknown-key.yaml": ("SD103", 13, "unknown key 'fixes'", "did you mean 'fix'?"),
     "SD104-missing-key.yaml": ("SD104", 5, "a cause needs 'fix:'", "add 'fix:'"),
     "SD105-wrong-kind.yaml": ("SD105", 5, "'when:' is a mapping", "{route: {type: default_route}}"),
-    "SD106-bad-id.yaml": ("SD106", 2, "'Demo_Broker_Down'", "rabbit-host-wrong"),
+    "SD106-bad-id.yaml": ("SD106", 2, "'Demo_Broker_Down'", "broker-address-wrong"),
     "SD107-defined-twice.yaml": ("SD107", 2, "also defined in", "rename one"),
     "SD108-collect-unknown-key.yaml": ("SD108", 5, "unknown key 'comands'", "rules/collect.yaml"),
     "SD109-intents-bad-pattern.yml": ("SD109", 7, "intent hint: bad pattern '(can i have a (hint|clue)'",
