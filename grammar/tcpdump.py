@@ -19,7 +19,7 @@ Records::
      "direction": "In" | "Out" | "P" | "B" | "M" | None,   # -i any only
      "time": "10:13:31.513718" | None,    # as printed (-tttt adds the date; -t: None)
      "protocol": "icmp" | "icmp6" | "tcp" | "udp" | "arp" | "ip" | "ip6" | ...,
-     "src": "10.99.0.2", "dst": "173.194.113.145",   # addresses or, without -n, names
+     "src": "10.20.4.5", "dst": "203.0.113.80",      # addresses or, without -n, names
      "sport": "45678" | "ssh" | None, "dport": ...,  # as printed
      "icmp_type": "echo request" | None,  # tcpdump's words up to the first comma:
                                           # "host 192.0.2.40 unreachable", ...
@@ -39,16 +39,16 @@ non-IP frame gives its first word (stp, lldp, llc).
 A ``tcpdump:`` line that is not one of the informational ones above is an error:
 ``{"type": "capture_error", "line": 1, "message": "ens9: No such device exists"}``.
 
-Worked example (-e, 2014)::
+Worked example (-e, a capture of the namespace lab: tests/fixtures/tcpdump/net01_icmp_e.out)::
 
-    10:29:25.523369 fa:16:3e:20:5f:65 > 52:54:00:25:67:05, ethertype IPv4 (0x0800), length 98: 10.99.0.2 > 173.194.113.144: ICMP echo request, id 59136, seq 0, length 64
+    13:22:39.236290 fa:16:3e:20:5f:65 > 52:54:00:4a:10:aa, ethertype IPv4 (0x0800), length 98: 203.0.113.5 > 203.0.113.1: ICMP echo request, id 17610, seq 1, length 64
 
-with command ``tcpdump -i br1 -n icmp -e`` gives ``{"type": "packet", "line": 1,
-"iface": "br1", "direction": None, "time": "10:29:25.523369", "protocol": "icmp",
-"src": "10.99.0.2", "dst": "173.194.113.144", "sport": None, "dport": None,
+with command ``tcpdump -i br-mgmt -n icmp -e`` gives ``{"type": "packet", "line": 1,
+"iface": "br-mgmt", "direction": None, "time": "13:22:39.236290", "protocol": "icmp",
+"src": "203.0.113.5", "dst": "203.0.113.1", "sport": None, "dport": None,
 "icmp_type": "echo request", "src_mac": "fa:16:3e:20:5f:65", "dst_mac":
-"52:54:00:25:67:05", "length": 64, "encapsulated": False, "detail": "ICMP echo request,
-id 59136, seq 0, length 64"}``.
+"52:54:00:4a:10:aa", "length": 64, "encapsulated": False, "detail": "ICMP echo request,
+id 17610, seq 1, length 64"}``.
 
 Packet lines come by the thousand, so the LALR parser transforms as it parses (no
 tree) and the line's decoded part is one token.
