@@ -152,6 +152,13 @@ def text_lines(text: str) -> list[str]:
     return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
+def line_problem(lineno: int, error, what: str) -> Problem:
+    """The problem of one line a line-by-line parser could not read:
+    ``not a WHAT line: <lark's reason>``, at that line, with lark's column."""
+    problem = lark_problem(error)
+    return Problem(lineno, f"not {what} line: {problem.reason}", problem_column(problem))
+
+
 def problem_column(problem: Problem) -> int | None:
     """A problem's column, or None where lark gave -1 (the text ended before the token)."""
     return problem.column if (problem.column or 0) > 0 else None

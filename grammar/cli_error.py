@@ -27,7 +27,7 @@ from pathlib import Path
 from lark import Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import LazyLark, ParseResult, Problem, lark_cache, lark_problem, problem_column, text_lines
+from grammar.base import LazyLark, ParseResult, lark_cache, line_problem, text_lines
 
 KIND = "cli_error"
 FACT_TYPES = {
@@ -111,9 +111,7 @@ def parse(text: str, command: str = "") -> ParseResult:
         try:
             exception, message = _PARSER.parse(line)
         except LarkError as error:
-            problem = lark_problem(error)
-            result.problems.append(Problem(lineno, f"not a client error line: {problem.reason}",
-                                           problem_column(problem)))
+            result.problems.append(line_problem(lineno, error, "a client error"))
             continue
         found = _HTTP.search(message)
         status = int(found[1]) if found else None

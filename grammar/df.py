@@ -35,7 +35,7 @@ from pathlib import Path
 from lark import Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import ParseResult, Problem, lark_problem, problem_column, text_lines, LazyLark
+from grammar.base import LazyLark, ParseResult, Problem, line_problem, text_lines
 
 KIND = "df"
 FACT_TYPES = {
@@ -114,8 +114,7 @@ def parse(text: str, command: str = "") -> ParseResult:
         try:
             tag, *fields = _TO_LINE.transform(_PARSER.parse(raw.strip()))
         except LarkError as error:
-            problem = lark_problem(error)
-            result.problems.append(Problem(lineno, f"not a df line: {problem.reason}", problem_column(problem)))
+            result.problems.append(line_problem(lineno, error, "a df"))
             wrapped = None
             continue
         if tag == "header":

@@ -42,7 +42,7 @@ from pathlib import Path
 from lark import Token, Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import ParseResult, Problem, lark_problem, text_lines, problem_column, lark_cache, LazyLark
+from grammar.base import LazyLark, ParseResult, Problem, lark_cache, line_problem, text_lines
 
 KIND = "dpkg_list"
 # The facts this kind gives, each field in words (collected by kb/schema.py into
@@ -174,8 +174,7 @@ def parse(text: str, command: str = "") -> ParseResult:
         try:
             parsed = _PARSER.parse(line)
         except LarkError as error:
-            problem = lark_problem(error)
-            result.problems.append(Problem(lineno, f"not a package line: {problem.reason}", problem_column(problem)))
+            result.problems.append(line_problem(lineno, error, "a package"))
             continue
         tag = parsed[0]
         if tag == "legend":

@@ -34,7 +34,7 @@ from pathlib import Path
 from lark import Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import ParseResult, Problem, lark_problem, text_lines, problem_column, lark_cache, LazyLark
+from grammar.base import LazyLark, ParseResult, Problem, lark_cache, line_problem, text_lines
 
 KIND = "ini"
 # The facts this kind gives, each field in words (collected by kb/schema.py into
@@ -136,8 +136,7 @@ def parse(text: str, command: str = "") -> ParseResult:
         try:
             grep_file, content = _PARSER.parse(line)
         except LarkError as error:
-            problem = lark_problem(error)
-            result.problems.append(Problem(lineno, f"not an INI line: {problem.reason}", problem_column(problem)))
+            result.problems.append(line_problem(lineno, error, "an INI"))
             continue
         if content is None or not isinstance(content, tuple):
             if content is not None and content.type == "GREP_SEPARATOR":

@@ -42,7 +42,7 @@ from pathlib import Path
 from lark import Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import ParseResult, Problem, lark_problem, problem_column, text_lines, lark_cache, LazyLark
+from grammar.base import LazyLark, ParseResult, lark_cache, line_problem, text_lines
 
 KIND = "iscsiadm"
 FACT_TYPES = {
@@ -126,9 +126,7 @@ def parse(text: str, command: str = "") -> ParseResult:
         try:
             tag, *fields = _PARSER.parse(raw.strip())
         except LarkError as error:
-            problem = lark_problem(error)
-            result.problems.append(Problem(lineno, f"not an iscsiadm line: {problem.reason}",
-                                           problem_column(problem)))
+            result.problems.append(line_problem(lineno, error, "an iscsiadm"))
             continue
         if tag == "message":
             message = fields[0]

@@ -36,7 +36,7 @@ from pathlib import Path
 from lark import Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import ParseResult, Problem, lark_problem, problem_column, text_lines, lark_cache, LazyLark
+from grammar.base import LazyLark, ParseResult, Problem, lark_cache, line_problem, text_lines
 
 KIND = "listening"
 FACT_TYPES = {
@@ -110,9 +110,7 @@ def parse(text: str, command: str = "") -> ParseResult:
         try:
             parsed = _PARSER.parse(raw.strip())
         except LarkError as error:
-            problem = lark_problem(error)
-            result.problems.append(Problem(lineno, f"not a listening-socket line: {problem.reason}",
-                                           problem_column(problem)))
+            result.problems.append(line_problem(lineno, error, "a listening-socket"))
             continue
         if parsed[0] != "row":
             continue

@@ -20,7 +20,7 @@ from pathlib import Path
 from lark import Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import LazyLark, ParseResult, Problem, lark_cache, lark_problem, problem_column, text_lines
+from grammar.base import LazyLark, ParseResult, Problem, lark_cache, line_problem, text_lines
 
 KIND = "netcat"
 FACT_TYPES = {"reachability": "grammar.ping"}
@@ -67,8 +67,7 @@ def parse(text: str, command: str = "") -> ParseResult:
         try:
             parsed = _PARSER.parse(line)
         except LarkError as exc:
-            problem = lark_problem(exc)
-            result.problems.append(Problem(lineno, f"not a netcat line: {problem.reason}", problem_column(problem)))
+            result.problems.append(line_problem(lineno, exc, "a netcat"))
             continue
         if parsed[0] == "lookup":
             result.problems.append(Problem(lineno, f"the host name did not resolve: {parsed[1]}"))

@@ -25,7 +25,7 @@ from pathlib import Path
 from lark import Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import LazyLark, ParseResult, Problem, lark_cache, lark_problem, problem_column, text_lines
+from grammar.base import LazyLark, ParseResult, Problem, lark_cache, line_problem, text_lines
 
 KIND = "ping"
 FACT_TYPES = {
@@ -102,8 +102,7 @@ def parse(text: str, command: str = "") -> ParseResult:
         try:
             parsed = _PARSER.parse(line)
         except LarkError as exc:
-            problem = lark_problem(exc)
-            result.problems.append(Problem(lineno, f"not a ping line: {problem.reason}", problem_column(problem)))
+            result.problems.append(line_problem(lineno, exc, "a ping"))
             continue
         tag = parsed[0]
         if tag == "header":

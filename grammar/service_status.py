@@ -58,7 +58,7 @@ from pathlib import Path
 from lark import Token, Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import ParseResult, Problem, lark_problem, text_lines, problem_column, lark_cache, LazyLark
+from grammar.base import LazyLark, ParseResult, Problem, lark_cache, line_problem, text_lines
 
 KIND = "service_status"
 # The facts this kind gives, each field in words (collected by kb/schema.py into
@@ -299,9 +299,7 @@ def parse(text: str, command: str = "") -> ParseResult:
         except LarkError as error:
             if unit is not None or rabbit is not None:
                 continue  # the rest of a unit's report (CGroup, journal) or of rabbit's
-            problem = lark_problem(error)
-            result.problems.append(Problem(lineno, f"not a service status line: {problem.reason}",
-                                           problem_column(problem)))
+            result.problems.append(line_problem(lineno, error, "a service status"))
             continue
         tag = parsed[0]
         if tag == "skip":
