@@ -119,8 +119,8 @@ def run_labs(inputs: list[LabInput], *, rules: str | None = None, workers: int =
              dask_address: str | None = None, on_result: Callable[[dict], None] = lambda r: None,
              progress=None, worker: Callable[[dict], dict] = diagnose_lab) -> BatchOutcome:
     """Diagnose every lab; labs whose input is unusable are results at once. Ctrl-C
-    stops the batch and marks the labs not yet diagnosed; so does a worker's death for
-    the labs it took down with it."""
+    stops the batch and marks the labs not yet diagnosed; a worker's death marks the lab
+    that killed it (the others it took down are run again)."""
     outcome = BatchOutcome()
 
     def done(result: dict) -> None:
@@ -176,12 +176,39 @@ def _ignore_interrupts() -> None:
 
 
 def _on_processes(jobs, workers, done, worker) -> None:
+    # A worker's death breaks its whole pool and every lab in flight with it; keeping no
+    # more labs in flight than there are workers bounds that to a few, and those few are
+    # then run one by one, so only the lab that takes its worker down is lost.
+    queue = list(jobs)
+    suspects = []
+    while queue:
+        queue, broken = _on_pool(queue, min(workers, len(queue), MAX_PROCESSES), done, worker)
+        suspects += broken
+    for job in suspects:
+        for lost in _on_pool([job], 1, done, worker)[1]:
+            done(failed(lost["lab"], WORKER_DIED))
+
+
+def _on_pool(queue, width, done, worker):
+    """Run the queue's labs on a pool of ``width`` processes until done or the pool
+    breaks; returns (labs not started, labs in flight when it broke)."""
     # spawn, not fork: the engine's host keeps threads that a forked child would lack
     context = multiprocessing.get_context("spawn")
-    executor = ProcessPoolExecutor(max_workers=min(workers, len(jobs), MAX_PROCESSES),
-                                   mp_context=context, initializer=_ignore_interrupts)
-    pending = {executor.submit(worker, job): job for job in jobs}
+    executor = ProcessPoolExecutor(max_workers=width, mp_context=context,
+                                   initializer=_ignore_interrupts)
+    waiting = iter(queue)
+    pending = {}
+    broken = []
+
+    def submit_next() -> bool:
+        job = next(waiting, None)
+        if job is not None:
+            pending[executor.submit(worker, job)] = job
+        return job is not None
+
     try:
+        for _ in range(width):
+            submit_next()
         while pending:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
@@ -189,14 +216,17 @@ def _on_processes(jobs, workers, done, worker) -> None:
                 try:
                     done(future.result())
                 except BrokenProcessPool:
-                    done(failed(job["lab"], WORKER_DIED))
+                    broken.append(job)
                 except Exception as error:
                     done(failed(job["lab"], f"internal error while diagnosing {job['lab']}: "
                                             f"{type(error).__name__}: {error}"))
+            while not broken and len(pending) < width and submit_next():
+                pass
     except KeyboardInterrupt:
         _stop(executor)
         raise
     executor.shutdown(wait=True)
+    return list(waiting), broken
 
 
 def _stop(executor: ProcessPoolExecutor) -> None:
