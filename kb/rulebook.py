@@ -194,6 +194,7 @@ class Rulebook:
     inferences: list[Inference]
     identity: str
     symptoms: list[SymptomFile] = field(default_factory=list)
+    folders: tuple[str, ...] = ()      # where it was read from: the tutor's intents file is there too
 
     def fact_types(self) -> set[str]:
         """Every fact type some rule asks about: the only ones worth asserting."""
@@ -242,7 +243,8 @@ def load_rulebook(folders) -> Rulebook:
                                 f"cause {cause.cause!r} is also defined in {seen[cause.cause]}")
         seen[cause.cause] = cause.path
     check.enforce()
-    return Rulebook(causes, inferences, digest.hexdigest(), symptoms)
+    return Rulebook(causes, inferences, digest.hexdigest(), symptoms,
+                    tuple(str(folder) for folder in folders))
 
 
 _CACHE: dict[tuple, tuple[str, "Rulebook"]] = {}

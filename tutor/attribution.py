@@ -151,7 +151,7 @@ class Attribution:
 
     def take_held(self, text: str) -> bool:
         held = self.state.held
-        node = self.node_named(text) or _bare_node_name(text)
+        node = self.node_named(text) or _bare_node_name(text, self.tutor.intents_file)
         if node is None:
             if self.read(text).evidence is not None:
                 self.state.held = None           # a new paste instead: the held one is dropped
@@ -180,7 +180,7 @@ class Attribution:
         said = said.strip()
         if not said:
             return False
-        node = self.node_named(said) or self.node_named(f"on {said}") or _bare_node_name(said)
+        node = self.node_named(said) or self.node_named(f"on {said}") or _bare_node_name(said, self.tutor.intents_file)
         role = next((r for r, info in ROLES.items() if said.lower().removeprefix("the ") in
                      (r, info["name"], r + " node")), None)
         if node is None and role is not None:
@@ -255,11 +255,11 @@ def _addresses_and_interfaces(facts: list[dict]) -> tuple[set[str], set[str]]:
     return addresses, interfaces
 
 
-def _bare_node_name(text: str) -> str | None:
+def _bare_node_name(text: str, intents_file: str) -> str | None:
     """A reply that is just a host name ("net01", "it's gw01")."""
     match = re.fullmatch(r"\s*(?:it'?s |it is |that'?s |from |on )?(?:the )?([A-Za-z][\w.-]{0,62})\s*[.!]?\s*",
                          text)
     # a host name the tutor has not seen must look like one (net01, gw-2, node.lab)
-    if match and not intent.read_intent(text) and re.search(r"[\d.-]", match.group(1)):
+    if match and not intent.read_intent(text, intents_file) and re.search(r"[\d.-]", match.group(1)):
         return match.group(1)
     return None

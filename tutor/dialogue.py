@@ -153,7 +153,7 @@ class Conversation(Attribution, Answers, Edge):
         if self.state.held is not None and self.state.stage == WHICH:
             if self.take_held(text):
                 return
-        found = intent.read_intent(text)
+        found = intent.read_intent(text, self.tutor.intents_file)
         if found is not None and found.name != intent.CORRECTION:
             return self.on_intent(found, text)
         if found is not None and self.correct(found.groups.get("node", "")):
@@ -163,7 +163,7 @@ class Conversation(Attribution, Answers, Edge):
             return self.ask_which_node(text)
         if read.evidence is not None:
             return self.take_evidence(read.evidence, read.commands)
-        if self.state.symptom is not None and intent.starts_new_problem(text):
+        if self.state.symptom is not None and intent.starts_new_problem(text, self.tutor.intents_file):
             other = self.tutor.index.best(text)
             if other and other != self.state.symptom:
                 return self.recognise(text)
@@ -181,7 +181,7 @@ class Conversation(Attribution, Answers, Edge):
             return
         other = self.tutor.index.best(text)
         if other and other != self.state.symptom and len(text) < 300 and _describes_a_problem(text) \
-                and (not self.has_evidence() or intent.starts_new_problem(text)):
+                and (not self.has_evidence() or intent.starts_new_problem(text, self.tutor.intents_file)):
             return self.recognise(text)
         if self.state.stage == DONE:
             return self.edge()

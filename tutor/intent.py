@@ -68,12 +68,20 @@ def load_intents(path: str = str(INTENTS_FILE)) -> dict[str, list[re.Pattern]]:
     return patterns
 
 
-def read_intent(text: str) -> Intent | None:
+def intents_file_of(rulebook) -> str:
+    """The intents file beside the rules (``--rules DIR``: DIR/intents.yml), else the shipped one."""
+    for folder in getattr(rulebook, "folders", ()):
+        if (Path(folder) / INTENTS_FILE.name).is_file():
+            return str(Path(folder) / INTENTS_FILE.name)
+    return str(INTENTS_FILE)
+
+
+def read_intent(text: str, intents_file: str = str(INTENTS_FILE)) -> Intent | None:
     """The intent of a short message, or None (evidence, an answer, a problem described)."""
     text = text.strip()
     if not text or len(text) > _MAX_LENGTH or "\n" in text:
         return None
-    loaded = load_intents()
+    loaded = load_intents(intents_file)
     variants = [text]
     for filler in loaded["filler"]:
         variants += [filler.sub("", v).strip() for v in variants]
@@ -88,9 +96,9 @@ def read_intent(text: str) -> Intent | None:
     return None
 
 
-def starts_new_problem(text: str) -> bool:
+def starts_new_problem(text: str, intents_file: str = str(INTENTS_FILE)) -> bool:
     """Does the message start by saying it is about another problem?"""
-    return any(p.match(text) for p in load_intents()[NEW_PROBLEM])
+    return any(p.match(text) for p in load_intents(intents_file)[NEW_PROBLEM])
 
 
 def control_word(text: str) -> str | None:

@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass, field
 
 from kb.diagnose import default_rulebook
+from tutor import intent
 from tutor.dialogue import Conversation, Turn
 from tutor.recognise import SymptomIndex
 from tutor.render import to_html, with_figures
@@ -48,6 +49,7 @@ class Tutor:
         self.rulebook = rulebook or default_rulebook()
         self.symptoms: dict[str, Symptom] = _symptoms_of(self.rulebook)
         self.index = _index_of(self.rulebook, self.symptoms)
+        self.intents_file = intent.intents_file_of(self.rulebook)
 
     def start(self) -> str:
         session_id = self.store.create_session(State().as_dict())
