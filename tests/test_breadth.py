@@ -1,10 +1,12 @@
 """Breadth of the catalog (issue 11, item 6), read from the rule files' own worked
-examples: every cause has two positives on different nodes, a healthy counterpart that
-gives nothing and a look-alike it must not be taken for, and the look-alike pairs of
-item 3 are told apart both ways. Each example says its kind (`kind:`; `rules check`
-holds it to what the example expects); here the examples of a pair are diagnosed again
-and what a user reads — which cause, on which node, about which service — is asserted.
+examples: every cause has two positives on different nodes (Ubuntu and RHEL-family
+prompts among them), a healthy counterpart that gives nothing and a look-alike it must
+not be taken for, and the look-alike pairs of item 3 are told apart both ways. Each
+example says its kind (`kind:`; `rules check` holds it to what the example expects);
+here the examples of a pair are diagnosed again and what a user reads — which cause, on
+which node, about which service — is asserted.
 """
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -73,6 +75,25 @@ def test_two_positives_on_different_nodes(cause_id):
     nodes = {e.node or example.get("node") for example in examples_of(cause_id, "positive")
              for e in own_expectations(cause_id, example)}
     assert len(nodes - {None}) >= 2, f"{cause_id}: positives only on {sorted(n for n in nodes if n)}"
+
+
+# Python 2.6, which lacks argparse, is EL6's (the seed's capture is Scientific Linux 6).
+RHEL_FAMILY_ONLY = {"python-argparse-missing"}
+_UBUNTU_PROMPT = re.compile(r"^root@[^\s:]+:[^#]*# ", re.M)
+_RHEL_PROMPT = re.compile(r"^\[root@[^\s\]]+ [^\]]*\]# ", re.M)
+
+
+@pytest.mark.parametrize("cause_id", CATALOG)
+def test_positives_from_ubuntu_and_rhel_family_nodes(cause_id):
+    folder = Path(RULEBOOK.cause(cause_id).path).parent
+    texts = []
+    for example in examples_of(cause_id, "positive"):
+        given = example["evidence"]
+        for path in (folder / p for p in (given if isinstance(given, list) else [given])):
+            texts.extend(f.read_text() for f in ([path] if path.is_file() else sorted(path.rglob("*.txt"))))
+    ubuntu = any(_UBUNTU_PROMPT.search(text) for text in texts)
+    rhel = any(_RHEL_PROMPT.search(text) for text in texts)
+    assert rhel and (ubuntu or cause_id in RHEL_FAMILY_ONLY), (cause_id, ubuntu, rhel)
 
 
 @pytest.mark.parametrize("cause_id", CATALOG)
