@@ -532,11 +532,7 @@ class _Checker:
                         suggest(kind, EXAMPLE_KINDS) if isinstance(kind, str) else
                         "positive (shows the cause), healthy (gives nothing), lookalike (must not give it)")
             return
-        def causes(key):
-            items = example.get(key)
-            return {item.get("cause") if isinstance(item, dict) else item
-                    for item in (items if isinstance(items, list) else [])}
-        expected, ruled_out = causes("expect"), causes("expect_not")
+        expected, ruled_out = _example_causes(example, "expect"), _example_causes(example, "expect_not")
         if kind == "positive" and cause not in expected:
             self.report(line, "SD404", f"a positive example must expect its own cause {cause!r}",
                         f"add {{cause: {cause}, status: ..., node: ...}} to 'expect:', or give another kind")
@@ -802,6 +798,15 @@ class _Checker:
             if fld not in self.schema.fields(fact_type):
                 self.report(_line(where, fld) or line, "SD201", f"{fact_type} has no field {fld!r}",
                             suggest(fld, self.schema.fields(fact_type)))
+
+
+def _example_causes(example, key) -> set[str]:
+    """The cause ids an example's 'expect:' or 'expect_not:' names (what is not an id is
+    reported by the expectation checks)."""
+    items = example.get(key)
+    named = (item.get("cause") if isinstance(item, dict) else item
+             for item in (items if isinstance(items, list) else []))
+    return {cause for cause in named if isinstance(cause, str)}
 
 
 def _known(value, names) -> bool:
