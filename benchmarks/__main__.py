@@ -1,11 +1,13 @@
 """All benchmarks in one run: ``python -m benchmarks`` (or ``make bench``)."""
-from benchmarks import (bench_batch, bench_chat, bench_collect, bench_diagnose, bench_iptables,
-                        bench_load, bench_size, bench_walk)
+from benchmarks import (bench_batch, bench_chat, bench_class, bench_collect, bench_diagnose,
+                        bench_iptables, bench_load, bench_size, bench_walk)
 
 if __name__ == "__main__":
     bench_iptables.main()
     print()
     bench_diagnose.main()
+    print()
+    bench_class.main([])
     print()
     bench_walk.main()
     print()

@@ -61,6 +61,8 @@ CODES = {
     "SD400": "an example's evidence file does not exist",
     "SD401": "an example expects a cause no file defines",
     "SD402": "an example's expected status is not established or possible",
+    "SD403": "an example's kind is not positive, healthy or lookalike",
+    "SD404": "an example's kind disagrees with what it expects",
     # symptoms
     "SD500": "a symptom's route names a cause no file defines",
     "SD501": "a symptom's route names a step its file does not define",
@@ -77,7 +79,11 @@ CAUSE_ROUTE_KEYS = {"cause", "route", "named_by"}
 GATHERED_KEYS = {"fact", "command", "where"}
 CONCEPT_KEYS = {"when", "answer"}
 
-EXAMPLE_KEYS = {"evidence", "expect", "expect_not", "node"}
+EXAMPLE_KEYS = {"evidence", "expect", "expect_not", "node", "kind"}
+# What an example shows of its file's cause (tests/test_breadth.py counts them): the
+# cause itself, the healthy state that gives nothing, or the look-alike it must not be
+# taken for (another cause, or evidence that only resembles it).
+EXAMPLE_KINDS = ("positive", "healthy", "lookalike")
 EXPECTATION_KEYS = {"cause", "status", "node"}
 QUESTION_KEYS = {"ask", "expect", "partial", "wrong"}
 STATUSES = ("established", "possible")
@@ -516,6 +522,26 @@ class _Checker:
                 for item in self._list(items, _line(example, key), f"'{key}:'",
                                        "[{cause: my-cause, status: established}]"):
                     self._expectation(item, _line(example, key), key)
+            if "kind" in example:
+                self._example_kind(example, doc.get("cause"))
+
+    def _example_kind(self, example, cause) -> None:
+        kind, line = example["kind"], _line(example, "kind")
+        if kind not in EXAMPLE_KINDS:
+            self.report(line, "SD403", f"example kind {kind!r} is not positive, healthy or lookalike",
+                        suggest(kind, EXAMPLE_KINDS) if isinstance(kind, str) else
+                        "positive (shows the cause), healthy (gives nothing), lookalike (must not give it)")
+            return
+        expected, ruled_out = _example_causes(example, "expect"), _example_causes(example, "expect_not")
+        if kind == "positive" and cause not in expected:
+            self.report(line, "SD404", f"a positive example must expect its own cause {cause!r}",
+                        f"add {{cause: {cause}, status: ..., node: ...}} to 'expect:', or give another kind")
+        elif kind == "healthy" and (expected or cause not in ruled_out):
+            self.report(line, "SD404", "a healthy example expects nothing and rules its cause out",
+                        f"write 'expect: []' and 'expect_not: [{cause}]'")
+        elif kind == "lookalike" and cause not in ruled_out:
+            self.report(line, "SD404", f"a lookalike example must rule its cause {cause!r} out",
+                        f"add {cause} to 'expect_not:', and to 'expect:' what the evidence does show")
 
     def _expectation(self, item, line, key) -> None:
         if isinstance(item, dict):
@@ -772,6 +798,15 @@ class _Checker:
             if fld not in self.schema.fields(fact_type):
                 self.report(_line(where, fld) or line, "SD201", f"{fact_type} has no field {fld!r}",
                             suggest(fld, self.schema.fields(fact_type)))
+
+
+def _example_causes(example, key) -> set[str]:
+    """The cause ids an example's 'expect:' or 'expect_not:' names (what is not an id is
+    reported by the expectation checks)."""
+    items = example.get(key)
+    named = (item.get("cause") if isinstance(item, dict) else item
+             for item in (items if isinstance(items, list) else []))
+    return {cause for cause in named if isinstance(cause, str)}
 
 
 def _known(value, names) -> bool:
