@@ -1,0 +1,101 @@
+"""The catalog's part C: a security group established from what the probes saw, a
+service down from its clients' refused connections, keystone's own log telling a wrong
+password from a missing role. Per cause, positives on two labs named differently, the
+healthy or look-alike evidence that must not give it, and what a user reads (cause,
+status, node, service, the lab's own values, the evidence lines) is what is asserted.
+
+The evidence is rules/examples/ (real output: see rules/examples/SOURCES.md), copied
+into a temporary folder, with nodes renamed where a test says so."""
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from collectors.files import read_evidence
+from kb.diagnose import diagnose
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "rules" / "examples"
+
+
+def run(*names, **renames):
+    """The diagnosis of example files or folders, nodes renamed (old=new; _ for -)."""
+    with tempfile.TemporaryDirectory(prefix="stackdoc-catalog-c-") as folder:
+        paths = []
+        for index, name in enumerate(names):
+            source = EXAMPLES / name
+            files = sorted(source.iterdir()) if source.is_dir() else [source]
+            for number, path in enumerate(files):
+                text = path.read_text()
+                for old, new in renames.items():
+                    old = old.replace("_", "-")
+                    text = text.replace(f"@{old}:", f"@{new}:").replace(f"@{old} ", f"@{new} ")
+                target = Path(folder) / f"evidence-{index}-{number}.txt"
+                target.write_text(text)
+                paths.append(str(target))
+        return diagnose(read_evidence(paths))
+
+
+def found(diagnosis):
+    return {(f.cause, f.status, f.node) for f in diagnosis.findings}
+
+
+def finding(diagnosis, cause):
+    matches = [f for f in diagnosis.findings if f.cause == cause]
+    assert len(matches) == 1, found(diagnosis)
+    return matches[0]
+
+
+def evidence_text(result):
+    return "\n".join(line["text"] for line in result.evidence)
+
+
+# --- secgroup-port-closed -----------------------------------------------------------------
+
+def test_ssh_timing_out_while_ping_answers_and_no_rule_for_22_is_established():
+    result = finding(run("sg-ssh-filtered-ubuntu"), "secgroup-port-closed")
+    assert (result.status, result.node, result.service) == ("established", "ctl01", "nova-compute")
+    assert result.title == "security group default does not admit tcp port 22 to web-2"
+    assert "198.51.100.24" in result.explanation and "gw01" in result.explanation
+    assert result.fix[0] == "nova secgroup-add-rule default tcp 22 22 0.0.0.0/0"
+    shown = evidence_text(result)
+    assert "timed out: Operation now in progress" in shown            # the probe that failed
+    assert "| security_groups      | default" in shown               # the instance's group
+    assert "PING 198.51.100.24" in shown                              # the instance answers
+
+
+def test_ping_silent_while_ssh_connects_on_rdo_is_established():
+    result = finding(run("sg-icmp-filtered-rdo"), "secgroup-port-closed")
+    assert (result.status, result.node) == ("established", "rdo-ctl")
+    assert result.title == "security group ops does not admit ping (icmp) to db1"
+    assert result.fix[0] == "nova secgroup-add-rule ops icmp -1 -1 0.0.0.0/0"
+    assert "bastion's ping to 203.0.113.57 got no reply" in result.explanation
+    assert "Connection to 203.0.113.57 22 port [tcp/ssh] succeeded!" in evidence_text(result)
+
+
+def test_renamed_nodes_are_named_in_the_finding():
+    result = finding(run("sg-ssh-filtered-ubuntu", ctl01="api-7", gw01="jump"), "secgroup-port-closed")
+    assert result.node == "api-7" and "jump's nc" in result.explanation
+
+
+def test_port_refused_means_sshd_is_not_running_not_a_closed_group():
+    # the same group, admitting no ssh; the probe was refused: the packet got in
+    assert "secgroup-port-closed" not in {f.cause for f in run("sg-sshd-stopped-ubuntu").findings}
+
+
+def test_without_the_probes_the_group_alone_stays_possible():
+    result = finding(run("sg-ssh-filtered-ubuntu/ctl01.txt"), "secgroup-port-closed")
+    assert result.status == "possible" and any("nc -v" in step for step in result.decide_by)
+
+
+def test_an_instance_in_two_groups_with_one_shown_stays_possible():
+    result = finding(run("sg-two-groups-ubuntu"), "secgroup-port-closed")
+    assert result.status == "possible"
+
+
+def test_a_port_range_admitting_22_is_not_this_cause():
+    assert run("sg-ssh-range-ubuntu").findings == []
+
+
+def test_the_probes_alone_say_nothing_about_the_group():
+    assert run("sg-ssh-filtered-ubuntu/gw01.txt").findings == []
