@@ -99,3 +99,70 @@ def test_a_port_range_admitting_22_is_not_this_cause():
 
 def test_the_probes_alone_say_nothing_about_the_group():
     assert run("sg-ssh-filtered-ubuntu/gw01.txt").findings == []
+
+
+# --- service-down from its clients -------------------------------------------------------
+
+@pytest.mark.parametrize("name, node, service, port", [
+    ("refused-keystone-ubuntu", "controller", "keystone", 5000),
+    ("refused-nova-api-rdo", "rdo-ctl", "nova-api", 8774),
+    ("refused-broker-ubuntu", "controller", "rabbitmq-server", 5672),
+])
+def test_a_refused_client_and_nothing_listening_is_established(name, node, service, port):
+    result = finding(run(name), "service-down")
+    assert (result.status, result.node, result.service) == ("established", node, service)
+    assert result.title == f"{service} is not running on {node}: nothing listens on port {port}"
+    assert result.fix[0].startswith(f"On {node}: service {service} start")
+    shown = evidence_text(result)
+    assert "Connection refused" in shown or "ECONNREFUSED" in shown   # the client's words
+    assert "LISTEN" in shown                                           # what the node listens on
+
+
+def test_renamed_service_node_is_the_finding_node():
+    result = finding(run("refused-nova-api-rdo", rdo_ctl="brain-2"), "service-down")
+    assert result.node == "brain-2" and "brain-2" in result.explanation
+
+
+def test_a_refused_broker_with_its_node_not_listening_is_not_a_wrong_rabbit_host():
+    assert {f.cause for f in run("refused-broker-ubuntu").findings} == {"service-down"}
+
+
+def test_the_refusal_alone_is_possible_and_says_what_decides():
+    result = finding(run("refused-keystone-cli-only.txt"), "service-down")
+    assert (result.status, result.service, result.node) == ("possible", "keystone", "10.0.0.11")
+    decide = " ".join(result.decide_by)
+    assert "service keystone status" in decide and "ss -ltnp" in decide
+
+
+def test_the_status_already_pasted_decides_without_asking_again():
+    result = finding(run("refused-status-shown-ubuntu"), "service-down")
+    assert (result.status, result.node, result.service) == ("established", "controller", "keystone")
+    assert result.decide_by == []
+
+
+def test_refused_where_the_service_does_not_run_at_all_is_not_service_down():
+    assert run("refused-wrong-endpoint-ubuntu").findings == []
+
+
+def test_the_same_refusal_with_the_service_listening_on_another_node_is_not_service_down():
+    # keystone listens on 5000 on rdo-ctl: the client was pointed at the wrong host
+    assert "service-down" not in {f.cause for f in run("refused-keystone-cli-only.txt", "refused-healthy-rdo").findings}
+
+
+def test_healthy_sockets_and_no_refusal_give_nothing():
+    assert run("refused-healthy-rdo").findings == []
+
+
+def test_mysql_refusing_the_conductor_is_possible_service_down_not_a_wrong_password():
+    causes = {(f.cause, f.status, f.service) for f in run("sabotage/db-mysql-down-ubuntu.txt").findings}
+    assert causes == {("service-down", "possible", "mysql")}
+
+
+def test_cinder_refused_by_glance_on_its_own_address_stays_the_endpoint_cause():
+    result = run("seed-cinder-api.log", "seed-volume-node-ip-addr.txt")
+    assert {f.cause for f in result.findings} == {"cinder-glance-endpoint"}
+
+
+@pytest.mark.parametrize("name", ["sabotage/rabbit-localhost-ubuntu.txt", "sabotage/rabbit-wrong-host-rdo.txt"])
+def test_a_broker_looked_for_where_none_is_installed_is_not_service_down(name):
+    assert "service-down" not in {f.cause for f in run(name).findings}
