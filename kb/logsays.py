@@ -5,7 +5,9 @@ Each fact is neutral: it says what a service on a node logged (which host it tri
 which user was refused), never which cause that makes; rules/**.yaml decide. The
 message texts are those the services' sources print (oslo.messaging's rabbit driver,
 SQLAlchemy with MySQLdb or PyMySQL, the keystone auth_token middleware in
-keystoneclient and keystonemiddleware, nova's and cinder's processutils errors).
+keystoneclient and keystonemiddleware, keystone's own token controller and wsgi layer,
+nova's and cinder's processutils errors, the clients' refused connections); the file,
+function and release of each are listed in rules/examples/SOURCES.md.
 
 A log is a timeline: only the latest broker state of a service counts, so
 ``amqp_link`` is one fact per node and service, from its last AMQP line ("unreachable"

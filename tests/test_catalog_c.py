@@ -166,3 +166,38 @@ def test_cinder_refused_by_glance_on_its_own_address_stays_the_endpoint_cause():
 @pytest.mark.parametrize("name", ["sabotage/rabbit-localhost-ubuntu.txt", "sabotage/rabbit-wrong-host-rdo.txt"])
 def test_a_broker_looked_for_where_none_is_installed_is_not_service_down(name):
     assert "service-down" not in {f.cause for f in run(name).findings}
+
+
+# --- the log texts, as the sources print them ------------------------------------------
+
+@pytest.mark.parametrize("name, node, driver", [
+    ("db-denied-pymysql-rdo.txt", "rdo-ctl", "pymysql.err.OperationalError"),
+    ("db-denied-mysqldb-ubuntu.txt", "ctl01", "MySQLdb._exceptions.OperationalError"),
+])
+def test_a_real_mariadb_refusing_the_login_through_sqlalchemy_is_a_wrong_db_password(name, node, driver):
+    result = finding(run(name), "db-password-wrong")
+    assert (result.status, result.node, result.service) == ("established", node, "nova")
+    assert "login as nova" in result.title
+    assert f"({driver}) (1045, \"Access denied for user 'nova'@'localhost' (using password: YES)\")" \
+        in evidence_text(result)
+
+
+def test_keystone_logging_the_missing_role_before_the_failed_login_is_the_role_not_the_password():
+    result = run("ks-role-missing-keystone-log")
+    assert {(f.cause, f.status) for f in result.findings} == {("keystone-admin-role-missing", "established")}
+    role = finding(result, "keystone-admin-role-missing")
+    assert role.node == "controller" and "nova-api" in role.title
+    assert "is unauthorized for tenant" in evidence_text(role)
+    assert "Authorization failed. The request you have made requires authentication. from 10.0.0.11" \
+        in evidence_text(role)
+
+
+def test_keystone_logging_only_the_failed_login_is_the_password_and_decides_the_role_question():
+    result = run("sabotage/authtoken-401-keystone-ubuntu.txt")
+    assert {(f.cause, f.status) for f in result.findings} == {("keystone-password-wrong", "established")}
+
+
+def test_the_service_log_alone_leaves_both_possible():
+    result = run("sabotage/authtoken-401-ubuntu.txt")
+    assert {(f.cause, f.status) for f in result.findings} == {
+        ("keystone-password-wrong", "possible"), ("keystone-admin-role-missing", "possible")}
