@@ -317,6 +317,8 @@ _MYSQL_PORT = 3306
 
 
 def _refusal_in(text: str):
+    if not (_REFUSAL.search(text) or "(111)" in text):
+        return None  # most lines: one search, not three
     for pattern in (_REFUSED_URL, _REFUSED_POOL):
         found = pattern.search(text)
         if found and _REFUSAL.search(text):
