@@ -107,6 +107,7 @@ def test_the_probes_alone_say_nothing_about_the_group():
     ("refused-keystone-ubuntu", "controller", "keystone", 5000),
     ("refused-nova-api-rdo", "rdo-ctl", "nova-api", 8774),
     ("refused-broker-ubuntu", "controller", "rabbitmq-server", 5672),
+    ("refused-glance-api-log-ubuntu", "image1", "glance-api", 9292),
 ])
 def test_a_refused_client_and_nothing_listening_is_established(name, node, service, port):
     result = finding(run(name), "service-down")
