@@ -12,7 +12,8 @@ header                                       facts
 Binary Host Zone Status State Updated_at     ``nova_service`` (nova service-list; openstack
                                              compute service list: ... Updated At)
 ID Name Status ... Networks                  ``server`` (nova list, openstack server list)
-Property Value (nova show)                   ``server``: id, name, status, ``<net> network``
+Property Value (nova show)                   ``server``: id, name, status, ``<net> network``;
+                                             ``server_group`` per security group
 IP Protocol From Port To Port IP Range       ``secgroup_rule`` (nova secgroup-list-rules G)
                                              and ``secgroup_shown``
 Ip Server Id Fixed Ip Pool                   ``nova_floating`` (nova floating-ip-list)
@@ -58,6 +59,11 @@ FACT_TYPES = {
             "addresses": "its addresses on that network, as printed (fixed first, then floating)",
             "address_count": "how many addresses it has on that network: 1 is its fixed address alone",
         },
+    },
+    "server_group": {
+        "doc": "a security group an instance is in (nova show / openstack server show on NODE)",
+        "fields": {"uuid": "the instance's id", "name": "the instance's name", "group": "the group's name",
+                   "groups": "how many security groups the instance is in (they admit together)"},
     },
     "secgroup_rule": {
         "doc": "a rule of a security group (nova secgroup-list-rules GROUP on NODE)",
@@ -186,6 +192,20 @@ def _servers(row: dict) -> list[dict]:
     return found or [{**base, "network": None, "addresses": None, "address_count": 0}]
 
 
+# novaclient 2.17 joins the names ("default, web"); the openstack client prints one
+# "name='default'" per group, a wrapped row each.
+_GROUP_NAME = re.compile(r"name='([^']*)'")
+
+
+def _server_groups(props: dict) -> list[dict]:
+    line, value = props["security_groups"]
+    names = [n for n in dict.fromkeys(_GROUP_NAME.findall(value) or [n.strip() for n in value.split(",")])
+             if _none(n)]
+    return [{"type": "server_group", "line": line, "uuid": props["id"][1],
+             "name": props.get("name", (0, None))[1], "group": name, "groups": len(names)}
+            for name in names]
+
+
 def _records(header: list[str], rows: list[tuple[int, list[str]]], command: str) -> list[dict] | None:
     """The facts of one table; None when its columns are none stackdoc reads."""
     keys = [_key(h) for h in header]
@@ -215,6 +235,8 @@ def _records(header: list[str], rows: list[tuple[int, list[str]]], command: str)
             records.extend({**r, "line": line} for r in _servers(
                 {"id": props["id"][1], "name": props.get("name", (0, None))[1],
                  "status": props["status"][1], "networks": networks}))
+            if "security_groups" in props:
+                records.extend(_server_groups(props))
         else:
             return None  # another object's properties (a volume, an image ...)
     elif {"ip_protocol", "from_port", "to_port"} <= columns:

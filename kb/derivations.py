@@ -76,6 +76,14 @@ FACT_TYPES = {
     "glance_setting": {
         "doc": "cinder.conf on NODE sets glance_api_servers",
         "fields": {"value": "the option's value"}},
+    "instance_address": {
+        "doc": "an instance holds ADDRESS, as nova list / nova show / openstack server list on NODE "
+               "shows it (one fact per address)",
+        "fields": {"instance": "the instance's name", "uuid": "its id, or empty",
+                   "network": "the network the address is on",
+                   "address": "the address",
+                   "floating": "false for the first address of the network (the fixed one), true "
+                               "for those listed after it (floating IPs)"}},
     "floating_home": {
         "doc": "where the floating IPs nova lists (nova-manage floating list) sit among NODE's "
                "networks, NODE's addresses being shown: one fact per pool and holding "
@@ -417,6 +425,26 @@ def floating_homes(table: FactTable) -> None:
                          network=network or "", alike=len(members) - 1)
 
 
+# --- instances -------------------------------------------------------------------
+
+def instance_addresses(table: FactTable) -> None:
+    """One fact per address of an instance: a probe names one address, while nova's
+    tables print them together ("10.20.4.5, 203.0.113.40", the fixed one first)."""
+    done = set()
+    for server in table.of("server"):
+        listed = [a.strip() for a in str(server.get("addresses") or "").split(",") if a.strip()]
+        for index, address in enumerate(listed):
+            key = (server.get("node"), server.get("uuid") or server.get("name"), address)
+            if address_int(address) is None or key in done:
+                continue
+            done.add(key)
+            table.derive("instance_address", server.get("node"), [server],
+                         f"{server.get('name')} holds {address} on {server.get('network')}"
+                         + (" (a floating IP)" if index else ""),
+                         instance=server.get("name"), uuid=server.get("uuid"),
+                         network=server.get("network"), address=address, floating=index > 0)
+
+
 _TOKEN_REFUSED = re.compile(r"Authorization failed for token|Unexpected response from keystone service")
 
 
@@ -461,7 +489,7 @@ def _service_from_logger(logger: str | None) -> str | None:
 
 DERIVATIONS = (default_routes, owned_addresses, forwarding, tables_shown, snat_scopes,
                floating_ips, captured_packets, arrivals, glance_failures, service_states,
-               token_refusals, floating_homes, *logsays.DERIVATIONS, *storage.DERIVATIONS)
+               token_refusals, floating_homes, instance_addresses, *logsays.DERIVATIONS, *storage.DERIVATIONS)
 
 
 def derive_all(table: FactTable) -> None:

@@ -5,7 +5,9 @@ Each fact is neutral: it says what a service on a node logged (which host it tri
 which user was refused), never which cause that makes; rules/**.yaml decide. The
 message texts are those the services' sources print (oslo.messaging's rabbit driver,
 SQLAlchemy with MySQLdb or PyMySQL, the keystone auth_token middleware in
-keystoneclient and keystonemiddleware, nova's and cinder's processutils errors).
+keystoneclient and keystonemiddleware, keystone's own token controller and wsgi layer,
+nova's and cinder's processutils errors, the clients' refused connections); the file,
+function and release of each are listed in rules/examples/SOURCES.md.
 
 A log is a timeline: only the latest broker state of a service counts, so
 ``amqp_link`` is one fact per node and service, from its last AMQP line ("unreachable"
@@ -39,7 +41,8 @@ FACT_TYPES = {
                    "failures": "how many 'unreachable' lines came before the latest state",
                    "broker_at_host": "what the evidence shows of a broker on HOST_NODE: running "
                                      "(its status, or something listening on PORT), stopped, absent "
-                                     "(no such service there: unrecognized, not-found), or empty "
+                                     "(no such service there: unrecognized, not-found), not-listening "
+                                     "(its listening sockets shown, PORT not among them), or empty "
                                      "(not shown)",
                    "broker_elsewhere": "a node other than HOST_NODE where the evidence shows a "
                                        "broker running, or empty"}},
@@ -73,6 +76,22 @@ FACT_TYPES = {
     "disk_full_error": {
         "doc": "SERVICE on NODE failed writing: 'No space left on device' (errno 28) in its log",
         "fields": {"service": "the service", "message": "the log message"}},
+    "connection_refused": {
+        "doc": "a client on NODE had its connection to HOST:PORT refused (nothing listened there when it "
+               "tried): a CLI's 'Unable to establish connection to http://H:P' / '[Errno 111] Connection "
+               "refused', a service's log ('Error communicating with http://H:P [Errno 111] ECONNREFUSED', "
+               "MySQL's 2003 'Can't connect to MySQL server on H (111)'), or the latest AMQP line of a "
+               "service ('AMQP server on H:P is unreachable: [Errno 111] ECONNREFUSED'). cinder's refusals "
+               "by glance are glance_unreachable instead",
+        "fields": {"client": "the client: the CLI (nova, glance ...) or the service whose log it is",
+                   "host": "the host it tried, as it names it", "port": "the port, a number",
+                   "loopback": "true when HOST is NODE itself (localhost, 127.x, an address of NODE)",
+                   "host_node": "the node the evidence shows holding HOST (its address, or its name), or empty",
+                   "service_node": "HOST_NODE, else HOST as the client names it: where the port's "
+                                   "service was looked for",
+                   "port_listening": "true when SERVICE_NODE's listening sockets (ss / netstat -l) "
+                                     "include PORT, false when they were shown without it, empty when "
+                                     "none were shown"}},
     "iscsi_command_failed": {
         "doc": "an iscsiadm command nova or cinder ran on NODE failed (its 'Unexpected error while "
                "running command' log: Command, Exit code, Stderr)",
@@ -154,9 +173,13 @@ def _brokers(table: FactTable) -> dict:
             state[status.get("node")] = ("running" if status.get("running") else
                                          "absent" if status.get("state") in _ABSENT_STATES else "stopped",
                                          status)
+    listed: dict = {}
     for socket in table.of("listening"):
+        listed.setdefault(socket.get("node"), socket)
         if socket.get("port") == 5672 or socket.get("process") in ("beam.smp", "beam"):
             state[socket.get("node")] = ("running", socket)
+    for node, socket in listed.items():
+        state.setdefault(node, ("not-listening", socket))  # a status said, says more
     return state
 
 
@@ -280,4 +303,92 @@ def iscsi_failures(table: FactTable) -> None:
                      stderr=stderr["text"].replace("\\n", " ").strip() if stderr else None)
 
 
-DERIVATIONS = (amqp_links, db_logins, keystone_auth, disk_full, iscsi_failures)
+# Where a client says it was refused: glanceclient's CommunicationError and requests'
+# wording (nova, glance, keystone clients and the services using them), MySQL's 2003
+# with errno 111 (MySQLdb, PyMySQL: "Can't connect to MySQL server on 'H' (111)" or
+# "... on 'H' ([Errno 111] Connection refused)").
+_REFUSED_URL = re.compile(r"(?:Error communicating with|Unable to establish connection to) "
+                          r"https?://(?P<host>\[[^\]]+\]|[^:/\s]+):(?P<port>\d+)")
+_REFUSED_POOL = re.compile(r"host='(?P<host>[^']+)', port=(?P<port>\d+)\).*Connection refused")
+_MYSQL_REFUSED = re.compile(r"Can't connect to MySQL server on '(?P<host>[^']+)'(?::(?P<port>\d+))? "
+                            r"\((?:111|\[Errno 111\][^)]*)\)")
+_REFUSAL = re.compile(r"ECONNREFUSED|Connection refused|Errno 111")
+_MYSQL_PORT = 3306
+
+
+def _refusal_in(text: str):
+    if not (_REFUSAL.search(text) or "(111)" in text):
+        return None  # most lines: one search, not three
+    for pattern in (_REFUSED_URL, _REFUSED_POOL):
+        found = pattern.search(text)
+        if found and _REFUSAL.search(text):
+            return found["host"].strip("[]"), int(found["port"])
+    found = _MYSQL_REFUSED.search(text)
+    if found:
+        return found["host"], int(found["port"] or _MYSQL_PORT)
+    return None
+
+
+def refused_connections(table: FactTable) -> None:
+    """Who was refused where, with what the evidence shows of that port on that node.
+    Which service a port is, and what a refusal makes, the rule files say."""
+    owned = {(f.get("node"), f.get("address")) for f in table.of("owns_address")}
+    holder: dict = {}
+    own: dict = {}
+    for fact in table.of("owns_address"):
+        holder.setdefault(fact.get("address"), fact)
+        own.setdefault((fact.get("node"), fact.get("address")), fact)
+    nodes = {n for n in table.nodes("listening") + table.nodes("service_status") if n}
+    sockets: dict = {}
+    for socket in table.of("listening"):
+        sockets.setdefault(socket.get("node"), []).append(socket)
+    done = set()
+
+    def refused(fact, client, host, port, said):
+        node = fact.get("node")
+        key = (node, client, host, port)
+        if key in done:
+            return
+        done.add(key)
+        loopback = _is_loopback(host, node, owned)
+        owner = own.get((node, host)) if loopback else holder.get(host)
+        if loopback:
+            host_node = node
+        elif owner:
+            host_node = owner.get("node")
+        else:
+            host_node = host if host in nodes else None  # a client naming the node (http://controller:5000)
+        service_node = host_node or host
+        listening = sockets.get(service_node)
+        shown = [s for s in listening or () if s.get("port") == port][:1] or (listening or [])[:1]
+        if owner:
+            said += f" ({host} is an address of {host_node}" + (", its own" if loopback else "") + ")"
+        table.derive("connection_refused", node, [fact, *([owner] if owner else []), *shown], said,
+                     client=client, host=host, port=port, loopback=loopback, host_node=host_node,
+                     service_node=service_node,
+                     port_listening=None if listening is None else any(s.get("port") == port for s in listening))
+
+    for error in table.of("cli_error"):
+        if error.get("error") == "refused" and error.get("host") and error.get("port"):
+            refused(error, error.get("tool") or "a client", error["host"], int(error["port"]),
+                    f"{error.get('tool') or 'a client'} on {error.get('node')} was refused at "
+                    f"{error['host']}:{error['port']}")
+    for entry in table.of("log_entry"):
+        text = _text(entry)
+        where = _refusal_in(text)
+        if where is None:
+            continue
+        service = _service(entry)
+        if (service or "").startswith("cinder") and "glance" in text.lower():
+            continue  # cinder fetching an image: glance_unreachable, the cinder-glance rules
+        refused(entry, service or "a service", where[0], where[1],
+                f"{service or 'a service'} on {entry.get('node')} logged a refused connection to "
+                f"{where[0]}:{where[1]}")
+    for link in table.of("amqp_link"):
+        if not link.get("reachable") and _REFUSAL.search(str(link.get("error") or "")):
+            refused(link, link.get("service") or "a service", link.get("host"), int(link.get("port")),
+                    f"{link.get('service')} on {link.get('node')} last logged its broker at "
+                    f"{link.get('host')}:{link.get('port')} refusing it")
+
+
+DERIVATIONS = (amqp_links, db_logins, keystone_auth, disk_full, iscsi_failures, refused_connections)

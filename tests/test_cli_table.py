@@ -45,7 +45,9 @@ def test_fixed_address_alone_and_with_a_floating_one():
     both = {s["name"]: s for s in cli_table.parse(fixture("nova_list_with_floating")).records}
     assert both["test-vm"]["address_count"] == 2 and both["db1"]["status"] == "ERROR"
     shown = cli_table.parse(fixture("nova_show_fixed_only"), "nova show --minimal web1").records
-    assert [(s["name"], s["network"], s["address_count"]) for s in shown] == [("web1", "private", 1)]
+    assert [(s["name"], s["network"], s["address_count"]) for s in shown if s["type"] == "server"] == [
+        ("web1", "private", 1)]
+    assert [(g["name"], g["group"]) for g in shown if g["type"] == "server_group"] == [("web1", "default")]
 
 
 def test_secgroup_rules_name_their_group_and_ports():

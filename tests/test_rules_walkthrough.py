@@ -14,8 +14,8 @@ import app as stackdoc
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "rules" / "README.md").read_text()
 BLOCK = re.compile(r"^```(\w*)(?: file=(\S+))?\n(.*?)^```", re.M | re.S)
-CAUSE = "rabbitmq-server-down"
-EVIDENCE = "rules/examples/controller-rabbitmq-stopped.txt"
+CAUSE = "libvirt-not-running"
+EVIDENCE = "rules/examples/compute-libvirt-stopped.txt"
 
 
 def blocks(language=None):
@@ -46,8 +46,8 @@ def run(lab, *args):
 
 def test_the_example_evidence_is_the_real_capture_unchanged():
     evidence = next(body for _l, name, body in blocks() if name == EVIDENCE)
-    capture = (ROOT / "tests" / "fixtures" / "service_status" / "debian_rabbitmq_status_stopped.out")
-    assert evidence == "root@controller:~# service rabbitmq-server status\n" + capture.read_text()
+    capture = ROOT / "tests" / "fixtures" / "catalog_c" / "logs" / "ubuntu-nova-compute-libvirt-down.log"
+    assert evidence == "root@cmp07:~# tail -n 8 /var/log/nova/nova-compute.log\n" + capture.read_text()
 
 
 def test_check_and_test_say_what_the_walkthrough_says(lab):
@@ -59,9 +59,9 @@ def test_check_and_test_say_what_the_walkthrough_says(lab):
 
     shown = [body for lang, name, body in blocks("") if "SD200" in body or "passed" in body]
     misspelt_output, test_output = shown
-    path = lab / "rules" / "services" / f"{CAUSE}.yaml"
+    path = lab / "rules" / "compute" / f"{CAUSE}.yaml"
     good = path.read_text()
-    path.write_text(good.replace("type: service_status", "type: servce_status"))
+    path.write_text(good.replace("type: log_entry", "type: log_entri"))
     done = run(lab, "rules", "check", "rules")
     assert done.returncode == 1
     assert done.stdout.splitlines()[0] == misspelt_output.strip()
@@ -79,11 +79,12 @@ def test_the_new_cause_is_diagnosed_with_the_rules_folder(lab):
     findings = json.loads(done.stdout)["findings"]
     ours = [f for f in findings if f["cause"] == CAUSE]
     assert [(f["cause"], f["status"], f["node"], f["service"]) for f in ours] == [
-        (CAUSE, "established", "controller", "rabbitmq-server")]
-    assert ours[0]["fix"][0] == "On controller: service rabbitmq-server start"
-    # the shipped rules know it only as the general service-down (issue 11), not by this file
-    shipped = json.loads(run(lab, "diagnose", EVIDENCE, "--format", "json").stdout)["findings"]
-    assert [(f["cause"], f["service"]) for f in shipped] == [("service-down", "rabbitmq-server")]
+        (CAUSE, "established", "cmp07", "libvirt-bin")]
+    assert ours[0]["fix"][0] == "On cmp07: service libvirt-bin start (RDO and later Ubuntu: service libvirtd start)"
+    assert any("libvirt-sock" in line["text"] for line in ours[0]["evidence"])
+    # the shipped rules do not know this cause: the walkthrough adds it, it overlaps none
+    done = run(lab, "diagnose", EVIDENCE, "--format", "json")
+    assert done.returncode == 0 and json.loads(done.stdout)["findings"] == []
 
 
 def test_the_new_cause_is_taught_in_the_chat(lab, monkeypatch):
@@ -96,18 +97,18 @@ def test_the_new_cause_is_taught_in_the_chat(lab, monkeypatch):
         assert reply.status_code == 200
         return reply.get_json()
 
-    first = say("nova list just hangs and never comes back")
-    assert "nova commands hang" in first["reply"]
-    assert "service rabbitmq-server status" in first["reply"] and "api node" in first["reply"]
+    first = say("nova hypervisor-list does not show my compute node any more")
+    assert "a compute node's hypervisor is missing" in first["reply"]
+    assert "tail -n 50 /var/log/nova/nova-compute.log" in first["reply"] and "compute node" in first["reply"]
 
     pasted = say((lab / EVIDENCE).read_text())
-    assert "Which service carries the requests between nova's services" in pasted["reply"]
+    assert "Which daemon does nova-compute on cmp07 fail to reach" in pasted["reply"]
     assert pasted["findings"] == []          # asked, not told
 
     hint = say("hint")
     assert hint["hint_level"] == 1
-    assert "What carries those messages, and does it run?" in hint["reply"]
+    assert "Which daemon does it ask, and does that daemon answer on cmp07?" in hint["reply"]
 
-    answer = say("it is rabbit, on controller")
+    answer = say("it is libvirt, on cmp07")
     assert [f["cause"] for f in answer["findings"]] == [CAUSE]
-    assert "service rabbitmq-server start" in answer["reply"]
+    assert "service libvirt-bin start" in answer["reply"]
