@@ -8,15 +8,18 @@ of the reading, not facts.
 
 Record, one per path::
 
-    {"type": "disk_usage", "line": int, "path": str, "size": str, "kbytes": float | None,
+    {"type": "disk_usage", "line": int, "location": str, "size": str, "kbytes": float | None,
      "total": bool, "largest": bool}
 
-``size`` is as printed; ``kbytes`` the same in KiB: ``-h`` sizes are powers of 1024
+``location`` is the path measured (not ``path``: every fact's ``path`` is the file its
+evidence was read from). ``size`` is as printed; ``kbytes`` the same in KiB: ``-h`` sizes are powers of 1024
 (``6.1M`` is 6246.4), plain numbers are du's 1K blocks (or bytes with ``-b``, MiB with
 ``-m``; None with another ``-B``). ``largest`` marks the biggest of the paths this du
 listed that is not the sum of others: ``total`` and a folder whose sub-folders are
 listed too (``du --max-depth=1`` ends with the folder itself) are left out of that
-comparison, so it names what fills the folder.
+comparison, so it names what fills the folder; when such a folder holds more outside the
+sub-folders listed than the biggest of them (``--max-depth`` lists folders, not the files
+beside them), what fills it was not listed and nothing is marked.
 
 Worked example, ``du -sh /var/lib/nova/instances/*`` on a compute node whose instances
 filesystem someone filled::
@@ -25,7 +28,7 @@ filesystem someone filled::
     12M	/var/lib/nova/instances/_base
     46M	/var/lib/nova/instances/fill.img
 
-gives three records; the third is ``{"path": "/var/lib/nova/instances/fill.img",
+gives three records; the third is ``{"location": "/var/lib/nova/instances/fill.img",
 "size": "46M", "kbytes": 47104.0, "largest": True, "total": False}``.
 """
 from __future__ import annotations
@@ -43,7 +46,7 @@ FACT_TYPES = {
     "disk_usage": {
         "doc": "how much space a path takes on NODE (du)",
         "fields": {
-            "path": "the path (a file or a folder, with what it holds), or total for du -c's sum",
+            "location": "the file or folder measured (with what it holds), or total for du -c's sum",
             "size": "its size as printed (46M, 47100 ...)",
             "kbytes": "the same in KiB, a number, or empty where the unit is not known",
             "total": "true for du -c's total line",
@@ -113,7 +116,7 @@ def parse(text: str, command: str = "") -> ParseResult:
             result.problems.append(Problem(lineno, f"du could not read a path: {parsed[1]}"))
             continue
         _, size, path = parsed
-        result.records.append({"type": "disk_usage", "line": lineno, "path": path, "size": size,
+        result.records.append({"type": "disk_usage", "line": lineno, "location": path, "size": size,
                                "kbytes": _kbytes(size, block_unit), "total": path == "total",
                                "largest": False})
     _mark_largest(result.records)
@@ -121,9 +124,21 @@ def parse(text: str, command: str = "") -> ParseResult:
 
 
 def _mark_largest(records: list[dict]) -> None:
-    paths = [r["path"].rstrip("/") for r in records if not r["total"]]
+    paths = [r["location"].rstrip("/") for r in records if not r["total"]]
     candidates = [r for r in records if not r["total"] and r["kbytes"] is not None
-                  and not any(p.startswith(r["path"].rstrip("/") + "/") for p in paths)]
-    if candidates:
-        biggest = max(candidates, key=lambda r: r["kbytes"])
-        biggest["largest"] = True
+                  and not any(p.startswith(r["location"].rstrip("/") + "/") for p in paths)]
+    if not candidates:
+        return
+    biggest = max(candidates, key=lambda r: r["kbytes"])
+    # A listed folder holding more, outside the sub-folders listed, than the biggest of
+    # them (du --max-depth=1 lists folders, not the files beside them): what fills it
+    # was not listed, and nothing is marked.
+    for folder in records:
+        prefix = folder["location"].rstrip("/") + "/"
+        if folder["total"] or folder["kbytes"] is None or not biggest["location"].startswith(prefix):
+            continue
+        inside = sum(r["kbytes"] or 0 for r in records
+                     if r["location"].startswith(prefix) and "/" not in r["location"][len(prefix):].rstrip("/"))
+        if folder["kbytes"] - inside > biggest["kbytes"]:
+            return
+    biggest["largest"] = True

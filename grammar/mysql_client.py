@@ -22,8 +22,9 @@ Record, one per error line::
 
     {"type": "db_client_error", "line": int, "tool": "mysql", "code": int, "sqlstate": str | None,
      "error": str, "user": str | None, "client": str | None, "using_password": "YES" | "NO" | None,
-     "database": str | None, "server": str | None, "local": bool, "errno": int | None,
-     "message": str}
+     "database": str | None, "server": str | None, "local": bool, "loopback": bool,
+     "errno": int | None,
+     "message": str, "service": "mysql"}
 
 ``error`` is ``access-denied`` (1045: the server runs and refuses the credentials),
 ``database-denied`` (1044), ``unknown-database`` (1049), ``refused`` (nothing listens where
@@ -31,7 +32,8 @@ the client went), ``timed-out`` (no answer: dropped on the way), ``unreachable``
 route), ``no-socket`` (no server made the local socket: none runs on this node, or it
 uses another path), ``unknown-host``, ``connection-lost`` or ``other``. ``server`` is the
 host the client tried (from the message, else the command's ``-h``; ``localhost`` for the
-local socket), ``local`` is true for the local socket.
+local socket), ``local`` is true for the local socket, ``loopback`` for any way to the
+node itself (the socket, localhost, 127.x, ::1).
 
 Worked example: ``mysql -u nova -p -h 10.0.0.11 nova`` printing ``ERROR 2003 (HY000):
 Can't connect to MySQL server on '10.0.0.11' (111)`` gives ``{"code": 2003, "error":
@@ -65,8 +67,11 @@ FACT_TYPES = {
             "database": "the database named (the message's, else the command's), or empty",
             "server": "the host the client tried (localhost for the local socket), or empty",
             "local": "true when it went through the local socket (no -h, or -h localhost)",
+            "loopback": "true when the server it tried is this node itself (the local socket, localhost, "
+                        "127.x, ::1)",
             "errno": "the system error number it printed (111 refused, 110 timed out, 2 no such file ...), or empty",
             "message": "the message as printed",
+            "service": "the service the client talks to, by the one name service_state uses: mysql",
         },
     },
 }
@@ -76,6 +81,7 @@ FILES = None
 _LOOKS = re.compile(r"^ERROR \d{4} \([0-9A-Z]{5}\)(?: at line \d+)?: "
                     r"(?:Access denied for user|Can't connect to|Unknown (?:MySQL |MariaDB )?server host|Unknown database)",
                     re.IGNORECASE)
+_LOOPBACK = re.compile(r"localhost|127(?:\.\d+){3}|::1|\[::1\]")
 _ERRNO_ERROR = {111: "refused", 115: "refused", 110: "timed-out", 113: "unreachable", 101: "unreachable"}
 # the client's options that take a value (mysql --help)
 _VALUED = set("uhPSDep")
@@ -211,6 +217,8 @@ def parse(text: str, command: str = "") -> ParseResult:
             "server": said.get("server") or options["host"] or ("localhost" if local else None),
             "local": bool(local), "errno": said.get("errno"),
             "message": line.split(": ", 1)[1] if ": " in line else line,
+            "service": "mysql",  # MariaDB's server too: kb names both mysql
         }
+        record["loopback"] = bool(local) or bool(_LOOPBACK.fullmatch(record["server"] or ""))
         result.records.append(record)
     return result

@@ -19,7 +19,7 @@ else from the line's shape. Records::
     {"type": "process", "line": int, "pid": int, "user": str | None, "program": str,
      "command": str}
     {"type": "process_search", "line": int, "tool": "pgrep" | "ps", "pattern": str,
-     "found": int}
+     "found": int, "service": str | None}
 
 ``program`` is the name the process goes by: for a script run by its interpreter
 (``/usr/bin/python /usr/bin/nova-compute ...``) the script's name, else the program's
@@ -31,7 +31,8 @@ runs) is the search, not a match: it is neither counted nor a ``process``. So ``
 grep nova-network`` printing only grep's own line says that no nova-network runs.
 
 Worked example, ``pgrep -l nova-network`` printing nothing gives ``{"type":
-"process_search", "tool": "pgrep", "pattern": "nova-network", "found": 0}``.
+"process_search", "tool": "pgrep", "pattern": "nova-network", "found": 0, "service":
+"nova-network"}``.
 """
 from __future__ import annotations
 
@@ -61,6 +62,9 @@ FACT_TYPES = {
             "tool": "pgrep or ps",
             "pattern": "what was searched for",
             "found": "how many processes matched (the grep itself not counted)",
+            "service": "the service the pattern names, by the one name service_state uses "
+                       "(openstack-nova-compute is nova-compute, beam or rabbit is rabbitmq-server, "
+                       "mysqld and mariadbd are mysql), or empty",
         },
     },
 }
@@ -74,6 +78,11 @@ _LOOKS = re.compile(r"^\s*(?:USER\s+PID\s+%CPU\s+%MEM|UID\s+PID\s+PPID\s+C\s+STI
 _HEADER_FORM = (("aux_row", re.compile(r"^USER\s+PID\s+%CPU")), ("ef_row", re.compile(r"^UID\s+PID\s+PPID")),
                 ("ax_row", re.compile(r"^PID\s+TTY\s+STAT\s+TIME")), ("e_row", re.compile(r"^PID\s+TTY\s+TIME")))
 _INTERPRETER = re.compile(r"^(?:python[0-9.]*|perl[0-9.]*|ruby[0-9.]*)$")
+# a search pattern, and the service it names (as kb's service_state names services)
+_SERVICE_OF_PATTERN = ((re.compile(r"(?:openstack-)?(keystone)(?:-all)?"), 1),
+                       (re.compile(r"(?:openstack-)?((?:nova|glance|cinder|neutron)-[a-z-]*[a-z])"), 1),
+                       (re.compile(r"(?:rabbit|beam)[\w.-]*"), "rabbitmq-server"),
+                       (re.compile(r"mysqld?|mariadbd?"), "mysql"))
 _STARTS = ["aux_row", "ef_row", "ax_row", "e_row", "pgrep_row", "header"]
 
 _PARSER = LazyLark((Path(__file__).parent / "processes.lark").read_text(), parser="lalr",
@@ -98,6 +107,15 @@ def program_of(command: str) -> str:
             if not word.startswith("-"):
                 return word.rsplit("/", 1)[-1]
     return name
+
+
+def service_of(pattern: str) -> str | None:
+    """The service a search pattern names: nova-compute, rabbitmq-server, mysql ..."""
+    for expression, name in _SERVICE_OF_PATTERN:
+        found = expression.fullmatch(pattern)
+        if found:
+            return found[name] if isinstance(name, int) else name
+    return None
 
 
 def _form_of_command(stage: str) -> str | None:
@@ -198,7 +216,7 @@ def parse(text: str, command: str = "") -> ParseResult:
                                "program": program_of(process_command), "command": process_command})
     if search:
         result.records.append({"type": "process_search", "line": first_line or 1, "tool": search[0],
-                               "pattern": search[1], "found": found})
+                               "pattern": search[1], "found": found, "service": service_of(search[1])})
     return result
 
 

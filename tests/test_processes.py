@@ -36,7 +36,8 @@ def test_the_grep_that_finds_itself_is_not_a_process_of_the_service():
     out = (FIXTURES / KIND / "ps_aux_grep_nova_network.out").read_text()
     assert "grep nova-network" in out
     assert processes.parse(out, "ps aux | grep nova-network").records == [
-        {"type": "process_search", "line": 1, "tool": "ps", "pattern": "nova-network", "found": 0}]
+        {"type": "process_search", "line": 1, "tool": "ps", "pattern": "nova-network", "found": 0,
+         "service": "nova-network"}]
     # with grep -v grep after it, the pattern is still the first grep's
     searched = processes.parse(out, "ps aux | grep nova-network | grep -v grep").records
     assert [(r["pattern"], r["found"]) for r in searched] == [("nova-network", 0)]
