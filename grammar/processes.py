@@ -119,24 +119,25 @@ def service_of(pattern: str) -> str | None:
 
 
 def _form_of_command(stage: str) -> str | None:
+    """Which columns ps prints for these options: BSD ``aux`` / ``ax``, UNIX ``-ef`` / ``-e``
+    (``-aux`` is read as ``aux`` by procps), ``custom`` for ``-o``/``o``."""
     words = commands.words(stage)
     if not words:
         return None
     if words[0] == "pgrep":
         return "pgrep_row"
-    options = "".join(w.lstrip("-") for w in words[1:] if not w.startswith("--"))
-    dashed = [w for w in words[1:] if w.startswith("-") and not w.startswith("--")]
-    if "o" in options:
+    unix = "".join(w[1:] for w in words[1:] if w.startswith("-") and not w.startswith("--"))
+    bsd = words[1] if len(words) > 1 and words[1].isalpha() else ""
+    letters = unix + bsd
+    if "o" in letters:
         return "custom"
-    if "f" in "".join(dashed) and ("e" in options or "A" in options):
+    if "u" in bsd or ("u" in unix and "x" in unix):
+        return "aux_row"
+    if "f" in unix and ("e" in unix or "A" in unix):
         return "ef_row"
-    if "u" in options and not dashed or "u" in "".join(w for w in words[1:] if not w.startswith("-")):
-        return "aux_row"
-    if dashed and "u" in "".join(dashed) and "x" in options:   # ps -aux: procps reads it as aux
-        return "aux_row"
-    if "x" in options and not dashed:
+    if "x" in bsd:
         return "ax_row"
-    if "e" in options or "A" in options:
+    if "e" in unix or "A" in unix:
         return "e_row"
     return None
 

@@ -88,7 +88,7 @@ class _ToLine(Transformer):
 
     def authenticated(self, children):
         host, address, port, method = children
-        return ("login", str(address), f"authenticated ({str(method).strip(chr(34))})")
+        return ("login", str(address), f"authenticated ({str(method)[1:-1]})")
 
     def auth_succeeded(self, children):
         return ("login", None, f"authenticated {str(children[1])}")
