@@ -110,7 +110,9 @@ def program_of(command: str) -> str:
 
 
 def service_of(pattern: str) -> str | None:
-    """The service a search pattern names: nova-compute, rabbitmq-server, mysql ..."""
+    """The service a search pattern names: nova-compute, rabbitmq-server, mysql ...
+    (``[n]ova-compute``, the trick that keeps grep from finding itself, is nova-compute)."""
+    pattern = re.sub(r"\[(\w)\]", r"\1", pattern.strip("'\""))
     for expression, name in _SERVICE_OF_PATTERN:
         found = expression.fullmatch(pattern)
         if found:

@@ -80,3 +80,10 @@ def test_real_ps_and_pgrep_on_a_service_started_here(tmp_path):
     finally:
         process.kill()
         process.wait(timeout=10)
+
+
+def test_the_bracket_trick_names_the_service_too():
+    # grep [n]ova-compute does not match its own command line, so ps lists no grep line
+    text = (FIXTURES / KIND / "ps_aux_grep_nova_compute.out").read_text().splitlines()[0] + "\n"
+    search = processes.parse(text, "ps aux | grep [n]ova-compute").records[-1]
+    assert (search["pattern"], search["service"], search["found"]) == ("[n]ova-compute", "nova-compute", 1)
