@@ -28,7 +28,7 @@ serve: $(VENV)/.installed
 system-packages:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  missing=""; \
-	  for tool in iptables:iptables ip:iproute2 tcpdump:tcpdump ping:iputils-ping nc:netcat-openbsd chromium:chromium /usr/sbin/sshd:openssh-server iscsiadm:open-iscsi; do \
+	  for tool in iptables:iptables ip:iproute2 tcpdump:tcpdump ping:iputils-ping nc:netcat-openbsd chromium:chromium /usr/sbin/sshd:openssh-server iscsiadm:open-iscsi mysql:mariadb-client; do \
 	    command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool##*:}"; \
 	  done; \
 	  if [ -n "$$missing" ]; then \

@@ -20,10 +20,18 @@ Ip Server Id Fixed Ip Pool                   ``nova_floating`` (nova floating-ip
 id name user_id tenant_id                    ``keystone_role`` and ``user_roles`` (keystone
                                              user-role-list)
 id name enabled email / id name enabled      ``keystone_user`` / ``keystone_tenant``
+ID IP Protocol ... Port Range Direction      ``secgroup_rule`` (ingress only) and
+                                             ``secgroup_shown`` (openstack security group
+                                             rule list G)
+ID Floating IP Address Fixed IP Address      ``nova_floating`` (openstack floating ip list)
+Role User Group Project ...                  ``keystone_role`` and ``user_roles`` (openstack
+                                             role assignment list; glance@Default is glance)
+ID Name                                      ``keystone_user`` (openstack user list)
 ===========================================  ================================================
 
 ``keystone user-role-list --user U --tenant T`` printing an empty line gives
-``user_roles`` with no role: the user has none on that tenant.
+``user_roles`` with no role: the user has none on that tenant; so does ``openstack role
+assignment list --user U --project P``, which prints an empty line too.
 
 Worked example (novaclient 2.17's ``nova list``)::
 
@@ -66,10 +74,11 @@ FACT_TYPES = {
                    "groups": "how many security groups the instance is in (they admit together)"},
     },
     "secgroup_rule": {
-        "doc": "a rule of a security group (nova secgroup-list-rules GROUP on NODE)",
+        "doc": "a rule admitting traffic into a security group (nova secgroup-list-rules GROUP, "
+               "openstack security group rule list GROUP on NODE; egress rules admit nothing in and are left out)",
         "fields": {
             "group": "the group listed (from the command), or empty",
-            "protocol": "tcp, udp or icmp",
+            "protocol": "tcp, udp or icmp (any: every protocol, an openstack client rule with none)",
             "from_port": "the first port (icmp: the type, -1 any), a number",
             "to_port": "the last port (icmp: the code, -1 any), a number",
             "cidr": "the source range it admits, or empty",
@@ -81,12 +90,14 @@ FACT_TYPES = {
         "fields": {"group": "the group listed (from the command), or empty", "rules": "how many rules it has"},
     },
     "keystone_role": {
-        "doc": "a role a user holds on a tenant (keystone user-role-list on NODE)",
+        "doc": "a role a user holds on a tenant (keystone user-role-list, openstack role assignment list on NODE)",
         "fields": {"role": "the role's name (admin, _member_ ...)", "role_id": "its id",
-                   "user": "the user as the row names it (its id)", "tenant": "the tenant's id"},
+                   "user": "the user as the row names it (its id; its name with openstack ... --names)",
+                   "tenant": "the tenant (project) as the row names it"},
     },
     "user_roles": {
-        "doc": "keystone user-role-list on NODE listed USER's roles on TENANT (an empty line: none)",
+        "doc": "keystone user-role-list (or openstack role assignment list) on NODE listed USER's roles on "
+               "TENANT (an empty line: none)",
         "fields": {
             "user": "the user as the command names it (--user/--user-id), or as the rows do",
             "tenant": "the tenant as the command names it (--tenant/--tenant-id), or as the rows do, or empty",
@@ -96,8 +107,9 @@ FACT_TYPES = {
         },
     },
     "keystone_user": {
-        "doc": "a user keystone knows (keystone user-list on NODE)",
-        "fields": {"user_id": "its id", "name": "its name", "enabled": "true when enabled"},
+        "doc": "a user keystone knows (keystone user-list, openstack user list on NODE)",
+        "fields": {"user_id": "its id", "name": "its name",
+                   "enabled": "true when enabled, or empty (openstack user list has no Enabled column)"},
     },
     "keystone_tenant": {
         "doc": "a tenant (project) keystone knows (keystone tenant-list on NODE)",
@@ -109,7 +121,8 @@ COMMANDS = re.compile(
     r"^\s*(?:nova\s+(?:--\S+(?:\s+[^-\s]\S*)?\s+)*(?:service-list|list|show|secgroup-list-rules|floating-ip-list)\b"
     r"|keystone\s+(?:--\S+(?:\s+[^-\s]\S*)?\s+)*(?:user-list|tenant-list|user-role-list|role-list)\b"
     r"|openstack\s+(?:--\S+(?:\s+[^-\s]\S*)?\s+)*(?:compute\s+service\s+list|server\s+(?:list|show)"
-    r"|user\s+list|project\s+list|security\s+group\s+rule\s+list|floating\s+ip\s+list)\b)")
+    r"|user\s+list|project\s+list|security\s+group\s+rule\s+list|floating\s+ip\s+list"
+    r"|role\s+assignment\s+list)\b)")
 FILES = None
 # keystoneclient's empty listing is an empty line: its absence of roles is the fact.
 READS_EMPTY_OUTPUT = True
@@ -248,6 +261,31 @@ def _records(header: list[str], rows: list[tuple[int, list[str]]], command: str)
                             "source_group": _none(row.get("source_group"))})
         records.append({"type": "secgroup_shown", "line": rows[0][0] if rows else 1, "group": group,
                         "rules": len(rows)})
+    elif {"ip_protocol", "port_range", "direction"} <= columns:   # openstack security group rule list
+        group = _positional_after(command, "list") if re.search(r"\brule\s+list\b", command) else None
+        ingress = [(line, row) for line, row in dict_rows if row["direction"].lower() == "ingress"]
+        for line, row in ingress:  # egress rules admit nothing in
+            low, high = _port_range(row["port_range"], row["ip_protocol"])
+            records.append({"type": "secgroup_rule", "line": line, "group": group,
+                            "protocol": (_none(row["ip_protocol"]) or "any").lower(), "from_port": low,
+                            "to_port": high, "cidr": _none(row.get("ip_range")),
+                            "source_group": _none(row.get("remote_security_group"))})
+        records.append({"type": "secgroup_shown", "line": rows[0][0] if rows else 1, "group": group,
+                        "rules": len(ingress)})
+    elif {"floating_ip_address", "fixed_ip_address"} <= columns:   # openstack floating ip list
+        for line, row in dict_rows:
+            records.append({"type": "nova_floating", "line": line, "address": row["floating_ip_address"],
+                            "project": _none(row.get("project")), "instance": None,  # a port, not an instance
+                            "pool": _none(row.get("floating_network")), "interface": None,
+                            "assigned": _none(row.get("fixed_ip_address")) is not None})
+    elif {"role", "user", "project"} <= columns:   # openstack role assignment list
+        records.extend(_role_assignments(command, dict_rows))
+    elif columns == {"id", "name"} and re.search(r"\b(?:user|project)\s+list\b", command):
+        fact_type, key = (("keystone_user", "user_id") if re.search(r"\buser\s+list\b", command)
+                          else ("keystone_tenant", "tenant_id"))
+        for line, row in dict_rows:   # openstack user list / project list: no Enabled column
+            records.append({"type": fact_type, "line": line, key: row["id"], "name": row["name"],
+                            "enabled": None})
     elif {"ip", "fixed_ip", "pool"} <= columns:
         for line, row in dict_rows:
             records.append({"type": "nova_floating", "line": line, "address": row["ip"], "project": None,
@@ -269,6 +307,40 @@ def _records(header: list[str], rows: list[tuple[int, list[str]]], command: str)
     return records
 
 
+def _port_range(text: str, protocol: str) -> tuple[int | None, int | None]:
+    """The openstack client's Port Range (22:22, 1:65535, empty) as from and to ports;
+    empty is every port (icmp: every type and code, -1 as nova says)."""
+    found = re.fullmatch(r"\s*(\d+):(\d+)\s*", text or "")
+    if found:
+        return int(found[1]), int(found[2])
+    if (protocol or "").lower() in ("tcp", "udp"):
+        return 1, 65535
+    return -1, -1
+
+
+def _unscoped(name: str | None) -> str | None:
+    """glance@Default -> glance (the openstack client names a user or project with --names)."""
+    name = _none(name)
+    return None if name is None else name.rsplit("@", 1)[0]
+
+
+def _role_assignments(command: str, dict_rows: list[tuple[int, dict]]) -> list[dict]:
+    """keystone_role per row, and user_roles per user and project (as keystone user-role-list)."""
+    records, by_pair = [], {}
+    for line, row in dict_rows:
+        user, project = _unscoped(row.get("user")), _unscoped(row.get("project"))
+        if user is None or project is None:
+            continue  # a group's or a domain's assignment
+        records.append({"type": "keystone_role", "line": line, "role": row["role"], "role_id": None,
+                        "user": user, "tenant": project})
+        by_pair.setdefault((user, project), (line, []))[1].append(row["role"])
+    for (user, project), (line, roles) in by_pair.items():
+        names = sorted(roles)
+        records.append({"type": "user_roles", "line": line, "user": user, "tenant": project,
+                        "roles": ", ".join(names), "count": len(names), "admin": "admin" in names})
+    return records
+
+
 def _user_roles(command: str, rows: list[dict], line: int) -> dict:
     user = _option(command, "--user", "--user-id", "--user_id") or (rows[0]["user_id"] if rows else None)
     tenant = (_option(command, "--tenant", "--tenant-id", "--tenant_id")
@@ -286,6 +358,11 @@ def parse(text: str, command: str = "") -> ParseResult:
     if not any(line.strip() for line in lines):
         if re.search(r"\buser-role-list\b", command):
             result.records.append(_user_roles(command, [], 1))
+        elif re.search(r"\brole\s+assignment\s+list\b", command) and _option(command, "--user"):
+            # the openstack client prints an empty line, too, for no assignment
+            result.records.append({"type": "user_roles", "line": 1, "user": _option(command, "--user"),
+                                   "tenant": _option(command, "--project"), "roles": "", "count": 0,
+                                   "admin": False})
         return result
     header: list[str] | None = None
     header_line = 0

@@ -29,7 +29,7 @@ from grammar import commands
 KIND_NAMES = (
     "iptables_save", "iptables_list", "ip_route", "route_n", "ip_addr", "ifconfig",
     "tcpdump", "sysctl", "oslo_log", "traceback", "dpkg_list", "service_status", "nova_manage",
-    "cli_table", "cli_error", "ping", "netcat", "df", "listening", "iscsiadm",
+    "cli_table", "cli_error", "ping", "netcat", "ssh", "mysql_client", "du", "processes", "df", "listening", "iscsiadm",
     "ini",
 )
 

@@ -1,5 +1,6 @@
 """cli_table: fixture pairs (printed by novaclient 2.17 and keystoneclient 0.7.1 themselves),
-recognition, the empty role list, damaged tables."""
+recognition, the empty role list, damaged tables; and the openstack client's tables, printed by
+the real client against a fake API on loopback (make_osc_fixtures.sh)."""
 import pytest
 
 from grammar import cli_table, kinds
@@ -22,7 +23,9 @@ def test_fixture_pairs(name, out, expected):
     "nova service-list", "nova list", "nova --os-tenant-name demo list", "nova show web1",
     "nova secgroup-list-rules default", "nova floating-ip-list", "keystone user-list",
     "keystone tenant-list", "keystone user-role-list --user nova --tenant service",
-    "openstack compute service list", "openstack server list",
+    "openstack compute service list", "openstack server list", "openstack server show test-vm",
+    "openstack security group rule list default", "openstack floating ip list", "openstack user list",
+    "openstack role assignment list --user glance --project service --names",
 ])
 def test_commands_match(command):
     assert kinds.kind_for_command(command)[0] == KIND
@@ -85,3 +88,56 @@ def test_recognised_without_a_command():
 def test_damaged_tables_are_named(text, where, what):
     problems = cli_table.parse(text).problems
     assert [(p.line, what in p.reason) for p in problems] == [(where, True)]
+
+
+# --- the openstack client (python-openstackclient 10.5, real, against osc_fake_api.py) ---
+
+def test_openstack_and_nova_agree_on_the_down_compute_service():
+    openstack = [(r["service"], r["host"], r["alive"]) for r in cli_table.parse(
+        fixture("osc_compute_service_list"), "openstack compute service list").records]
+    nova = [(r["service"], r["host"], r["alive"]) for r in cli_table.parse(
+        fixture("nova_service_list_compute_down")).records]
+    assert ("nova-compute", "cmp02", False) in openstack and ("nova-compute", "cmp02", False) in nova
+    assert ("nova-compute", "cmp01", True) in openstack
+
+
+def test_openstack_security_group_rules_are_the_ingress_ones_with_their_ports():
+    text = fixture("osc_security_group_rule_list")
+    assert text.count("egress") == 2
+    records = cli_table.parse(text, "openstack security group rule list default").records
+    rules = [(r["protocol"], r["from_port"], r["to_port"], r["cidr"]) for r in records if r["type"] == "secgroup_rule"]
+    assert rules == [("icmp", -1, -1, "0.0.0.0/0"), ("tcp", 22, 22, "0.0.0.0/0")]
+    assert [(r["group"], r["rules"]) for r in records if r["type"] == "secgroup_shown"] == [("default", 2)]
+
+
+def test_openstack_floating_ips_say_which_are_assigned():
+    records = cli_table.parse(fixture("osc_floating_ip_list"), "openstack floating ip list").records
+    assert [(r["address"], r["assigned"]) for r in records] == [("203.0.113.40", True), ("203.0.113.41", False)]
+
+
+def test_openstack_server_list_and_show_give_the_same_instance():
+    listed = cli_table.parse(fixture("osc_server_list"), "openstack server list").records
+    shown = cli_table.parse(fixture("osc_server_show"), "openstack server show test-vm").records
+    row = next(r for r in listed if r["name"] == "test-vm")
+    assert [(s["uuid"], s["network"], s["addresses"]) for s in shown if s["type"] == "server"] == [
+        (row["uuid"], "novanetwork", "10.20.4.5, 203.0.113.40")]
+    # the real client prints the groups as name='default': the group read from it
+    assert [(s["uuid"], s["group"], s["groups"]) for s in shown if s["type"] == "server_group"] == [
+        (row["uuid"], "default", 1)]
+
+
+def test_openstack_role_assignments_by_name_and_the_empty_line():
+    listed = cli_table.parse(fixture("osc_role_assignment_list_names"), "openstack role assignment list --names").records
+    roles = {(r["user"], r["tenant"]): r["admin"] for r in listed if r["type"] == "user_roles"}
+    assert roles == {("admin", "admin"): True, ("nova", "service"): True, ("glance", "service"): False,
+                     ("cinder", "service"): True}
+    assert fixture("osc_role_assignment_heat_service_empty") == "\n"
+    text = ("root@ctl01:~# openstack role assignment list --user heat --project service --names\n"
+            + fixture("osc_role_assignment_heat_service_empty") + "root@ctl01:~# \n")
+    facts = [f for f in read_transcript(text, "paste").facts if f["type"] == "user_roles"]
+    assert [(f["user"], f["tenant"], f["count"], f["admin"]) for f in facts] == [("heat", "service", 0, False)]
+
+
+def test_openstack_user_list():
+    users = cli_table.parse(fixture("osc_user_list"), "openstack user list").records
+    assert [u["name"] for u in users] == ["admin", "nova", "glance", "cinder", "heat"]
