@@ -581,6 +581,11 @@ def _condition(fld: str, value, bound: list[str], path: str, line):
                 raise RuleFileError(path, line, f"{fld}: the engine's regular expressions do not "
                                     f"know {shorthand.group(0)}; write a class like [0-9] or "
                                     "[a-z]; the whole value must match, so wrap with .*")
+        if isinstance(operand, (dict, list)):
+            # durable would compare the field with the mapping itself: never equal, so
+            # {not: {matches: X}} would hold for every fact
+            raise RuleFileError(path, line, f"{fld}: {operator!r} compares with a value or "
+                                "$name.field, not with an operator or a list")
         return [(fld, operator, _operand(operand, bound, path, line))]
     if isinstance(value, list):
         raise RuleFileError(path, line, f"{fld}: a list is not a condition")

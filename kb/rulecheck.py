@@ -692,6 +692,14 @@ class _Checker:
                             f"{shorthand.group(0)}", "write a class like [0-9] or [a-z]; the whole "
                             "value must match, so wrap with .*")
             return False
+        if isinstance(operand, (dict, list)):
+            inner = next(iter(operand), "") if isinstance(operand, dict) else "a list"
+            self.report(line, "SD203", f"{fld}: {operator!r} compares with a value or $name.field, "
+                        f"not with {{{inner}: ...}}" if isinstance(operand, dict) else
+                        f"{fld}: {operator!r} compares with a value or $name.field, not with a list",
+                        f"say the absence instead: no other: {{type: ..., {fld}: {{matches: ...}}}} "
+                        "joined to this pattern")
+            return False
         if isinstance(operand, str) and operand.startswith("$"):
             self._reference(operand, bound, line)
         return False

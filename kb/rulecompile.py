@@ -34,10 +34,12 @@ def _term(fld, op, value):
     operand = {value[0]: value[1]} if isinstance(value, tuple) else value
     if op == "eq":
         return {fld: operand}
+    # durable counts a field that is there but empty (None) as existing: for a rule
+    # author an empty field has no value, so exists means present and not empty
     if op == "exists":
-        return {"$ex": {fld: 1}}
+        return {"$and": [{"$ex": {fld: 1}}, {"$neq": {fld: None}}]}
     if op == "missing":
-        return {"$nex": {fld: 1}}
+        return {"$or": [{"$nex": {fld: 1}}, {fld: None}]}
     return {OPERATORS[op]: {fld: operand}}
 
 

@@ -35,6 +35,8 @@ CASES = {
     "SD201-unknown-field.yaml": ("SD201", 6, "service_status has no field 'runing'", "did you mean 'running'?"),
     "SD202-unbound-reference.yaml": ("SD202", 7, "'brokr' is not bound", "did you mean 'broker'?"),
     "SD203-bad-condition.yaml": ("SD203", 6, "unknown operator 'gtt'", "did you mean 'gt'?"),
+    "SD203-operator-in-operator.yaml": ("SD203", 6, "state: 'not' compares with a value or $name.field, "
+                                        "not with {matches: ...}", "no other: {type: ..., state: {matches:"),
     "SD204-not-joined.yaml": ("SD204", 7, "'conf' is not joined", "node: $first.node"),
     "SD205-bound-twice.yaml": ("SD205", 14, "'broker' is bound twice", "another name"),
     "SD206-engine-key.yaml": ("SD206", 6, "'id' is the engine's own key", "fact_id"),
