@@ -17,6 +17,8 @@ READS = [
     "grep -n rabbit_host /etc/nova/nova.conf", "dpkg -l qemu-utils", "dpkg -s qemu-utils",
     "rpm -q qemu-img", "service glance-api status", "systemctl status nova-compute",
     "systemctl is-active rabbitmq-server", "nova-manage service list", "nova-manage floating list",
+    "ps aux", "ps -ef", "pgrep -l nova-compute", "pgrep -a rabbitmq", "rabbitmqctl status",
+    "du -sh /var/lib/nova/instances", "du -ah --max-depth=1 /var/lib/nova/instances",
 ]
 CHANGES = [
     "ip route add default via 192.0.2.1", "ip route del default", "ip addr add 192.0.2.5/24 dev eth0",
@@ -30,6 +32,8 @@ CHANGES = [
     "grep -r password /etc", "cat /etc/nova/nova.conf > /dev/null", "rm -rf /var/log/nova",
     "dpkg -i qemu-utils.deb", "dpkg -r qemu-utils", "tcpdump -n -i eth0 icmp",
     "sh -c 'ip route'", "bash", "sudo ip route", "cat /etc/nova/nova.conf; reboot",
+    "rabbitmqctl stop_app", "rabbitmqctl delete_user guest", "pkill nova-compute", "du -sh /root",
+    "pgrep -l 'nova; reboot'", "ps aux; reboot",
 ]
 
 
