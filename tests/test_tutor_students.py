@@ -366,3 +366,21 @@ def test_the_thread_changes_only_when_the_student_says_it_is_another_problem(stu
     moved = student.says("ok thanks, another problem: creating a volume from an image fails")
     assert "It sounds like this problem: **Creating a volume (from an image) fails**" in moved["text"]
     assert "cinder-api.log" in moved["text"]
+
+
+def test_a_refused_command_is_followed_to_the_socket_listing_that_decides_it(student):
+    """ss -ltnp answers "does the service behind the endpoint run?" as its status would."""
+    capture = (Path(__file__).resolve().parent.parent / "rules" / "examples" / "refused-keystone-ubuntu"
+               / "controller.txt").read_text()
+    pastes = {p.split("\n", 1)[0]: "root@controller:~# " + p for p in capture.split("root@controller:~# ") if p}
+    assert "service <the service of that port> status" in student.says(
+        "hey, nova list gives me connection refused on the controller??")["text"]
+    student.says(pastes["nova list"])
+    assert "That's what I asked for." in student.says(pastes["ss -ltnp"])["text"]
+    # which node holds 10.0.0.11, the address the command was refused at
+    addresses = student.says(pastes["ip addr show eth0"])
+    assert "Which service is not running?" in addresses["text"] and addresses["findings"] == []
+    answer = student.says("i think keystone is dead, nothing on 5000")
+    assert [(f["cause"], f["status"], f["node"]) for f in answer["findings"]] == [
+        ("service-down", "established", "controller")]
+    assert "service keystone start" in answer["text"]
