@@ -384,3 +384,25 @@ def test_a_refused_command_is_followed_to_the_socket_listing_that_decides_it(stu
     assert [(f["cause"], f["status"], f["node"]) for f in answer["findings"]] == [
         ("service-down", "established", "controller")]
     assert "service keystone start" in answer["text"]
+
+
+def test_a_filtered_port_is_taught_from_the_probes_and_the_instances_one_group(student):
+    """nc timing out while ping answers, the instance's only group without tcp 22: the
+    probe and nova show are steps of the route, and the cause is asked about, not told."""
+    examples = Path(__file__).resolve().parent.parent / "rules" / "examples" / "sg-ssh-filtered-ubuntu"
+
+    def pastes(node):
+        text = (examples / f"{node}.txt").read_text()
+        return {p.split("\n", 1)[0]: f"root@{node}:~# " + p for p in text.split(f"root@{node}:~# ") if p}
+    gw01, ctl01 = pastes("gw01"), pastes("ctl01")
+    student.says("ssh to my instance web-2 just hangs, ping works though")
+    probe = student.says(gw01["nc -zv -w 2 198.51.100.24 22"])
+    assert "You gave me what the connection attempt says before I asked for it" in probe["text"]
+    student.says(gw01["ping -c 3 198.51.100.24"])
+    student.says(ctl01["nova secgroup-list-rules default"])
+    shown = student.says(ctl01["nova show web-2"])
+    assert shown["findings"] == []
+    assert "Which command lets the instances of default be reached on the port you need?" in shown["text"]
+    answer = student.says("nova secgroup-add-rule default tcp 22 22 0.0.0.0/0")
+    assert [(f["cause"], f["status"], f["node"]) for f in answer["findings"]] == [
+        ("secgroup-port-closed", "established", "ctl01")]
