@@ -1,4 +1,5 @@
-"""Compiled regular expressions kept between runs of the command line.
+"""Compiled code kept between runs of the command line: regular expressions, and the
+methods dataclasses write for their classes.
 
 A diagnosis of a short transcript spends a third of its time compiling regular
 expressions: the parsers' own, and above all lark's lexers (a contextual lexer compiles
@@ -8,10 +9,16 @@ to its C matcher. ``enable()`` keeps those lists in the project's own ``.cache/r
 one file per Python and regex engine version, so that a later run hands them straight
 to the matcher: the same engine gets the same code, only sooner.
 
+Dataclasses are the same story: each ``@dataclass`` writes the source of its
+``__init__``, ``__repr__``, ``__eq__`` ... and compiles it, every run (some thirty
+classes on a diagnosis's path: a tenth of a short one). The compiled code of each
+source text is kept in the same file, so a later run only executes it.
+
 Only ``python app.py`` turns it on (tests and the chat server compile as Python
 always does). The file is written whole or not at all (a rename), checked by its
 checksum when read, and ignored when absent, corrupt or from another Python; the regex
-engine still validates every code it is handed.
+engine still validates every code it is handed, and an entry that is not code is
+compiled afresh.
 """
 from __future__ import annotations
 
@@ -19,6 +26,7 @@ import atexit
 import marshal
 import os
 import sys
+import types
 import zlib
 from pathlib import Path
 
@@ -103,10 +111,41 @@ def _compile(pattern, flags=0):
     return compiled
 
 
+def _exec(source, globals=None, locals=None, /):
+    """``exec`` as the dataclasses module calls it, with the code of a source text
+    compiled once. ``dont_inherit``: compiled as dataclasses' own ``exec`` compiles it,
+    without this module's ``from __future__`` flags."""
+    global _added
+    if not isinstance(source, str):
+        return exec(source, globals, locals)
+    code = None
+    stored = _table.get(source)
+    if stored is not None:
+        try:
+            code = marshal.loads(stored)
+        except Exception:
+            code = None
+    if not isinstance(code, types.CodeType):
+        code = compile(source, "<string>", "exec", dont_inherit=True)
+        if len(_table) < MAX_ENTRIES:
+            _table[source] = marshal.dumps(code)
+            _added += 1
+    return exec(code, globals, locals)
+
+
+def _patch_dataclasses() -> None:
+    """Let dataclasses' ``exec`` (a name it looks up in its module, then in builtins)
+    be ``_exec``; where its generator does not call ``exec`` by that name, nothing."""
+    import dataclasses
+    create = getattr(dataclasses, "_create_fn", None)
+    if create is not None and "exec" in create.__code__.co_names:
+        dataclasses.exec = _exec
+
+
 def enable() -> bool:
-    """Serve this process's regex compilations from the cache (and add to it at exit).
-    False, and nothing changed, where this Python's regex internals are not the ones
-    this module knows."""
+    """Serve this process's regex compilations and dataclass methods from the cache
+    (and add to it at exit). False, and nothing changed, where this Python's regex
+    internals are not the ones this module knows."""
     global _original
     if _original is not None:
         return True
@@ -116,5 +155,6 @@ def enable() -> bool:
     _table.update(_load(path))
     _original = _compiler.compile
     _compiler.compile = _compile
+    _patch_dataclasses()
     atexit.register(_save, path)
     return True

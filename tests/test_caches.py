@@ -226,6 +226,70 @@ def test_a_corrupt_regex_cache_is_ignored_and_unusable_entries_recompiled(regex_
     assert all(regex_cache.marshal.loads(v) != ("not", "code") for v in regex_table.values())
 
 
+# --- dataclasses' generated methods -------------------------------------------------------
+
+def _records_classes():
+    """Dataclasses of the shapes the project uses: defaults, factories, frozen, slots."""
+    from dataclasses import dataclass, field
+
+    @dataclass
+    class Finding:
+        cause: str
+        node: str | None
+        evidence: list[dict] = field(default_factory=list)
+        status: str = "established"
+
+    @dataclass(frozen=True)
+    class Problem:
+        line: int
+        reason: str
+        column: int | None = None
+
+    @dataclass(slots=True, order=True)
+    class Step:
+        node: str
+        hop: int = 0
+    return Finding, Problem, Step
+
+
+def _dataclass_behaviour():
+    import dataclasses
+    import inspect
+    finding, problem, step = _records_classes()
+    a, b = finding("c1", "net01"), finding("c1", "net01", [{"line": 3}])
+    frozen = problem(3, "bad")
+    try:
+        frozen.line = 4
+        refused = False
+    except dataclasses.FrozenInstanceError:
+        refused = True
+    return [repr(a), repr(b), a == finding("c1", "net01"), a == b, a.evidence is not finding("x", None).evidence,
+            repr(frozen), hash(frozen) == hash(problem(3, "bad")), refused,
+            repr(sorted([step("b", 2), step("a", 5), step("a", 1)])), step.__slots__,
+            [str(inspect.signature(cls)) for cls in (finding, problem, step)],
+            [cls.__init__.__annotations__ for cls in (finding, problem, step)]]
+
+
+def test_dataclasses_made_from_cached_code_behave_as_python_makes_them(regex_table, monkeypatch):
+    import dataclasses
+    expected = _dataclass_behaviour()
+    monkeypatch.setattr(dataclasses, "exec", regex_cache._exec, raising=False)
+    assert _dataclass_behaviour() == expected              # compiled, and kept
+    kept = [key for key in regex_table if isinstance(key, str)]
+    assert any("def __init__(self,cause" in key for key in kept)
+    path = regex_cache._cache_file()
+    regex_cache._save(path)
+    regex_table.clear()
+    regex_table.update(regex_cache._load(path))            # a later run
+    assert sorted(k for k in regex_table if isinstance(k, str)) == sorted(kept)
+    assert _dataclass_behaviour() == expected
+    for key in kept:                                      # entries that are not code
+        regex_table[key] = regex_cache.marshal.dumps(("not", "code"))
+    assert _dataclass_behaviour() == expected
+    assert all(isinstance(regex_cache.marshal.loads(regex_table[k]), regex_cache.types.CodeType)
+               for k in kept)
+
+
 # --- lark's analysed grammars --------------------------------------------------------------
 
 def test_a_grammar_cache_that_is_corrupt_or_of_another_grammar_is_replaced(tmp_path, monkeypatch):
@@ -254,6 +318,55 @@ def test_a_grammar_cache_that_is_corrupt_or_of_another_grammar_is_replaced(tmp_p
     assert len(list((tmp_path / "lark").glob("ip_route-*.lark-cache"))) == 2
     assert cached.read_bytes() == before
     assert ip_route.parse(text).records == reference
+
+
+def test_a_parser_from_the_cache_reads_as_a_freshly_built_one(tmp_path, monkeypatch):
+    """Every line of the listing fixtures, from every start, gives the same tree (or the
+    same error) from a parser built now and from one loaded whole from the cache."""
+    from lark import Lark, UnexpectedInput
+    from grammar import base, iptables_list
+    monkeypatch.setattr(base, "LARK_CACHE", tmp_path / "lark")
+    grammar = (ROOT / "grammar" / "iptables_list.lark").read_text()
+    options = {"parser": "lalr", "start": iptables_list._STARTS, "keep_all_tokens": True}
+    base.LazyLark(grammar, cache=base.lark_cache("iptables_list"), **options).options  # writes it
+    cached = base.LazyLark(grammar, cache=base.lark_cache("iptables_list"), **options)
+    fresh = Lark(grammar, **options)
+
+    def outcome(parser, line, start):
+        try:
+            return parser.parse(line, start=start)
+        except UnexpectedInput as error:
+            return type(error).__name__, error.line, error.column
+
+    lines = [line for path in sorted((ROOT / "tests" / "fixtures" / "iptables_list").glob("*.out"))
+             for line in path.read_text().splitlines()[:40]]
+    compared = [(outcome(cached, line, start), outcome(fresh, line, start))
+                for line in lines for start in ("chain_header", "column_header", "counted_rule", "rule")]
+    assert len(compared) > 400 and any(not isinstance(c, tuple) for c, _ in compared)
+    assert [c for c, _ in compared] == [f for _, f in compared]
+
+
+def _route_transformer(word: str):
+    """A transformer class of one name whose code (the word it returns) may change, as
+    a module's transformer does between two versions of the code."""
+    from lark import Transformer
+    return type("RouteTransformer", (Transformer,), {"dev": lambda self, children: word})
+
+
+def test_a_cached_parser_calls_the_transformer_of_the_running_code(tmp_path, monkeypatch):
+    from grammar import base
+    monkeypatch.setattr(base, "LARK_CACHE", tmp_path / "lark")
+    grammar = (ROOT / "grammar" / "ip_route.lark").read_text()
+
+    def parser(word):
+        return base.LazyLark(grammar, parser="lalr", cache=base.lark_cache("ip_route"),
+                             maybe_placeholders=True, transformer=_route_transformer(word)())
+
+    assert "old" in str(parser("old").parse("default via 192.0.2.1 dev eth0\n"))   # writes the cache
+    assert len(list((tmp_path / "lark").glob("ip_route-*.lark-cache"))) == 1
+    # the same class name, so the same cache file: its methods are the running code's
+    assert "new" in str(parser("new").parse("default via 192.0.2.1 dev eth0\n"))
+    assert len(list((tmp_path / "lark").glob("ip_route-*.lark-cache"))) == 1
 
 
 # --- the command line built for one command ---------------------------------------------
