@@ -383,3 +383,16 @@ def test_a_parser_built_for_one_command_reads_it_as_the_whole_parser_does(argv):
     import app
     assert app._command_of(argv) == argv[0]
     assert vars(app.build_parser(argv[0]).parse_args(argv)) == vars(app.build_parser().parse_args(argv))
+
+
+def test_a_command_run_in_process_leaves_the_garbage_collector_as_it_found_it(capsys):
+    """``python app.py`` freezes what a one-shot command made (the process ends: no
+    collection need walk it again); called in-process, main() must not."""
+    import gc
+    import app
+    thresholds = gc.get_threshold()
+    frozen = gc.get_freeze_count()
+    assert app.main(["diagnose", str(SEED)]) == 1
+    assert "fip-snat-wrong-interface" in capsys.readouterr().out
+    assert gc.get_threshold() == thresholds
+    assert gc.get_freeze_count() == frozen
