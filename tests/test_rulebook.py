@@ -194,3 +194,88 @@ def test_a_computed_fact_asked_wrongly_is_an_error_with_its_line(change, line, m
     with pytest.raises(RuleFileError) as error:
         questions(cause.cases[0].patterns, COMPUTED, "demo.yaml")
     assert error.value.line == line and message in str(error.value)
+
+
+# --- compiling only the rules the evidence can reach ----------------------------------------
+
+CHAIN = textwrap.dedent("""\
+    infer:
+      - name: a router of a node
+        when:
+          route: {type: default_route}
+        conclude: {type: router_of, node: $route.node, via: $route.via}
+        because: "{route.node} routes via {route.via}"
+    """)
+
+
+def _chain_cause(cause: str, first: str) -> str:
+    return textwrap.dedent(f"""\
+        cause: {cause}
+        title: "{{a.node}}"
+        node: "{{a.node}}"
+        when:
+          a: {{type: {first}}}
+          nothing: {{type: service_status, node: $a.node}}
+        explanation: "x"
+        fix: ["y"]
+        hints: ["1", "2", "3"]
+        """)
+
+
+def test_only_rules_whose_facts_can_be_present_are_compiled(tmp_path):
+    from kb.queries import COMPUTED
+    from kb.rulecompile import reachable
+    (tmp_path / "chain.yaml").write_text(CHAIN)
+    (tmp_path / "routed.yaml").write_text(_chain_cause("routed", "router_of").replace(
+        "  nothing: {type: service_status, node: $a.node}\n", "  none: {type: route_choice, node: $a.node, destination: $a.via}\n"))
+    (tmp_path / "mystery.yaml").write_text(_chain_cause("mysterious", "router_of"))
+    (tmp_path / "absent.yaml").write_text(_chain_cause("absent-ok", "router_of").replace(
+        "nothing: {", "no nothing: {"))
+    rulebook = load_rulebook([tmp_path])
+    inferences, cases = reachable(rulebook, {"default_route"}, COMPUTED)
+    # concluded by a reachable inference, computed, or asked to be absent: compiled;
+    # a fact type nothing asserts or concludes: not
+    assert inferences == {0}
+    assert cases == {("routed", 0), ("absent-ok", 0)}
+    assert reachable(rulebook, {"address"}, COMPUTED) == (set(), set())
+
+
+def _findings(rulebook, path):
+    from grammar.transcript import read_transcript
+    from kb.diagnose import diagnose
+    evidence = read_transcript(path.read_text(), str(path))
+    return sorted((f.cause, f.status, f.node, f.title, tuple(f.reasoning))
+                  for f in diagnose(evidence, rulebook=rulebook).findings)
+
+
+def test_the_rules_the_evidence_reaches_find_what_the_whole_rulebook_finds(monkeypatch):
+    """Every worked example of the shipped rules, diagnosed with the rules its facts can
+    reach and with every rule compiled: the same findings, statuses and reasoning."""
+    from kb import rulecompile
+    from kb.diagnose import default_rulebook
+    rulebook = default_rulebook()
+    paths = sorted({(RULES_DIR / cause.path).parent / example["evidence"] if isinstance(example["evidence"], str)
+                    else None for cause in rulebook.causes for example in cause.examples} - {None})
+    paths = [p.resolve() for p in paths if p.is_file()]
+    assert len(paths) >= 10
+    reached = {path: _findings(rulebook, path) for path in paths}
+    assert sum(1 for found in reached.values() if found) >= 10
+    everything = (set(range(len(rulebook.inferences))),
+                  {(c.cause, n) for c in rulebook.causes for n in range(len(c.cases))})
+    monkeypatch.setattr(rulecompile, "reachable", lambda *args: everything)
+    assert {path: _findings(rulebook, path) for path in paths} == reached
+
+
+def test_past_its_limit_of_partial_engines_a_rulebook_uses_its_whole_engine(monkeypatch, tmp_path):
+    from kb import rulecompile
+    from kb.diagnose import default_rulebook
+    rulebook = default_rulebook()
+    seed = RULES_DIR / "examples" / "seed-network-node.txt"
+    expected = _findings(rulebook, seed)
+    monkeypatch.setattr(rulecompile, "MAX_PARTIAL_ENGINES", len(rulebook.__dict__.get("_partial_engines", {})))
+    before = dict(rulebook.__dict__.get("_partial_engines", {}))
+    gateway_only = tmp_path / "gateway.txt"
+    gateway_only.write_text("root@gw01:~# ip route\ndefault via 198.51.100.1 dev eth0\n")
+    assert _findings(rulebook, gateway_only) == []
+    assert rulebook.__dict__.get("_partial_engines", {}) == before      # none added
+    assert _findings(rulebook, seed) == expected
