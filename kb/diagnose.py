@@ -105,10 +105,9 @@ def diagnose(evidence, rulebook: Rulebook | None = None) -> Diagnosis:
 def _reason(table: FactTable, rulebook: Rulebook, by_node: bool):
     """One engine session over the table; the session's state and what a limit left out."""
     state = _SessionState(table, rulebook)
+    engine = compiled(rulebook, _on_cause, _on_inference, _on_query, COMPUTED)
     wanted = rulebook.fact_types()
     facts = [f for f in table.facts if f["type"] in wanted]
-    engine = compiled(rulebook, _on_cause, _on_inference, _on_query, COMPUTED,
-                      present={f["type"] for f in facts})
     if by_node:
         first_seen: dict = {}
         for fact in facts:

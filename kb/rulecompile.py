@@ -7,13 +7,7 @@ chooses for an address, the rule a packet meets in FORWARD, a packet walk) also 
 key fields the pattern gives, and asserts it. The rule itself then goes on matching as
 the file wrote it, and only the questions some rule reaches are ever computed.
 
-A diagnosis compiles only the rules its facts can reach (``present``: a rule asking for
-a fact type that no evidence, inference or computation can give is left out), since
-durable-rules builds its network, regular expressions included, for every rule
-registered::
-
-    engine = compiled(rulebook, on_cause, on_inference, on_query, COMPUTED,
-                      present={"default_route", "snat_scope", ...})
+    engine = compiled(rulebook, on_cause, on_inference, on_query, COMPUTED)
 """
 from __future__ import annotations
 
@@ -85,62 +79,13 @@ def questions(patterns: list[Pattern], computed: dict, path: str) -> list[Questi
     return found
 
 
-# Engines compiled for part of a rulebook (``present``), per rulebook: durable-rules
-# cannot unregister a ruleset, so a long-lived process that meets more distinct kinds of
-# evidence than this uses the whole rulebook's engine instead.
-MAX_PARTIAL_ENGINES = 32
-
-
-def reachable(rulebook: Rulebook, present: set[str], computed: dict) -> tuple[set[int], set[tuple[str, int]]]:
-    """The inferences (by index) and cause cases (by cause and index) that can fire when
-    the facts asserted are of the ``present`` types: every fact type a rule asks for
-    (not asks to be absent) must be present, concluded by an inference that can fire
-    itself, or computed (asked when the patterns before it match)."""
-    def can_fire(patterns):
-        return all(p.negated or p.fact_type in available or p.fact_type in computed
-                   for p in patterns)
-
-    available = set(present)
-    inferences: set[int] = set()
-    grown = True
-    while grown:
-        grown = False
-        for number, inference in enumerate(rulebook.inferences):
-            if number not in inferences and can_fire(inference.patterns):
-                inferences.add(number)
-                available.add(inference.conclude["type"])
-                grown = True
-    cases = {(cause.cause, number) for cause in rulebook.causes
-             for number, case in enumerate(cause.cases) if can_fire(case.patterns)}
-    return inferences, cases
-
-
-def compiled(rulebook: Rulebook, on_cause, on_inference, on_query, computed: dict,
-             present: set[str] | None = None) -> Engine:
+def compiled(rulebook: Rulebook, on_cause, on_inference, on_query, computed: dict) -> Engine:
     """The engine for a rulebook, compiled once per rulebook: ``on_cause(session, cause,
     case, c)``, ``on_inference(session, inference, c)`` and ``on_query(session, question,
-    c)`` are called when rules fire. With ``present`` (the types of the facts the session
-    will assert), only the rules those facts can reach are compiled: durable-rules
-    builds its network for every rule registered, a third of a short diagnosis for
-    the whole rulebook, most of it for rules about evidence the session does not have."""
+    c)`` are called when rules fire."""
     engine = getattr(rulebook, "_engine", None)
-    if present is None:
-        if engine is None:
-            engine = rulebook._engine = _compile(rulebook, on_cause, on_inference, on_query,
-                                                 computed, None)
+    if engine is not None:
         return engine
-    partial = rulebook.__dict__.setdefault("_partial_engines", {})
-    live = reachable(rulebook, present, computed)
-    key = (frozenset(live[0]), frozenset(live[1]))
-    if key not in partial:
-        if len(partial) >= MAX_PARTIAL_ENGINES:
-            return compiled(rulebook, on_cause, on_inference, on_query, computed)
-        partial[key] = _compile(rulebook, on_cause, on_inference, on_query, computed, live)
-    return partial[key]
-
-
-def _compile(rulebook: Rulebook, on_cause, on_inference, on_query, computed: dict,
-             live: tuple[set[int], set[tuple[str, int]]] | None) -> Engine:
     rules = {}
     asked: set[str] = set()
 
@@ -158,21 +103,16 @@ def _compile(rulebook: Rulebook, on_cause, on_inference, on_query, computed: dic
                 "run": (lambda q: lambda session, c: on_query(session, q, c))(question)}
 
     for number, inference in enumerate(rulebook.inferences):
-        if live is not None and number not in live[0]:
-            continue
         rules[f"infer_{number}"] = {
             "all": compile_patterns(inference.patterns),
             "run": (lambda rule: lambda session, c: on_inference(session, rule, c))(inference)}
         add_questions(f"infer_{number}", inference.patterns, inference.path)
     for cause in rulebook.causes:
         for number, case in enumerate(cause.cases):
-            if live is not None and (cause.cause, number) not in live[1]:
-                continue
             rules[f"{cause.cause}__{number}"] = {
                 "all": compile_patterns(case.patterns),
                 "run": (lambda cz, cs: lambda session, c: on_cause(session, cz, cs, c))(cause, case)}
             add_questions(f"{cause.cause}__{number}", case.patterns, cause.path)
-    identity = rulebook.identity
-    if live is not None:
-        identity += f":only {sorted(live[0])} {sorted(live[1])}"
-    return Engine(rules, identity=identity, name_hint="stackdoc")
+    engine = Engine(rules, identity=rulebook.identity, name_hint="stackdoc")
+    rulebook._engine = engine
+    return engine
