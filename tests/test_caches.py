@@ -176,6 +176,7 @@ def regex_table(tmp_path, monkeypatch):
     for the whole test process."""
     monkeypatch.setattr(regex_cache, "CACHE_DIR", tmp_path / "re")
     monkeypatch.setattr(regex_cache, "_table", {})
+    monkeypatch.setattr(regex_cache, "_stored", {})
     monkeypatch.setattr(regex_cache, "_added", 0)
     monkeypatch.setattr(regex_cache, "_original", re._compiler.compile)
     return regex_cache._table
@@ -224,6 +225,22 @@ def test_a_corrupt_regex_cache_is_ignored_and_unusable_entries_recompiled(regex_
         regex_table[key] = regex_cache.marshal.dumps(("not", "code"))
     assert _behaviour(regex_cache._compile) == expected
     assert all(regex_cache.marshal.loads(v) != ("not", "code") for v in regex_table.values())
+
+
+def test_a_damaged_entry_of_the_regex_cache_is_not_served_the_others_are(regex_table):
+    expected = _behaviour(lambda p, f: re._compiler.compile(p, f))
+    _behaviour(regex_cache._compile)
+    path = regex_cache._cache_file()
+    regex_cache._save(path)
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0xFF                      # inside the last entry; the index is intact
+    path.write_bytes(bytes(data))
+    stored = regex_cache._load(path)
+    assert len(list(stored)) == len(PATTERNS) - 1
+    assert all(stored.get(key) == regex_table[key] for key in stored)
+    regex_table.clear()
+    regex_table.update(stored)
+    assert _behaviour(regex_cache._compile) == expected
 
 
 # --- dataclasses' generated methods -------------------------------------------------------
