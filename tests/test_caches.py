@@ -168,6 +168,24 @@ def test_a_pattern_cache_from_other_code_is_not_used(pattern_cache):
     assert _recognised() == _from_the_modules()
 
 
+def test_the_pattern_cache_is_keyed_on_the_grammar_modules_as_python_judges_them(tmp_path, monkeypatch):
+    """An edited module of grammar/ (its size or modification time, as Python judges its
+    compiled code stale) names another cache; an untouched one the same."""
+    import os
+    for path in (ROOT / "grammar").glob("*.py"):
+        shutil.copy2(path, tmp_path / path.name)
+    monkeypatch.setattr(kinds, "_GRAMMAR", tmp_path)
+    before = kinds._modules_digest()
+    assert kinds._modules_digest() == before
+    module = tmp_path / "ip_route.py"
+    stat = module.stat()
+    os.utime(module, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    touched = kinds._modules_digest()
+    assert touched != before
+    module.write_text(module.read_text() + "\n# edited\n")
+    assert kinds._modules_digest() not in (before, touched)
+
+
 # --- compiled regular expressions --------------------------------------------------------
 
 @pytest.fixture
