@@ -107,6 +107,7 @@ def whole_process(repeats: int = 5) -> dict:
         result["jc_cpu"] = _process_seconds.cpu
         result["seed_seconds"] = _process_seconds(seed, None, repeats * 2)
         result["seed_cpu"] = _process_seconds.cpu
+        result["load"] = os.getloadavg()[0]   # what else ran meanwhile moves wall and CPU times
     result["vs_jc"] = result["jc_seconds"] / result["nat_seconds"]
     result["vs_jc_cpu"] = result["jc_cpu"] / result["nat_cpu"]
     result["seed_instructions"] = instructions(seed)
@@ -171,6 +172,7 @@ def main() -> None:
     if process["seed_instructions"]:
         print(f"    counted: {process['seed_instructions'] / 1e6:.0f} M instructions "
               f"(a bare python -c pass: {process['python_instructions'] / 1e6:.0f} M)")
+    print(f"  (load average {process['load']:.2f} at the end of these runs, on {os.cpu_count()} cores)")
     result = in_process()
     print(f"six-node lab diagnosis after start-up ({result['nodes']} nodes, {result['facts']} facts, "
           f"{len(result['findings'])} causes)")

@@ -85,19 +85,23 @@ class Engine:
     identity gives back the engine registered before, since durable-rules cannot
     unregister a ruleset."""
 
-    def __new__(cls, rules: dict[str, dict], identity: str, name_hint: str = "rules"):
+    def __new__(cls, rules: dict[str, dict], identity: str, name_hint: str = "rules",
+                prepare: Callable[[dict], dict] | None = None):
         key = hashlib.sha256(identity.encode()).hexdigest()
         with _HOST_LOCK:
             existing = _REGISTERED.get(key)
             if existing is not None:
                 return existing
             instance = super().__new__(cls)
-            instance._setup(rules, f"{name_hint}_{key[:16]}")
+            instance._setup(rules, f"{name_hint}_{key[:16]}", prepare)
             _REGISTERED[key] = instance
             return instance
 
-    def _setup(self, rules: dict[str, dict], name: str) -> None:
+    def _setup(self, rules: dict[str, dict], name: str, prepare=None) -> None:
         self.name = name
+        # what every fact is given before the engine sees it (kb/rulecompile: whether
+        # its fields match the rules' regular expressions)
+        self.prepare = prepare or (lambda fact: fact)
         self._sessions: dict[str, Session] = {}
         ruleset = {
             "_open": {"all": [{"m": {"type": OPEN_MARKER}}], "run": lambda c: None},
@@ -166,7 +170,8 @@ class Session:
                               "loses activations on joins this large")
         self._seen.add(digest)
         self._count += 1
-        _assert_distinct(lambda f: _HOST.assert_fact(self.engine.name, f), dict(fact, sid=self.sid))
+        _assert_distinct(lambda f: _HOST.assert_fact(self.engine.name, f),
+                         self.engine.prepare(dict(fact, sid=self.sid)))
 
     def derive(self, c, fact: dict) -> bool:
         """Assert a conclusion from inside an action; False when it was known already."""
@@ -177,7 +182,7 @@ class Session:
             raise EngineLimit(f"more than {MAX_FACTS} facts in one diagnosis")
         self._seen.add(digest)
         self._count += 1
-        _assert_distinct(c.assert_fact, dict(fact))
+        _assert_distinct(c.assert_fact, self.engine.prepare(dict(fact)))
         return True
 
     def emit(self, output: dict) -> None:

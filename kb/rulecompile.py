@@ -11,6 +11,9 @@ the file wrote it, and only the questions some rule reaches are ever computed.
 """
 from __future__ import annotations
 
+import hashlib
+import re
+
 from kb.engine import COMPLETE_MARKER, Engine
 from kb.rulebook import OPERATORS, Pattern, Rulebook, RuleFileError
 
@@ -30,8 +33,45 @@ def compile_patterns(patterns: list[Pattern]) -> list[dict]:
     return conditions
 
 
+def matched_field(fld: str, regex: str) -> str:
+    """The field a fact is given (true or false) for whether its field FLD matches REGEX
+    whole, in place of durable-rules' ``$mt``: durable compiles each of its regular
+    expressions to an automaton when a rulebook is registered, which took a tenth of a
+    short diagnosis; Python's, compiled on use, answer the same (tests/test_rulebook.py)."""
+    return "_matches_" + hashlib.sha256(f"{fld}\0{regex}".encode()).hexdigest()[:16]
+
+
+def matcher(rulebook: Rulebook):
+    """The function that gives a fact, before it is asserted, the ``matched_field`` of
+    every constant ``matches:`` condition the rulebook holds on its type."""
+    by_type: dict[str, dict[str, tuple[str, str]]] = {}
+    patterns = [p for rule in rulebook.inferences for p in rule.patterns]
+    patterns += [p for cause in rulebook.causes for case in cause.cases for p in case.patterns]
+    for pattern in patterns:
+        for fld, op, value in pattern.conditions:
+            if op == "matches" and isinstance(value, str):
+                by_type.setdefault(pattern.fact_type, {})[matched_field(fld, value)] = (fld, value)
+    if not by_type:
+        return None
+    compiled: dict[str, re.Pattern] = {}
+
+    def prepare(fact: dict) -> dict:
+        wanted = by_type.get(fact.get("type"))
+        if not wanted:
+            return fact
+        for name, (fld, regex) in wanted.items():
+            value = fact.get(fld)
+            if regex not in compiled:
+                compiled[regex] = re.compile(regex, re.DOTALL)
+            fact[name] = isinstance(value, str) and compiled[regex].fullmatch(value) is not None
+        return fact
+    return prepare
+
+
 def _term(fld, op, value):
     operand = {value[0]: value[1]} if isinstance(value, tuple) else value
+    if op == "matches" and isinstance(value, str):
+        return {matched_field(fld, value): True}
     if op == "eq":
         return {fld: operand}
     # durable counts a field that is there but empty (None) as existing: for a rule
@@ -115,6 +155,7 @@ def compiled(rulebook: Rulebook, on_cause, on_inference, on_query, computed: dic
                 "all": compile_patterns(case.patterns),
                 "run": (lambda cz, cs: lambda session, c: on_cause(session, cz, cs, c))(cause, case)}
             add_questions(f"{cause.cause}__{number}", case.patterns, cause.path)
-    engine = Engine(rules, identity=rulebook.identity, name_hint="stackdoc")
+    engine = Engine(rules, identity=rulebook.identity, name_hint="stackdoc",
+                    prepare=matcher(rulebook))
     rulebook._engine = engine
     return engine

@@ -168,6 +168,24 @@ def test_a_pattern_cache_from_other_code_is_not_used(pattern_cache):
     assert _recognised() == _from_the_modules()
 
 
+def test_the_pattern_cache_is_keyed_on_the_grammar_modules_as_python_judges_them(tmp_path, monkeypatch):
+    """An edited module of grammar/ (its size or modification time, as Python judges its
+    compiled code stale) names another cache; an untouched one the same."""
+    import os
+    for path in (ROOT / "grammar").glob("*.py"):
+        shutil.copy2(path, tmp_path / path.name)
+    monkeypatch.setattr(kinds, "_GRAMMAR", tmp_path)
+    before = kinds._modules_digest()
+    assert kinds._modules_digest() == before
+    module = tmp_path / "ip_route.py"
+    stat = module.stat()
+    os.utime(module, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    touched = kinds._modules_digest()
+    assert touched != before
+    module.write_text(module.read_text() + "\n# edited\n")
+    assert kinds._modules_digest() not in (before, touched)
+
+
 # --- compiled regular expressions --------------------------------------------------------
 
 @pytest.fixture
@@ -176,6 +194,7 @@ def regex_table(tmp_path, monkeypatch):
     for the whole test process."""
     monkeypatch.setattr(regex_cache, "CACHE_DIR", tmp_path / "re")
     monkeypatch.setattr(regex_cache, "_table", {})
+    monkeypatch.setattr(regex_cache, "_stored", {})
     monkeypatch.setattr(regex_cache, "_added", 0)
     monkeypatch.setattr(regex_cache, "_original", re._compiler.compile)
     return regex_cache._table
@@ -226,6 +245,86 @@ def test_a_corrupt_regex_cache_is_ignored_and_unusable_entries_recompiled(regex_
     assert all(regex_cache.marshal.loads(v) != ("not", "code") for v in regex_table.values())
 
 
+def test_a_damaged_entry_of_the_regex_cache_is_not_served_the_others_are(regex_table):
+    expected = _behaviour(lambda p, f: re._compiler.compile(p, f))
+    _behaviour(regex_cache._compile)
+    path = regex_cache._cache_file()
+    regex_cache._save(path)
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0xFF                      # inside the last entry; the index is intact
+    path.write_bytes(bytes(data))
+    stored = regex_cache._load(path)
+    assert len(list(stored)) == len(PATTERNS) - 1
+    assert all(stored.get(key) == regex_table[key] for key in stored)
+    regex_table.clear()
+    regex_table.update(stored)
+    assert _behaviour(regex_cache._compile) == expected
+
+
+# --- dataclasses' generated methods -------------------------------------------------------
+
+def _records_classes():
+    """Dataclasses of the shapes the project uses: defaults, factories, frozen, slots."""
+    from dataclasses import dataclass, field
+
+    @dataclass
+    class Finding:
+        cause: str
+        node: str | None
+        evidence: list[dict] = field(default_factory=list)
+        status: str = "established"
+
+    @dataclass(frozen=True)
+    class Problem:
+        line: int
+        reason: str
+        column: int | None = None
+
+    @dataclass(slots=True, order=True)
+    class Step:
+        node: str
+        hop: int = 0
+    return Finding, Problem, Step
+
+
+def _dataclass_behaviour():
+    import dataclasses
+    import inspect
+    finding, problem, step = _records_classes()
+    a, b = finding("c1", "net01"), finding("c1", "net01", [{"line": 3}])
+    frozen = problem(3, "bad")
+    try:
+        frozen.line = 4
+        refused = False
+    except dataclasses.FrozenInstanceError:
+        refused = True
+    return [repr(a), repr(b), a == finding("c1", "net01"), a == b, a.evidence is not finding("x", None).evidence,
+            repr(frozen), hash(frozen) == hash(problem(3, "bad")), refused,
+            repr(sorted([step("b", 2), step("a", 5), step("a", 1)])), step.__slots__,
+            [str(inspect.signature(cls)) for cls in (finding, problem, step)],
+            [cls.__init__.__annotations__ for cls in (finding, problem, step)]]
+
+
+def test_dataclasses_made_from_cached_code_behave_as_python_makes_them(regex_table, monkeypatch):
+    import dataclasses
+    expected = _dataclass_behaviour()
+    monkeypatch.setattr(dataclasses, "exec", regex_cache._exec, raising=False)
+    assert _dataclass_behaviour() == expected              # compiled, and kept
+    kept = [key for key in regex_table if isinstance(key, str)]
+    assert any("def __init__(self,cause" in key for key in kept)
+    path = regex_cache._cache_file()
+    regex_cache._save(path)
+    regex_table.clear()
+    regex_table.update(regex_cache._load(path))            # a later run
+    assert sorted(k for k in regex_table if isinstance(k, str)) == sorted(kept)
+    assert _dataclass_behaviour() == expected
+    for key in kept:                                      # entries that are not code
+        regex_table[key] = regex_cache.marshal.dumps(("not", "code"))
+    assert _dataclass_behaviour() == expected
+    assert all(isinstance(regex_cache.marshal.loads(regex_table[k]), regex_cache.types.CodeType)
+               for k in kept)
+
+
 # --- lark's analysed grammars --------------------------------------------------------------
 
 def test_a_grammar_cache_that_is_corrupt_or_of_another_grammar_is_replaced(tmp_path, monkeypatch):
@@ -256,6 +355,55 @@ def test_a_grammar_cache_that_is_corrupt_or_of_another_grammar_is_replaced(tmp_p
     assert ip_route.parse(text).records == reference
 
 
+def test_a_parser_from_the_cache_reads_as_a_freshly_built_one(tmp_path, monkeypatch):
+    """Every line of the listing fixtures, from every start, gives the same tree (or the
+    same error) from a parser built now and from one loaded whole from the cache."""
+    from lark import Lark, UnexpectedInput
+    from grammar import base, iptables_list
+    monkeypatch.setattr(base, "LARK_CACHE", tmp_path / "lark")
+    grammar = (ROOT / "grammar" / "iptables_list.lark").read_text()
+    options = {"parser": "lalr", "start": iptables_list._STARTS, "keep_all_tokens": True}
+    base.LazyLark(grammar, cache=base.lark_cache("iptables_list"), **options).options  # writes it
+    cached = base.LazyLark(grammar, cache=base.lark_cache("iptables_list"), **options)
+    fresh = Lark(grammar, **options)
+
+    def outcome(parser, line, start):
+        try:
+            return parser.parse(line, start=start)
+        except UnexpectedInput as error:
+            return type(error).__name__, error.line, error.column
+
+    lines = [line for path in sorted((ROOT / "tests" / "fixtures" / "iptables_list").glob("*.out"))
+             for line in path.read_text().splitlines()[:40]]
+    compared = [(outcome(cached, line, start), outcome(fresh, line, start))
+                for line in lines for start in ("chain_header", "column_header", "counted_rule", "rule")]
+    assert len(compared) > 400 and any(not isinstance(c, tuple) for c, _ in compared)
+    assert [c for c, _ in compared] == [f for _, f in compared]
+
+
+def _route_transformer(word: str):
+    """A transformer class of one name whose code (the word it returns) may change, as
+    a module's transformer does between two versions of the code."""
+    from lark import Transformer
+    return type("RouteTransformer", (Transformer,), {"dev": lambda self, children: word})
+
+
+def test_a_cached_parser_calls_the_transformer_of_the_running_code(tmp_path, monkeypatch):
+    from grammar import base
+    monkeypatch.setattr(base, "LARK_CACHE", tmp_path / "lark")
+    grammar = (ROOT / "grammar" / "ip_route.lark").read_text()
+
+    def parser(word):
+        return base.LazyLark(grammar, parser="lalr", cache=base.lark_cache("ip_route"),
+                             maybe_placeholders=True, transformer=_route_transformer(word)())
+
+    assert "old" in str(parser("old").parse("default via 192.0.2.1 dev eth0\n"))   # writes the cache
+    assert len(list((tmp_path / "lark").glob("ip_route-*.lark-cache"))) == 1
+    # the same class name, so the same cache file: its methods are the running code's
+    assert "new" in str(parser("new").parse("default via 192.0.2.1 dev eth0\n"))
+    assert len(list((tmp_path / "lark").glob("ip_route-*.lark-cache"))) == 1
+
+
 # --- the command line built for one command ---------------------------------------------
 
 @pytest.mark.parametrize("argv", [
@@ -270,3 +418,16 @@ def test_a_parser_built_for_one_command_reads_it_as_the_whole_parser_does(argv):
     import app
     assert app._command_of(argv) == argv[0]
     assert vars(app.build_parser(argv[0]).parse_args(argv)) == vars(app.build_parser().parse_args(argv))
+
+
+def test_a_command_run_in_process_leaves_the_garbage_collector_as_it_found_it(capsys):
+    """``python app.py`` freezes what a one-shot command made (the process ends: no
+    collection need walk it again); called in-process, main() must not."""
+    import gc
+    import app
+    thresholds = gc.get_threshold()
+    frozen = gc.get_freeze_count()
+    assert app.main(["diagnose", str(SEED)]) == 1
+    assert "fip-snat-wrong-interface" in capsys.readouterr().out
+    assert gc.get_threshold() == thresholds
+    assert gc.get_freeze_count() == frozen

@@ -194,3 +194,58 @@ def test_a_computed_fact_asked_wrongly_is_an_error_with_its_line(change, line, m
     with pytest.raises(RuleFileError) as error:
         questions(cause.cases[0].patterns, COMPUTED, "demo.yaml")
     assert error.value.line == line and message in str(error.value)
+
+
+# --- 'matches:' judged in Python, as durable-rules' $mt judges it ----------------------------
+
+def _values_seen(rulebook) -> dict[tuple[str, str], set]:
+    """Per (fact type, field) a rule matches on: the values the worked examples' facts
+    hold, and near misses of each (a prefix, a suffix, a line break inside)."""
+    from grammar.transcript import read_transcript
+    wanted = {(p.fact_type, fld) for cause in rulebook.causes for case in cause.cases
+              for p in case.patterns for fld, op, _ in p.conditions if op == "matches"}
+    wanted |= {(p.fact_type, fld) for rule in rulebook.inferences for p in rule.patterns
+               for fld, op, _ in p.conditions if op == "matches"}
+    values = {key: {"", "x", "nova-network\n", 7, True, None} for key in wanted}
+    for path in sorted((RULES_DIR / "examples").glob("*")):
+        if path.is_file():
+            for fact in read_transcript(path.read_text(errors="replace"), str(path)).facts:
+                for fact_type, fld in wanted:
+                    if fact.get("type") == fact_type and isinstance(fact.get(fld), str):
+                        value = fact[fld]
+                        values[(fact_type, fld)] |= {value, "x" + value, value + "x",
+                                                     value[:1] + "\n" + value[1:]}
+    return values
+
+
+def test_matches_conditions_are_judged_as_durable_rules_judges_them():
+    from kb.diagnose import default_rulebook
+    from kb.engine import Engine
+    from kb.rulecompile import matched_field, matcher
+    rulebook = default_rulebook()
+    values = _values_seen(rulebook)
+    regexes = {(p.fact_type, fld, value) for cause in rulebook.causes for case in cause.cases
+               for p in case.patterns for fld, op, value in p.conditions if op == "matches"}
+    regexes |= {(p.fact_type, fld, value) for rule in rulebook.inferences for p in rule.patterns
+                for fld, op, value in p.conditions if op == "matches"}
+    assert len(regexes) >= 10
+    prepare = matcher(rulebook)
+    rules, facts, number = {}, [], 0
+    for index, (fact_type, fld, regex) in enumerate(sorted(regexes)):
+        rules[f"mt{index}"] = {"all": [{"m": {"$and": [{"type": fact_type}, {"$mt": {fld: regex}}]}}],
+                               "run": (lambda i: lambda session, c: session.emit((i, c.m.fact_id)))(index)}
+    for (fact_type, fld), seen in sorted(values.items()):
+        for value in sorted(seen, key=repr):
+            number += 1
+            facts.append({"type": fact_type, fld: value, "fact_id": number})
+    engine = Engine(rules, identity=f"matches-{sorted(regexes)}", name_hint="matches_test")
+    with engine.session() as session:
+        session.assert_facts(facts)
+        by_durable = set(session.outputs)
+    by_python = set()
+    for index, (fact_type, fld, regex) in enumerate(sorted(regexes)):
+        for fact in facts:
+            if fact["type"] == fact_type and fld in fact and prepare(dict(fact))[matched_field(fld, regex)]:
+                by_python.add((index, fact["fact_id"]))
+    assert len(by_durable) >= 10 and len(facts) - len(by_durable) >= 10
+    assert by_python == by_durable
