@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kb.addresses import address_int
+from kb.addresses import address_int, is_global
 from kb.facts import FactTable
 
 FACT_TYPES = {
@@ -59,6 +59,11 @@ FACT_TYPES = {
                              "reply says otherwise)",
                    "refuted_by_capture": "true when the walk found it lost but a capture "
                                          "shows the reply: the observation wins",
+                   "observed": "what a probe of this very packet (ping or nc -v from the "
+                               "probe's source to its destination) printed last: answered, "
+                               "no-answer, refused or unreachable; null when no probe was run",
+                   "contradicted": "true when that probe's outcome contradicts the walk's verdict "
+                                   "(the walk names the assumption it refutes in its summary)",
                    "failed_at": "the node where it went wrong, or null", "fixed": "the VM's address",
                    "source": "the probe's source", "destination": "the probe's destination",
                    "proto": "icmp or tcp", "port": "the port, or null",
@@ -231,12 +236,22 @@ class Answerer:
                 return []
             walked.add(floating)
         if kind == "vm-to-outside":
-            source, destination, proto, port = fip["fixed"], self._outside_of(fip["fixed"]), "icmp", None
+            # the VM's own probe of the outside, when it ran one, is the packet walked
+            probe = self._probe_from(fip["fixed"])
+            source = fip["fixed"]
+            if probe is not None:
+                destination, proto, port = probe["target"], probe["protocol"], probe.get("port")
+            else:
+                destination, proto, port = self._outside_of(fip["fixed"]), "icmp", None
         elif kind == "outside-to-floating":
-            source = self._upstream_gateway(network_node)
+            probe = self._probe_of(floating, besides=network_node)
+            if probe is not None:
+                source, proto, port = probe["node"], probe["protocol"], probe.get("port")
+            else:
+                source, proto, port = self._upstream_gateway(network_node), "tcp", 22
             if source is None:
                 return []
-            destination, proto, port = floating, "tcp", 22
+            destination = floating
         else:
             return []
         try:
@@ -247,21 +262,50 @@ class Answerer:
             or [self.table[i] for i in fip.get("derived_from", [])[:1]]
         failed = result.verdict not in ("delivered", "insufficient-info")
         because = f"walk {kind} ({result.packet.describe()}): {result.summary}"
+        seen = result.observation
+        through = seen is not None and seen.outcome in ("answered", "refused")
         reply = self._observed_reply(destination, {source, fip["fixed"], floating}) if failed else None
+        observed = []
+        if seen is not None:
+            because += f"; {seen.text}"
+            observed.append(self.table[seen.fact_id])
         if reply is not None:
-            # an observation outranks what the walk assumed: the reply came
-            failed = False
-            sources = [reply]
             because += (f"; but tcpdump on {reply.get('node')} saw the reply "
                         f"{reply.get('src')} > {reply.get('dst')}, so the walk rests on an "
                         f"assumption the capture refutes: "
                         + ("; ".join(result.assumptions) or "none it could name"))
+        if through or reply is not None:
+            # an observation outranks what the walk assumed: the packet got through, and
+            # what stands is the observation: it alone is this fact's evidence
+            failed = False
+            sources = [fact for fact in observed if through] + ([reply] if reply else [])
+        else:
+            sources = sources + observed
         return [self.table.derive(
             "walk_verdict", result.node or network_node, sources, because,
             kind=kind, verdict=result.verdict, floating=floating, fixed=fip["fixed"],
             failed=failed, refuted_by_capture=reply is not None,
+            observed=seen.outcome if seen else None, contradicted=bool(seen and not seen.agrees),
             source=source, destination=destination, proto=proto, port=port,
             failed_at=result.node, summary=result.summary, assumed=bool(result.assumptions))]
+
+    def _probe_from(self, address) -> dict | None:
+        """The last probe run on the node holding ``address`` towards the outside: a
+        global address (one an upstream routes back)."""
+        owners = self.model.owners_of(address)
+        if not owners:
+            return None
+        probes = [f for f in self.table.of("reachability", owners[0][0])
+                  if address_int(f.get("target")) is not None and is_global(f["target"])
+                  and f.get("protocol") in ("icmp", "tcp")]
+        return probes[-1] if probes else None
+
+    def _probe_of(self, target, besides) -> dict | None:
+        """The last probe of ``target`` run on a node of the evidence other than ``besides``."""
+        probes = [f for f in self.table.of("reachability")
+                  if f.get("target") == target and f.get("node") in self.model.nodes
+                  and f.get("node") != besides and f.get("protocol") in ("icmp", "tcp")]
+        return probes[-1] if probes else None
 
     def _observed_reply(self, answering, addressed) -> dict | None:
         """A captured reply from ``answering`` to one of the ``addressed`` addresses."""

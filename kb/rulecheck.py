@@ -411,6 +411,19 @@ class _Checker:
                 continue
             for _, bound in bases:
                 self._patterns(confirmation, dict(bound), _line(confirmation), continues=True)
+        # observations that outrank the cause (kb/rulebook.py): joined like confirmations
+        for case, bound in bases:
+            items = [(doc, item) for item in self._list(doc.get("unless") or [], _line(doc, "unless"),
+                                                        "'unless:'", "[{seen: {type: reachability, ...}}]")]
+            if case is not doc:
+                items += [(case, item) for item in self._list(case.get("unless") or [], _line(case, "unless"),
+                                                              "'unless:'", "[{seen: {type: reachability, ...}}]")]
+            for holder, item in items:
+                if not isinstance(item, dict):
+                    self.report(_line(holder, "unless"), "SD105", "each 'unless:' item is a mapping "
+                                "of names to patterns", "write it like 'when:'")
+                    continue
+                self._patterns(item, dict(bound), _line(item), continues=True)
         everywhere = _common(bound for _, bound in bases)
         hints = doc.get("hints")
         if not isinstance(hints, list) or len(hints) < 3:
