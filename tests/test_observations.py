@@ -1,0 +1,291 @@
+"""Observations outrank assumptions (issue 8, item 5).
+
+A ping that got replies or an open connection is a fact: the walk of that very packet
+says whether the observation confirms or contradicts it (and, when it contradicts, what
+the walk rested on), and a floating-IP cause whose rule file says ``unless:`` such a
+probe got through yields - it becomes possible, the observation named - when the probe
+was not run *before* the cause's evidence.
+
+The evidence is real: one terminal session across the namespace lab's nodes, with a fault
+planted or mended outside the transcript between the state commands and the probes
+(tests/fixtures/observations/make_fixtures.py). The last tests build that lab live (root).
+"""
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from grammar.transcript import Evidence, read_transcript
+from kb.diagnose import current_facts, diagnose
+from kb.rulebook import RuleFileError, load_rule_text
+from kb.walk import walk
+from report.walk import render_walk
+
+HERE = Path(__file__).parent / "fixtures" / "observations"
+VM, FIXED, OUTSIDE, FLOATING, GATEWAY = "vm01", "10.20.4.5", "203.0.113.80", "198.51.100.77", "gw01"
+
+
+def _text(case: str) -> str:
+    return (HERE / f"{case}.txt").read_text()
+
+
+def _evidence(*parts: tuple[str, str], ordered: bool = True) -> Evidence:
+    """Evidence from (source, text) parts; ``ordered``: the parts were written in this
+    order (a chat's messages), else side by side (files in a folder)."""
+    evidence = Evidence()
+    for source, text in parts:
+        evidence.extend(read_transcript(text, source))
+        if ordered:
+            evidence.source_order.append(source)
+    return evidence
+
+
+def _table(case: str):
+    table, _ = current_facts(_evidence((f"{case}.txt", _text(case))))
+    return table
+
+
+def _blocks(text: str) -> list[str]:
+    """A session's commands, each with its prompt line and what it printed."""
+    return [b for b in re.split(r"(?m)^(?=root@|\[root@)", text) if b]
+
+
+def _finding(diagnosis, cause):
+    found = [f for f in diagnosis.findings if f.cause == cause]
+    assert len(found) == 1, [(f.cause, f.status) for f in diagnosis.findings]
+    return found[0]
+
+
+def test_the_fixtures_say_what_the_kernel_did():
+    """The captures are what the probes did, not what a parser would like."""
+    meta = json.loads((HERE / "no-return-route-mended-unseen.json").read_text())
+    assert meta["order"] == ["plant", "state", "mend", "probes"]
+    assert all(p["succeeded"] for p in meta["probes"].values())
+    meta = json.loads((HERE / "no-return-route-broken.json").read_text())
+    assert not any(p["succeeded"] for p in meta["probes"].values())
+
+
+# --- the walk ----------------------------------------------------------------------
+
+def test_a_later_ping_that_got_answers_contradicts_the_walk_and_names_what_it_rested_on():
+    result = walk(_table("no-return-route-mended-unseen"), FIXED, OUTSIDE)
+    assert result.verdict == "reply-lost"           # what the tables shown say
+    seen = result.observation
+    assert (seen.tool, seen.outcome, seen.agrees) == ("ping", "answered", False)
+    # the route that sent the reply away is what the observation refutes
+    assert f"'default via 192.0.2.1 dev wan0' on {GATEWAY}" in seen.rested_on
+    assert seen.evidence[0]["command"].startswith("ping ") and seen.evidence[0]["node"] == VM
+    text = render_walk(result)
+    assert text.splitlines()[1] == "verdict: reply-lost at ext-host, CONTRADICTED by what was observed"
+    assert "contradicted by an observation: ping 203.0.113.80 on vm01 got answers: 2 packets" in text
+    assert "something the walk rested on is not so: 'default via 192.0.2.1 dev wan0' on gw01" \
+        in " ".join(text.split())
+    out = json.loads(render_walk(result, "json"))
+    assert out["observation"]["verdict"] == "contradicts" and out["observation"]["outcome"] == "answered"
+
+
+def test_a_ping_that_got_no_answer_confirms_the_walk():
+    result = walk(_table("no-return-route-broken"), FIXED, OUTSIDE)
+    assert result.verdict == "reply-lost"
+    assert (result.observation.outcome, result.observation.agrees) == ("no-answer", True)
+    assert result.observation.rested_on == []
+    assert "verdict: reply-lost at ext-host, confirmed by what was observed" in render_walk(result)
+
+
+def test_an_open_connection_is_matched_by_port_and_source_node():
+    mended, broken = _table("no-return-route-mended-unseen"), _table("no-return-route-broken")
+    result = walk(mended, GATEWAY, FLOATING, "tcp", 22)
+    assert result.verdict == "dropped"
+    assert (result.observation.tool, result.observation.outcome, result.observation.agrees) == \
+        ("nc", "answered", False)
+    result = walk(broken, GATEWAY, FLOATING, "tcp", 22)
+    assert (result.observation.outcome, result.observation.agrees) == ("no-answer", True)
+    # another port, or another sender, is another packet: nothing was observed of it
+    assert walk(mended, GATEWAY, FLOATING, "tcp", 2222).observation is None
+    assert walk(mended, FIXED, OUTSIDE, "tcp", 22).observation is None
+
+
+def test_the_healthy_lab_is_delivered_and_the_ping_confirms_it():
+    result = walk(_table("healthy"), FIXED, OUTSIDE)
+    assert result.verdict == "delivered"
+    assert (result.observation.outcome, result.observation.agrees) == ("answered", True)
+
+
+def test_a_ping_that_got_answers_settles_what_insufficient_info_rested_on():
+    """net01's filter table not shown (no iptables -L FORWARD, no iptables-save): the walk
+    says insufficient-info, and the VM's ping that got answers shows what was not shown
+    lets it through."""
+    kept = [b for b in _blocks(_text("healthy")) if b.startswith(f"root@{VM}")
+            or (b.startswith("root@net01") and "FORWARD" not in b.split("\n")[0]
+                and "iptables-save" not in b.split("\n")[0])]
+    table, _ = current_facts(_evidence(("partial.txt", "".join(kept))))
+    result = walk(table, FIXED, OUTSIDE)
+    assert result.verdict == "insufficient-info" and result.node == "net01"
+    assert result.observation.agrees
+    assert "what the evidence did not show does let it through" in result.observation.text
+
+
+def test_without_a_probe_the_walk_says_nothing_observed():
+    kept = [b for b in _blocks(_text("healthy")) if " ping " not in b.split("\n")[0]
+            and " nc " not in b.split("\n")[0]]
+    table, _ = current_facts(_evidence(("state.txt", "".join(kept))))
+    result = walk(table, FIXED, OUTSIDE)
+    assert result.observation is None and "observation" not in result.as_json()
+    assert "what was observed" not in render_walk(result)
+
+
+# --- findings ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("case, cause, node", [
+    ("no-return-route-mended-unseen", "fip-upstream-no-return-route", GATEWAY),
+    ("forward-blocked-mended-unseen", "fip-upstream-forward-blocked", GATEWAY),
+    ("snat-wrong-interface-mended-unseen", "fip-snat-wrong-interface", "net01"),
+])
+def test_a_cause_yields_to_a_later_probe_that_got_through(case, cause, node):
+    finding = _finding(diagnose(_evidence((f"{case}.txt", _text(case)))), cause)
+    assert (finding.status, finding.node) == ("possible", node)
+    assert finding.overruled_by and all(f"{case}.txt:" in said for said in finding.overruled_by)
+    assert f"'ping -c 2 -i 0.2 -W 1 {OUTSIDE}' on {VM}" in finding.overruled_by[0]
+    assert "2 packets transmitted, 2 received" in finding.overruled_by[0]
+    assert "But what was observed after this evidence outranks it" in finding.explanation
+    assert finding.decide_by[0].startswith("Observed after this evidence: ")
+    assert any(line["command"].startswith("ping ") for line in finding.evidence)
+    out = finding.as_json()
+    assert out["status"] == "possible" and out["overruled_by"] == finding.overruled_by
+
+
+def test_a_probe_that_got_through_before_the_fault_was_shown_does_not_overrule_it():
+    """The ping answered, then the route was removed: the tables shown after it stand."""
+    diagnosis = diagnose(_evidence(("session.txt", _text("no-return-route-broken-after-ping"))))
+    finding = _finding(diagnosis, "fip-upstream-no-return-route")
+    assert finding.status == "established" and finding.overruled_by == []
+    assert "outranks" not in finding.explanation
+
+
+def test_a_probe_that_failed_leaves_the_cause_established():
+    finding = _finding(diagnose(_evidence(("s.txt", _text("no-return-route-broken")))),
+                       "fip-upstream-no-return-route")
+    assert finding.status == "established" and finding.overruled_by == []
+
+
+def _split_at_probes(case):
+    """The session as two messages: the state commands, then the probes."""
+    blocks = _blocks(_text(case))
+    first_probe = next(i for i, b in enumerate(blocks) if b.split("\n")[0].split("# ", 1)[1].startswith(("ping", "nc")))
+    return "".join(blocks[:first_probe]), "".join(blocks[first_probe:])
+
+
+def test_the_timeline_between_messages_decides_whether_the_probe_came_after():
+    state, probes = _split_at_probes("no-return-route-mended-unseen")
+    cause = "fip-upstream-no-return-route"
+    # the probes pasted after the state: they outrank it
+    later = diagnose(_evidence(("message-1", state), ("message-2", probes)))
+    assert _finding(later, cause).status == "possible"
+    # the same probes pasted first: the state shown after them stands
+    earlier = diagnose(_evidence(("message-1", probes), ("message-2", state)))
+    assert _finding(earlier, cause).status == "established"
+    # files side by side have no order: nothing says the probe came first, so it counts
+    beside = diagnose(_evidence(("gw01.txt", state), ("vm01.txt", probes), ordered=False))
+    assert _finding(beside, cause).status == "possible"
+
+
+# --- the rule language -------------------------------------------------------------
+
+_CAUSE = """\
+cause: demo-path-broken
+title: "{path.node} has no way back"
+node: "{path.node}"
+when:
+  path: {type: return_path}
+unless:
+  - %s
+explanation: "x"
+fix: ["y"]
+hints: ["a", "b", "c"]
+"""
+
+
+def test_unless_is_read_as_patterns_joined_to_the_case():
+    cause = load_rule_text(_CAUSE % "seen: {type: walk_verdict, kind: vm-to-outside, "
+                                     "floating: $path.source, observed: answered}", "demo.yaml")
+    (case,) = cause.cases
+    ((pattern,),) = case.unless
+    assert pattern.name == "seen" and pattern.fact_type == "walk_verdict"
+    assert ("floating", "eq", ("path", "source")) in pattern.conditions
+
+
+@pytest.mark.parametrize("item, problem", [
+    ("path: {type: walk_verdict, kind: vm-to-outside, floating: $path.source}", "already bound"),
+    ("seen: {type: reachability, outcome: answered}", "not joined to an earlier one"),
+    ("seen: {type: walk_verdict, kind: vm-to-outside, floating: $nothing.source}", "not bound"),
+])
+def test_a_wrong_unless_is_an_error_naming_its_line(item, problem):
+    with pytest.raises(RuleFileError) as error:
+        load_rule_text(_CAUSE % item, "demo.yaml")
+    assert error.value.line == 7 and problem in error.value.message
+
+
+def test_unless_in_a_rule_file_that_is_not_a_list_is_an_error():
+    text = _CAUSE.replace("unless:\n  - %s", "unless: {seen: {type: reachability}}")
+    with pytest.raises(RuleFileError) as error:
+        load_rule_text(text, "demo.yaml")
+    assert "'unless:' is a list" in error.value.message and error.value.line == 6
+
+
+# --- the namespace lab, live ---------------------------------------------------------
+
+def _lab():
+    netns = pytest.importorskip("lab.netns")
+    ok, reason = netns.available()
+    if not ok:
+        pytest.skip(reason)
+    from lab import capture, testbed
+    return capture, testbed
+
+
+def _session(capture, tb, order, fault):
+    steps = []
+    for what in order:
+        if what == "plant":
+            tb.inject(fault)
+        elif what == "mend":
+            tb.fix(fault)
+        elif what == "state":
+            for role in ("vm", "compute", "network", "gateway", "outside"):
+                steps += [capture.run_command(tb, role, c) for c in capture.EVIDENCE_COMMANDS]
+        else:
+            steps += [r.step for r in capture.run_probes(tb).values()]
+    return "".join(step.text for step in steps)
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("order, status, agrees", [
+    (("plant", "state", "probes"), "established", True),
+    (("plant", "state", "mend", "probes"), "possible", False),
+    (("probes", "plant", "state"), "established", False),
+])
+def test_live_the_lab_mended_or_broken_behind_the_students_back(order, status, agrees):
+    capture, testbed = _lab()
+    fault = "gateway_no_return_route"
+    with testbed.Testbed(names=testbed.OTHER) as tb:
+        text = _session(capture, tb, order, fault)
+    evidence = _evidence(("live.txt", text))
+    table, _ = current_facts(evidence)
+    result = walk(table, FIXED, OUTSIDE)
+    assert result.verdict == "reply-lost" and result.observation.agrees is agrees
+    finding = _finding(diagnose(evidence), "fip-upstream-no-return-route")
+    assert finding.status == status
+    assert bool(finding.overruled_by) == (status == "possible")
+
+
+@pytest.mark.root
+def test_live_the_healthy_lab_is_confirmed_by_its_probes():
+    capture, testbed = _lab()
+    with testbed.Testbed(names=testbed.OTHER) as tb:
+        text = _session(capture, tb, ("state", "probes"), None)
+    evidence = _evidence(("live.txt", text))
+    table, _ = current_facts(evidence)
+    for result in (walk(table, FIXED, OUTSIDE), walk(table, GATEWAY, FLOATING, "tcp", 22)):
+        assert result.verdict == "delivered" and result.observation.agrees
+    assert diagnose(evidence).findings == []
