@@ -289,3 +289,44 @@ def test_live_the_healthy_lab_is_confirmed_by_its_probes():
     for result in (walk(table, FIXED, OUTSIDE), walk(table, GATEWAY, FLOATING, "tcp", 22)):
         assert result.verdict == "delivered" and result.observation.agrees
     assert diagnose(evidence).findings == []
+
+
+# --- the chat --------------------------------------------------------------------------
+
+@pytest.fixture
+def tutor(tmp_path):
+    from tutor.conversation import Tutor
+    from tutor.store import Store
+    store = Store(str(tmp_path / "tutor.db"))
+    yield Tutor(store)
+    store.close()
+
+
+def _probe_part(case, tool):
+    """The session's probe of ``tool`` (ping from the VM, nc from the gateway)."""
+    return next(b for b in _blocks(_text(case)) if b.split("\n")[0].split("# ", 1)[1].startswith(tool))
+
+
+@pytest.mark.parametrize("tool", ["ping", "nc"])
+def test_the_chat_says_a_later_probe_that_got_through_overrules_the_tables(tutor, tool):
+    state, _ = _split_at_probes("no-return-route-mended-unseen")
+    session = tutor.start()
+    tutor.respond(session, "my VM cannot ping the outside")
+    before = tutor.respond(session, state)
+    assert "outranks" not in before.reply
+    after = tutor.respond(session, _probe_part("no-return-route-mended-unseen", tool))
+    assert "**What you observed outranks what the tables said.**" in after.reply
+    assert "gw01 has no route back to the floating IP 198.51.100.77" in after.reply
+    assert ("2 packets transmitted, 2 received" if tool == "ping" else "succeeded") in after.reply
+    assert "Your fix worked" not in after.reply
+    # its question is no longer one the facts answer: the tutor does not ask it again
+    assert "**Question:**" not in after.reply
+
+
+def test_the_chat_says_nothing_of_the_kind_when_the_probe_fails_too(tutor):
+    state, _ = _split_at_probes("no-return-route-broken")
+    session = tutor.start()
+    tutor.respond(session, "my VM cannot ping the outside")
+    tutor.respond(session, state)
+    after = tutor.respond(session, _probe_part("no-return-route-broken", "ping"))
+    assert "outranks" not in after.reply
