@@ -259,12 +259,13 @@ class _SessionState:
 
     def _overrule(self, finding: Finding) -> None:
         """Observations outrank what the evidence implies: a finding yields to one its
-        ``unless:`` matched, unless the observation is known to come before the
-        finding's own evidence (the lab may have changed since)."""
+        ``unless:`` matched, unless the observation is known to come before all of the
+        finding's own evidence (then the lab may have changed since; while some of the
+        evidence is older than the observation, that part may be what changed)."""
         outranking = []
         for observed in self.overrules.get((finding.cause, finding.node, finding.service), ()):
             lines = self.table.evidence(observed)
-            if lines and not any(self._before(seen, line) for seen in lines for line in finding.evidence):
+            if lines and not all(self._before(seen, line) for seen in lines for line in finding.evidence):
                 outranking.append(observed)
         if not outranking:
             return
@@ -272,11 +273,12 @@ class _SessionState:
                                                   for observed in outranking for fact_id in observed))
         said = "; and ".join(finding.overruled_by)
         finding.status = "possible"
-        finding.explanation += (f" But what was observed after this evidence outranks it: {said}. "
+        finding.explanation += (f" But what was observed after (some of) this evidence outranks "
+                                f"it: {said}. "
                                 f"So this is not what stops the traffic now, or the evidence "
                                 f"above is stale.")
-        finding.decide_by.insert(0, f"Observed after this evidence: {said}. Run the probe again "
-                                    f"and show the tables again: if it still gets through, this "
+        finding.decide_by.insert(0, f"Observed after (some of) this evidence: {said}. Run the "
+                                    f"probe again and show the tables again: if it still gets through, this "
                                     f"cause is gone (mended since, or never what failed); if it "
                                     f"fails again, it stands.")
         finding.fact_ids += [i for observed in outranking for i in observed if i not in finding.fact_ids]

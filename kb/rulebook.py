@@ -40,9 +40,9 @@ evidence that fits this cause and another alike.
 cause: patterns joined to the case's like ``confirmed_by:``'s, the last of them the
 observation, usually a probe that got through (``{type: walk_verdict, kind:
 vm-to-outside, floating: $fip.address, observed: answered}``); patterns before it only
-join it to the case. When one matches, and the observation was not seen *before* the
-cause's own evidence (the timeline: a ping that answered and then a fault planted is no refutation),
-the finding yields: an established one becomes possible, with the observation named in
+join it to the case. When one matches, and the observation was not seen before *all*
+of the cause's own evidence (the timeline: a ping that answered and then the fault shown
+is no refutation), the finding yields: an established one becomes possible, with the observation named in
 its explanation and in ``decide_by``; the finding's ``overruled_by`` says it too.
 
 Loading (this module) reads and checks the files; kb/rulecompile.py turns a loaded
