@@ -271,10 +271,19 @@ class _Walker:
                 deciders = [sender_route.fact] + deciders
             rested_on = [f"{printed(f)} on {f.get('node')}" for f in deciders if f.get("prov")]
             rested_on += [f"assumed: {text}" for text in self.assumptions]
-            text = (f"contradicted by an observation: {seen}. The observation outranks the "
-                    f"walk: something the walk rested on is not so"
-                    + (": " + "; ".join(rested_on) if rested_on else
-                       " (it names no assumption: the evidence of some node is stale or missing)"))
+            shown = [f.get("prov") for f in deciders if f.get("prov")]
+            earlier = bool(shown) and all(p.get("source") == line.get("source") and
+                                          (line.get("line") or 0) < (p.get("line") or 0) for p in shown)
+            what = (": " + "; ".join(rested_on) if rested_on else
+                    " (it names no assumption: the evidence of some node is stale or missing)")
+            if earlier:
+                # printed before the tables that decided the walk: the lab may have changed
+                text = (f"contradicted by an earlier observation: {seen}. It was printed before "
+                        f"what decided the walk, so the lab may have changed since; if it has "
+                        f"not, something the walk rested on is not so{what}")
+            else:
+                text = (f"contradicted by an observation: {seen}. The observation outranks the "
+                        f"walk: something the walk rested on is not so{what}")
         return Observation(str(probe.get("tool")), outcome, agrees, text, rested_on,
                            probe["fact_id"], self.table.evidence([probe["fact_id"]]))
 

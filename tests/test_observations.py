@@ -85,6 +85,15 @@ def test_a_later_ping_that_got_answers_contradicts_the_walk_and_names_what_it_re
     assert out["observation"]["verdict"] == "contradicts" and out["observation"]["outcome"] == "answered"
 
 
+def test_a_ping_printed_before_the_tables_that_decided_the_walk_says_the_lab_may_have_changed():
+    result = walk(_table("no-return-route-broken-after-ping"), FIXED, OUTSIDE)
+    assert result.verdict == "reply-lost" and not result.observation.agrees
+    assert result.observation.text.startswith("contradicted by an earlier observation: ping ")
+    assert "the lab may have changed since" in result.observation.text
+    later = walk(_table("no-return-route-mended-unseen"), FIXED, OUTSIDE).observation
+    assert "may have changed" not in later.text and "The observation outranks the walk" in later.text
+
+
 def test_a_ping_that_got_no_answer_confirms_the_walk():
     result = walk(_table("no-return-route-broken"), FIXED, OUTSIDE)
     assert result.verdict == "reply-lost"
