@@ -412,6 +412,7 @@ def _load_cause(doc, path: str) -> Cause:
     if not isinstance(confirmations, list) or not all(isinstance(c, dict) for c in confirmations):
         raise RuleFileError(path, _line(doc, "confirmed_by"),
                             "'confirmed_by:' is a list of pattern mappings, each like 'when:'")
+    bases = len(raw_cases)
     for base in list(raw_cases):
         for confirmation in confirmations:
             clash = set(confirmation) & set(base["when"])
@@ -428,12 +429,15 @@ def _load_cause(doc, path: str) -> Cause:
                                           if not str(n).startswith("no ")]) + \
                 [n for n in confirmation if not str(n).startswith("no ")]
             confirmed.lines = dict(getattr(base, "lines", {}))
+            # what outranks a case outranks its confirmed variants: judged once, on the case
+            confirmed.pop("unless", None)
             raw_cases.append(confirmed)
     overruling = doc.get("unless") or []
     if not isinstance(overruling, list) or not all(isinstance(u, dict) for u in overruling):
         raise RuleFileError(path, _line(doc, "unless"),
                             "'unless:' is a list of pattern mappings, each like 'when:'")
-    cases = [_load_case(raw, path, overruling) for raw in raw_cases]
+    cases = [_load_case(raw, path, overruling if number < bases else ())
+             for number, raw in enumerate(raw_cases)]
 
     hints = doc.get("hints")
     if not isinstance(hints, list) or len(hints) < 3 or not all(isinstance(h, str) for h in hints):
