@@ -412,12 +412,11 @@ class _Checker:
             for _, bound in bases:
                 self._patterns(confirmation, dict(bound), _line(confirmation), continues=True)
         # observations that outrank the cause (kb/rulebook.py): joined like confirmations
+        example = "[{seen: {type: reachability, target: $x.address, outcome: answered}}]"
         for case, bound in bases:
-            items = [(doc, item) for item in self._list(doc.get("unless") or [], _line(doc, "unless"),
-                                                        "'unless:'", "[{seen: {type: reachability, ...}}]")]
-            if case is not doc:
-                items += [(case, item) for item in self._list(case.get("unless") or [], _line(case, "unless"),
-                                                              "'unless:'", "[{seen: {type: reachability, ...}}]")]
+            holders = [doc] + ([case] if case is not doc else [])
+            items = [(holder, item) for holder in holders for item in self._list(
+                holder.get("unless") or [], _line(holder, "unless"), "'unless:'", example)]
             for holder, item in items:
                 if not isinstance(item, dict):
                     self.report(_line(holder, "unless"), "SD105", "each 'unless:' item is a mapping "

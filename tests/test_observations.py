@@ -181,7 +181,8 @@ def test_a_probe_that_failed_leaves_the_cause_established():
 def _split_at_probes(case):
     """The session as two messages: the state commands, then the probes."""
     blocks = _blocks(_text(case))
-    first_probe = next(i for i, b in enumerate(blocks) if b.split("\n")[0].split("# ", 1)[1].startswith(("ping", "nc")))
+    first_probe = next(i for i, b in enumerate(blocks)
+                       if b.split("\n")[0].split("# ", 1)[1].startswith(("ping", "nc")))
     return "".join(blocks[:first_probe]), "".join(blocks[first_probe:])
 
 
@@ -238,6 +239,24 @@ def test_a_wrong_unless_is_an_error_naming_its_line(item, problem):
     with pytest.raises(RuleFileError) as error:
         load_rule_text(_CAUSE % item, "demo.yaml")
     assert error.value.line == 7 and problem in error.value.message
+
+
+def test_rules_check_names_a_misspelt_unless_pattern_with_its_code_and_line(tmp_path):
+    """`rules check` reads unless: against the fact schema, like when: and confirmed_by:."""
+    import shutil
+
+    from kb.rulecheck import check_folder
+    rules = tmp_path / "rules"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "rules", rules)
+    path = rules / "floating-ips" / "fip-upstream-no-return-route.yaml"
+    text = path.read_text()
+    wrong = "floating: $path.source, observd: answered}"
+    path.write_text(text.replace("floating: $path.source, observed: answered}", wrong, 1))
+    line = next(number for number, text in enumerate(path.read_text().split("\n"), 1) if wrong in text)
+    (problem,) = check_folder(rules)
+    assert (problem.code, problem.line, Path(problem.path).name) == \
+        ("SD201", line, "fip-upstream-no-return-route.yaml")
+    assert "walk_verdict has no field 'observd'; did you mean 'observed'?" in str(problem)
 
 
 def test_unless_in_a_rule_file_that_is_not_a_list_is_an_error():
