@@ -10,6 +10,7 @@ The evidence is real: one terminal session across the namespace lab's nodes, wit
 planted or mended outside the transcript between the state commands and the probes
 (tests/fixtures/observations/make_fixtures.py). The last tests build that lab live (root).
 """
+import itertools
 import json
 import re
 from pathlib import Path
@@ -363,3 +364,32 @@ def test_the_chat_says_nothing_of_the_kind_when_the_probe_fails_too(tutor):
     tutor.respond(session, state)
     after = tutor.respond(session, _probe_part("no-return-route-broken", "ping"))
     assert "outranks" not in after.reply
+
+
+SEED_FAULTS = ("snat_wrong_interface", "gateway_no_return_route", "gateway_no_masquerade",
+               "gateway_forward_blocked")
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("faults", [frozenset(c) for size in range(len(SEED_FAULTS) + 1)
+                                    for c in itertools.combinations(SEED_FAULTS, size)],
+                         ids=lambda faults: "+".join(sorted(faults)) or "healthy")
+def test_live_every_fault_combination_the_probes_confirm_the_walk_and_overrule_nothing(faults):
+    """The course's session on every combination of its faults (lab.capture.record_case,
+    one file per node): the walk agrees with the kernel, so the probe of each walked packet
+    confirms it; and no finding is overruled - a probe that got through (the gateway's nc
+    to the floating IP while only the VM's way out is broken) is not of the traffic any
+    cause found stops."""
+    capture, testbed = _lab()
+    from lab.testbed import GATEWAY_TO_FLOATING, VM_TO_OUTSIDE
+    with testbed.Testbed(faults=faults, names=testbed.OTHER) as tb:
+        record = capture.record_case(tb)
+    evidence = _evidence(*((f"live/{host}", t.text) for host, t in record.transcripts.items()),
+                         ordered=False)
+    table, _ = current_facts(evidence)
+    for probe, result in ((VM_TO_OUTSIDE, walk(table, FIXED, OUTSIDE)),
+                          (GATEWAY_TO_FLOATING, walk(table, GATEWAY, FLOATING, "tcp", 22))):
+        seen = result.observation
+        assert seen is not None and seen.agrees, (probe, result.verdict, seen and seen.text)
+        assert (seen.outcome == "answered") == record.probes[probe].succeeded
+    assert all(not f.overruled_by for f in diagnose(evidence).findings)
