@@ -269,8 +269,14 @@ class _Walker:
                     and sender_route.is_default and sender_route.fact is not None:
                 # the hop that sent it where it was lost decided as much as the loss did
                 deciders = [sender_route.fact] + deciders
+            if gets_through:
+                deciders = []     # what it was delivered to decided nothing: the assumptions did
             rested_on = [f"{printed(f)} on {f.get('node')}" for f in deciders if f.get("prov")]
-            rested_on += [f"assumed: {text}" for text in self.assumptions]
+            # what the lab's edge and the nodes not shown were taken to do, first
+            first = [s.text.removeprefix("assumed: ") for s in self.steps
+                     if s.assumed and s.stage in ("outside", "start")] + [t for _, t in self.unshown]
+            rested_on += [f"assumed: {text}" for text in dict.fromkeys(
+                [t for t in first if t in self.assumptions] + self.assumptions)]
             shown = [f.get("prov") for f in deciders if f.get("prov")]
             earlier = bool(shown) and all(p.get("source") == line.get("source") and
                                           (line.get("line") or 0) < (p.get("line") or 0) for p in shown)

@@ -136,6 +136,21 @@ def test_a_ping_that_got_answers_settles_what_insufficient_info_rested_on():
     assert "what the evidence did not show does let it through" in result.observation.text
 
 
+def test_a_failed_ping_refutes_what_the_walk_assumed_of_the_nodes_not_shown():
+    """The broken lab without the gateway's and the outside host's commands: the walk takes
+    the network beyond net01's gateway to answer, and delivers; the VM's ping got no
+    answer, so that assumption is the first thing it names."""
+    kept = [b for b in _blocks(_text("no-return-route-broken"))
+            if not b.startswith((f"[root@{GATEWAY}", "root@ext-host"))]
+    table, _ = current_facts(_evidence(("partial.txt", "".join(kept))))
+    result = walk(table, FIXED, OUTSIDE)
+    assert result.verdict == "delivered"
+    seen = result.observation
+    assert (seen.outcome, seen.agrees) == ("no-answer", False)
+    assert seen.rested_on[0] == ("assumed: the network beyond 10.20.0.1 delivers 203.0.113.80 "
+                                 "and answers the global address 198.51.100.77")
+
+
 def test_without_a_probe_the_walk_says_nothing_observed():
     kept = [b for b in _blocks(_text("healthy")) if " ping " not in b.split("\n")[0]
             and " nc " not in b.split("\n")[0]]
