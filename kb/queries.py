@@ -47,7 +47,9 @@ FACT_TYPES = {
                    "chain": "the chain of the translating rule, or null",
                    "to_address": "the address it translates to, or null"}},
     "walk_verdict": {
-        "doc": "the packet walk of a probe about the floating IP FLOATING (kb/walk.py); NODE is "
+        "doc": "the packet walk of a probe about the floating IP FLOATING (kb/walk.py): the "
+               "packet of the probe the evidence shows, if any (the VM's ping or nc -v to a "
+               "global address; a node's probe of the floating IP), else a stand-in; NODE is "
                "where it went wrong, else the network node",
         "fields": {"kind": "vm-to-outside (the VM pings the outside) or outside-to-floating "
                            "(the gateway connects to the floating IP, tcp 22) (the question)",
@@ -56,7 +58,7 @@ FACT_TYPES = {
                               "insufficient-info (it gets through only if what was not shown lets it)",
                    "failed": "true when the walk found the packet or its reply lost (not "
                              "delivered, not resting on what was not shown, and no captured "
-                             "reply says otherwise)",
+                             "reply nor a probe of that packet that got through says otherwise)",
                    "refuted_by_capture": "true when the walk found it lost but a capture "
                                          "shows the reply: the observation wins",
                    "observed": "what a probe of this very packet (ping or nc -v from the "
