@@ -246,7 +246,8 @@ class Answerer:
             else:
                 destination, proto, port = self._outside_of(fip["fixed"]), "icmp", None
         elif kind == "outside-to-floating":
-            probe = self._probe_of(floating, besides=network_node)
+            inside = {network_node} | {owner[0] for owner in self.model.owners_of(fip["fixed"])}
+            probe = self._probe_of(floating, besides=inside)
             if probe is not None:
                 source, proto, port = probe["node"], probe["protocol"], probe.get("port")
             else:
@@ -303,10 +304,11 @@ class Answerer:
         return probes[-1] if probes else None
 
     def _probe_of(self, target, besides) -> dict | None:
-        """The last probe of ``target`` run on a node of the evidence other than ``besides``."""
+        """The last probe of ``target`` run on a node of the evidence not in ``besides``
+        (the network node and the VM: theirs do not come from outside)."""
         probes = [f for f in self.table.of("reachability")
                   if f.get("target") == target and f.get("node") in self.model.nodes
-                  and f.get("node") != besides and f.get("protocol") in ("icmp", "tcp")]
+                  and f.get("node") not in besides and f.get("protocol") in ("icmp", "tcp")]
         return probes[-1] if probes else None
 
     def _observed_reply(self, answering, addressed) -> dict | None:
