@@ -307,7 +307,8 @@ class Answerer:
         """The last probe of ``target`` run on a node of the evidence not in ``besides``
         (the network node and the VM: theirs do not come from outside)."""
         probes = [f for f in self.table.of("reachability")
-                  if f.get("target") == target and f.get("node") in self.model.nodes
+                  if f.get("target") == target and isinstance(f.get("node"), str)
+                  and f["node"] in self.model.nodes
                   and f.get("node") not in besides and f.get("protocol") in ("icmp", "tcp")]
         return probes[-1] if probes else None
 
