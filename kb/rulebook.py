@@ -206,16 +206,21 @@ class Rulebook:
     identity: str
     symptoms: list[SymptomFile] = field(default_factory=list)
 
-    def fact_types(self) -> set[str]:
-        """Every fact type some rule asks about: the only ones worth asserting."""
-        types = set()
-        for rule in self.inferences:
-            types.update(p.fact_type for p in rule.patterns)
+    def rule_patterns(self) -> list[list[Pattern]]:
+        """The patterns of every rule the rulebook compiles to (kb/rulecompile.py): each
+        inference, each case, and each case followed by each of its ``unless:`` items.
+        What reads the rules as a whole (which facts to assert, which fields they read,
+        which facts can meet) reads them here."""
+        rules = [inference.patterns for inference in self.inferences]
         for cause in self.causes:
             for case in cause.cases:
-                types.update(p.fact_type for p in case.patterns)
-                types.update(p.fact_type for item in case.unless for p in item)
-        return types
+                rules.append(case.patterns)
+                rules.extend(case.patterns + item for item in case.unless)
+        return rules
+
+    def fact_types(self) -> set[str]:
+        """Every fact type some rule asks about: the only ones worth asserting."""
+        return {p.fact_type for patterns in self.rule_patterns() for p in patterns}
 
     def cause(self, cause_id: str) -> Cause:
         return next(c for c in self.causes if c.cause == cause_id)
