@@ -41,6 +41,7 @@ class Finding:
     questions: list[dict] = field(default_factory=list)
     reasoning: list[str] = field(default_factory=list)
     fact_ids: list[int] = field(default_factory=list)
+    overruled_by: list[str] = field(default_factory=list)   # observations it yields to
 
     def as_json(self) -> dict:
         out = {"cause": self.cause, "node": self.node, "service": self.service,
@@ -48,6 +49,8 @@ class Finding:
                "fix": self.fix, "evidence": self.evidence, "reasoning": self.reasoning}
         if self.status == "possible":
             out["decide_by"] = self.decide_by
+        if self.overruled_by:
+            out["overruled_by"] = self.overruled_by
         return out
 
 
@@ -88,7 +91,8 @@ def diagnose(evidence, rulebook: Rulebook | None = None) -> Diagnosis:
     """``evidence`` is a grammar.transcript.Evidence (facts + unparsed)."""
     rulebook = rulebook or default_rulebook()
     table, stale = current_facts(evidence)
-    state, left_out = _reason(table, rulebook, by_node=False)
+    order = getattr(evidence, "source_order", ())
+    state, left_out = _reason(table, rulebook, by_node=False, source_order=order)
     if left_out:
         # Facts go in by kind (every route, then every address ...), so a limit reached
         # in evidence of thousands of nodes leaves no join complete and no finding. Again,
@@ -96,16 +100,16 @@ def diagnose(evidence, rulebook: Rulebook | None = None) -> Diagnosis:
         # limit are judged whole. The first attempt's facts go before the second's come.
         state = table = None
         table, stale = current_facts(evidence)
-        state, left_out = _reason(table, rulebook, by_node=True)
+        state, left_out = _reason(table, rulebook, by_node=True, source_order=order)
     findings = state.findings()
     return Diagnosis(findings, list(evidence.unparsed), evidence.parsed_count,
                      _superseded(evidence.facts, stale), table, state.answerer.notes() + left_out)
 
 
-def _reason(table: FactTable, rulebook: Rulebook, by_node: bool):
+def _reason(table: FactTable, rulebook: Rulebook, by_node: bool, source_order=()):
     """One engine session over the table; the session's state and what a limit left out."""
-    state = _SessionState(table, rulebook)
-    engine = compiled(rulebook, _on_cause, _on_inference, _on_query, COMPUTED)
+    state = _SessionState(table, rulebook, source_order)
+    engine = compiled(rulebook, _on_cause, _on_inference, _on_query, COMPUTED, _on_overrule)
     wanted = rulebook.fact_types()
     facts = [f for f in table.facts if f["type"] in wanted]
     if by_node:
@@ -182,6 +186,19 @@ def _on_inference(session, inference: Inference, c) -> None:
         session.derive(c, engine_view(fact))
 
 
+def _on_overrule(session, cause: Cause, case: Case, patterns, c) -> None:
+    """An ``unless:`` item matched: remember what may overrule the finding; whether it
+    does (it must not come before the finding's evidence) is judged in findings()."""
+    state: _SessionState = session.diagnosis
+    bound = state.bindings(case.patterns + patterns, c)
+    key = (cause.cause, _render_optional(case.texts["node"], bound),
+           _render_optional(case.texts["service"], bound))
+    # the item's last pattern is the observation; those before it only join it to the case
+    observed = [bound[p.name]["fact_id"] for p in patterns[-1:] if not p.negated]
+    if observed and observed not in state.overrules.setdefault(key, []):
+        state.overrules[key].append(observed)
+
+
 # A cause that fires for thousands of facts alike (every floating IP of a node) keeps the
 # evidence of its first few firings per case; the others are counted and said.
 MERGED_FIRINGS_PER_CASE = 3
@@ -228,8 +245,10 @@ def _on_cause(session, cause: Cause, case: Case, c) -> None:
 
 
 class _SessionState:
-    def __init__(self, table: FactTable, rulebook: Rulebook):
+    def __init__(self, table: FactTable, rulebook: Rulebook, source_order=()):
         self.table = table
+        self.position = {source: number for number, source in enumerate(source_order)}
+        self.overrules: dict[tuple, list[list[int]]] = {}
         self.rulebook = rulebook
         self.answerer = Answerer(table)
         self.wanted = rulebook.fact_types()
@@ -237,6 +256,53 @@ class _SessionState:
         self._findings: dict[tuple, Finding] = {}
         self.firings: dict[tuple, list[int]] = {}
         self.alike: dict[tuple, set[int]] = {}
+
+    def _overrule(self, finding: Finding) -> None:
+        """Observations outrank what the evidence implies: a finding yields to one its
+        ``unless:`` matched, unless the observation is known to come before all of the
+        finding's own evidence (then the lab may have changed since; while some of the
+        evidence is older than the observation, that part may be what changed)."""
+        outranking = []
+        for observed in self.overrules.get((finding.cause, finding.node, finding.service), ()):
+            lines = self.table.evidence(observed)
+            if lines and not all(self._before(seen, line) for seen in lines for line in finding.evidence):
+                outranking.append(observed)
+        if not outranking:
+            return
+        finding.overruled_by = list(dict.fromkeys(self._observation(fact_id)
+                                                  for observed in outranking for fact_id in observed))
+        said = "; and ".join(finding.overruled_by)
+        finding.status = "possible"
+        finding.explanation += (f" But what was observed after (some of) this evidence outranks "
+                                f"it: {said}. "
+                                f"So this is not what stops the traffic now, or the evidence "
+                                f"above is stale.")
+        finding.decide_by.insert(0, f"Observed after (some of) this evidence: {said}. Run the "
+                                    f"probe again and show the tables again: if it still gets through, this "
+                                    f"cause is gone (mended since, or never what failed); if it "
+                                    f"fails again, it stands.")
+        finding.fact_ids += [i for observed in outranking for i in observed if i not in finding.fact_ids]
+        finding.evidence = self.table.evidence(finding.fact_ids)
+
+    def _before(self, earlier: dict, later: dict) -> bool:
+        """Whether the evidence says ``earlier`` was printed before ``later``."""
+        if earlier["source"] == later["source"]:
+            return (earlier["line"] or 0) < (later["line"] or 0)
+        first, then = self.position.get(earlier["source"]), self.position.get(later["source"])
+        return first is not None and then is not None and first < then
+
+    def _observation(self, fact_id: int) -> str:
+        """What was observed, in words: the command, where it ran, and what it printed."""
+        probe, sources = self.table[fact_id], []
+        while not probe.get("prov") and probe.get("derived_from"):
+            sources.extend(probe["derived_from"])
+            probe = self.table[sources.pop(0)]
+        if not probe.get("prov"):
+            return self.table[fact_id].get("because") or self.table[fact_id]["type"]
+        prov = probe["prov"]
+        detail = probe.get("detail")
+        return (f"'{prov['command']}' on {prov['node']} ({prov['source']}:{prov['line']})"
+                + (f" printed '{detail}'" if detail else f": {' '.join(str(prov['text']).split())}"))
 
     def bindings(self, patterns, c) -> dict[str, dict]:
         return {p.name: self.table[getattr(c, p.name).fact_id] for p in patterns if not p.negated}
@@ -254,6 +320,7 @@ class _SessionState:
         found = list(self._findings.values())
         for finding in found:
             finding.evidence = self.table.evidence(finding.fact_ids)
+            self._overrule(finding)
             finding.reasoning = self.table.reasoning(finding.fact_ids)
             alike = self.alike.get((finding.cause, finding.node, finding.service))
             if alike:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kb.addresses import address_int
+from kb.addresses import address_int, is_global
 from kb.facts import FactTable
 
 FACT_TYPES = {
@@ -47,7 +47,9 @@ FACT_TYPES = {
                    "chain": "the chain of the translating rule, or null",
                    "to_address": "the address it translates to, or null"}},
     "walk_verdict": {
-        "doc": "the packet walk of a probe about the floating IP FLOATING (kb/walk.py); NODE is "
+        "doc": "the packet walk of a probe about the floating IP FLOATING (kb/walk.py): the "
+               "packet of the probe the evidence shows, if any (the VM's ping or nc -v to a "
+               "global address; a node's probe of the floating IP), else a stand-in; NODE is "
                "where it went wrong, else the network node",
         "fields": {"kind": "vm-to-outside (the VM pings the outside) or outside-to-floating "
                            "(the gateway connects to the floating IP, tcp 22) (the question)",
@@ -56,9 +58,14 @@ FACT_TYPES = {
                               "insufficient-info (it gets through only if what was not shown lets it)",
                    "failed": "true when the walk found the packet or its reply lost (not "
                              "delivered, not resting on what was not shown, and no captured "
-                             "reply says otherwise)",
+                             "reply nor a probe of that packet that got through says otherwise)",
                    "refuted_by_capture": "true when the walk found it lost but a capture "
                                          "shows the reply: the observation wins",
+                   "observed": "what a probe of this very packet (ping or nc -v from the "
+                               "probe's source to its destination) printed last: answered, "
+                               "no-answer, refused or unreachable; null when no probe was run",
+                   "contradicted": "true when that probe's outcome contradicts the walk's verdict "
+                                   "(the walk names the assumption it refutes in its summary)",
                    "failed_at": "the node where it went wrong, or null", "fixed": "the VM's address",
                    "source": "the probe's source", "destination": "the probe's destination",
                    "proto": "icmp or tcp", "port": "the port, or null",
@@ -231,12 +238,23 @@ class Answerer:
                 return []
             walked.add(floating)
         if kind == "vm-to-outside":
-            source, destination, proto, port = fip["fixed"], self._outside_of(fip["fixed"]), "icmp", None
+            # the VM's own probe of the outside, when it ran one, is the packet walked
+            probe = self._probe_from(fip["fixed"])
+            source = fip["fixed"]
+            if probe is not None:
+                destination, proto, port = probe["target"], probe["protocol"], probe.get("port")
+            else:
+                destination, proto, port = self._outside_of(fip["fixed"]), "icmp", None
         elif kind == "outside-to-floating":
-            source = self._upstream_gateway(network_node)
+            inside = {network_node} | {owner[0] for owner in self.model.owners_of(fip["fixed"])}
+            probe = self._probe_of(floating, besides=inside)
+            if probe is not None:
+                source, proto, port = probe["node"], probe["protocol"], probe.get("port")
+            else:
+                source, proto, port = self._upstream_gateway(network_node), "tcp", 22
             if source is None:
                 return []
-            destination, proto, port = floating, "tcp", 22
+            destination = floating
         else:
             return []
         try:
@@ -247,21 +265,52 @@ class Answerer:
             or [self.table[i] for i in fip.get("derived_from", [])[:1]]
         failed = result.verdict not in ("delivered", "insufficient-info")
         because = f"walk {kind} ({result.packet.describe()}): {result.summary}"
+        seen = result.observation
+        through = seen is not None and seen.outcome in ("answered", "refused")
         reply = self._observed_reply(destination, {source, fip["fixed"], floating}) if failed else None
+        observed = []
+        if seen is not None:
+            because += f"; {seen.text}"
+            observed.append(self.table[seen.fact_id])
         if reply is not None:
-            # an observation outranks what the walk assumed: the reply came
-            failed = False
-            sources = [reply]
             because += (f"; but tcpdump on {reply.get('node')} saw the reply "
                         f"{reply.get('src')} > {reply.get('dst')}, so the walk rests on an "
                         f"assumption the capture refutes: "
                         + ("; ".join(result.assumptions) or "none it could name"))
+        if through or reply is not None:
+            # an observation outranks what the walk assumed: the packet got through, and
+            # what stands is the observation: it alone is this fact's evidence
+            failed = False
+            sources = [fact for fact in observed if through] + ([reply] if reply else [])
+        else:
+            sources = sources + observed
         return [self.table.derive(
             "walk_verdict", result.node or network_node, sources, because,
             kind=kind, verdict=result.verdict, floating=floating, fixed=fip["fixed"],
             failed=failed, refuted_by_capture=reply is not None,
+            observed=seen.outcome if seen else None, contradicted=bool(seen and not seen.agrees),
             source=source, destination=destination, proto=proto, port=port,
             failed_at=result.node, summary=result.summary, assumed=bool(result.assumptions))]
+
+    def _probe_from(self, address) -> dict | None:
+        """The last probe run on the node holding ``address`` towards the outside: a
+        global address (one an upstream routes back)."""
+        owners = self.model.owners_of(address)
+        if not owners:
+            return None
+        probes = [f for f in self.table.of("reachability", owners[0][0])
+                  if address_int(f.get("target")) is not None and is_global(f["target"])
+                  and f.get("protocol") in ("icmp", "tcp")]
+        return probes[-1] if probes else None
+
+    def _probe_of(self, target, besides) -> dict | None:
+        """The last probe of ``target`` run on a node of the evidence not in ``besides``
+        (the network node and the VM: theirs do not come from outside)."""
+        probes = [f for f in self.table.of("reachability")
+                  if f.get("target") == target and isinstance(f.get("node"), str)
+                  and f["node"] in self.model.nodes
+                  and f.get("node") not in besides and f.get("protocol") in ("icmp", "tcp")]
+        return probes[-1] if probes else None
 
     def _observed_reply(self, answering, addressed) -> dict | None:
         """A captured reply from ``answering`` to one of the ``addressed`` addresses."""

@@ -36,6 +36,15 @@ cause be established in several ways; ``confirmed_by:`` lists further patterns t
 when they match as well, add their evidence and reasoning (a capture, a packet walk); ``status: possible`` with ``decide_by:`` marks
 evidence that fits this cause and another alike.
 
+``unless:`` (for the whole cause, or in one case) lists observations that outrank the
+cause: patterns joined to the case's like ``confirmed_by:``'s, the last of them the
+observation, usually a probe that got through (``{type: walk_verdict, kind:
+vm-to-outside, floating: $fip.address, observed: answered}``); patterns before it only
+join it to the case. When one matches, and the observation was not seen before *all*
+of the cause's own evidence (the timeline: a ping that answered and then the fault shown
+is no refutation), the finding yields: an established one becomes possible, with the observation named in
+its explanation and in ``decide_by``; the finding's ``overruled_by`` says it too.
+
 Loading (this module) reads and checks the files; kb/rulecompile.py turns a loaded
 rulebook into durable-rules rulesets. ``cached_rulebook(folders)`` is the one cache of
 loaded rulebooks in the process: a rule file edited on disk is read again.
@@ -64,9 +73,9 @@ from pathlib import Path
 
 CAUSE_KEYS = {"cause", "title", "node", "service", "status", "when", "cases", "explanation",
               "fix", "evidence", "decide_by", "hints", "examples", "symptoms", "questions",
-              "confirmed_by"}
+              "confirmed_by", "unless"}
 CASE_KEYS = {"when", "title", "node", "service", "status", "explanation", "fix", "evidence",
-             "decide_by"}
+             "decide_by", "unless"}
 INFER_KEYS = {"name", "when", "conclude", "because"}
 OPERATORS = {"not": "$neq", "lt": "$lt", "gt": "$gt", "lte": "$lte", "gte": "$gte",
              "matches": "$mt"}
@@ -145,6 +154,8 @@ class Case:
     patterns: list[Pattern]
     texts: dict          # title, node, service, status, explanation, fix, evidence, decide_by
     line: int | None
+    # observations that outrank the case: per ``unless:`` item, its patterns (after the case's)
+    unless: list[list[Pattern]] = field(default_factory=list)
 
 
 @dataclass
@@ -196,15 +207,21 @@ class Rulebook:
     symptoms: list[SymptomFile] = field(default_factory=list)
     folders: tuple[str, ...] = ()      # where it was read from: the tutor's intents file is there too
 
-    def fact_types(self) -> set[str]:
-        """Every fact type some rule asks about: the only ones worth asserting."""
-        types = set()
-        for rule in self.inferences:
-            types.update(p.fact_type for p in rule.patterns)
+    def rule_patterns(self) -> list[list[Pattern]]:
+        """The patterns of every rule the rulebook compiles to (kb/rulecompile.py): each
+        inference, each case, and each case followed by each of its ``unless:`` items.
+        What reads the rules as a whole (which facts to assert, which fields they read,
+        which facts can meet) reads them here."""
+        rules = [inference.patterns for inference in self.inferences]
         for cause in self.causes:
             for case in cause.cases:
-                types.update(p.fact_type for p in case.patterns)
-        return types
+                rules.append(case.patterns)
+                rules.extend(case.patterns + item for item in case.unless)
+        return rules
+
+    def fact_types(self) -> set[str]:
+        """Every fact type some rule asks about: the only ones worth asserting."""
+        return {p.fact_type for patterns in self.rule_patterns() for p in patterns}
 
     def cause(self, cause_id: str) -> Cause:
         return next(c for c in self.causes if c.cause == cause_id)
@@ -378,7 +395,7 @@ def _load_cause(doc, path: str) -> Cause:
         raise RuleFileError(path, _line(doc, "cause"), "cause must be an id like 'broker-address-wrong'")
     if ("when" in doc) == ("cases" in doc):
         raise RuleFileError(path, _line(doc), "give either 'when:' or 'cases:'")
-    shared = {key: doc[key] for key in CASE_KEYS - {"when"} if key in doc}
+    shared = {key: doc[key] for key in CASE_KEYS - {"when", "unless"} if key in doc}
     raw_cases = []
     if "when" in doc:
         single = _Mapping(shared, when=doc["when"])
@@ -402,6 +419,7 @@ def _load_cause(doc, path: str) -> Cause:
     if not isinstance(confirmations, list) or not all(isinstance(c, dict) for c in confirmations):
         raise RuleFileError(path, _line(doc, "confirmed_by"),
                             "'confirmed_by:' is a list of pattern mappings, each like 'when:'")
+    bases = len(raw_cases)
     for base in list(raw_cases):
         for confirmation in confirmations:
             clash = set(confirmation) & set(base["when"])
@@ -418,8 +436,15 @@ def _load_cause(doc, path: str) -> Cause:
                                           if not str(n).startswith("no ")]) + \
                 [n for n in confirmation if not str(n).startswith("no ")]
             confirmed.lines = dict(getattr(base, "lines", {}))
+            # what outranks a case outranks its confirmed variants: judged once, on the case
+            confirmed.pop("unless", None)
             raw_cases.append(confirmed)
-    cases = [_load_case(raw, path) for raw in raw_cases]
+    overruling = doc.get("unless") or []
+    if not isinstance(overruling, list) or not all(isinstance(u, dict) for u in overruling):
+        raise RuleFileError(path, _line(doc, "unless"),
+                            "'unless:' is a list of pattern mappings, each like 'when:'")
+    cases = [_load_case(raw, path, overruling if number < bases else ())
+             for number, raw in enumerate(raw_cases)]
 
     hints = doc.get("hints")
     if not isinstance(hints, list) or len(hints) < 3 or not all(isinstance(h, str) for h in hints):
@@ -461,7 +486,7 @@ def _load_cause(doc, path: str) -> Cause:
     return Cause(cause_id, path, cases, hints, examples, list(doc.get("symptoms") or []), questions)
 
 
-def _load_case(raw, path: str) -> Case:
+def _load_case(raw, path: str, overruling=()) -> Case:
     for key in ("title", "explanation", "fix"):
         if key not in raw:
             raise RuleFileError(path, _line(raw), f"a cause needs '{key}:'")
@@ -489,7 +514,24 @@ def _load_case(raw, path: str) -> Case:
         for value in values:
             if value is not None:
                 _check_template(value, bound, path, _line(raw, key))
-    return Case(patterns, texts, _line(raw, "when"))
+    own = raw.get("unless") or []
+    if not isinstance(own, list) or not all(isinstance(u, dict) for u in own):
+        raise RuleFileError(path, _line(raw, "unless"),
+                            "'unless:' is a list of pattern mappings, each like 'when:'")
+    unless = [_load_unless(raw["when"], item, path) for item in [*overruling, *own]]
+    return Case(patterns, texts, _line(raw, "when"), unless)
+
+
+def _load_unless(when, item, path: str) -> list[Pattern]:
+    """An ``unless:`` item's patterns, checked as if they followed the case's ``when:``."""
+    clash = set(item) & set(when)
+    if clash:
+        raise RuleFileError(path, _line(item, sorted(clash)[0]),
+                            f"{sorted(clash)[0]!r} is already bound in 'when:'")
+    combined = _Mapping(when)
+    combined.update(item)
+    combined.lines = {**getattr(when, "lines", {}), **getattr(item, "lines", {})}
+    return _load_patterns(combined, path, _line(item))[len(when):]
 
 
 def _load_inferences(doc, path: str) -> list[Inference]:

@@ -417,6 +417,18 @@ class _Checker:
                 continue
             for _, bound in bases:
                 self._patterns(confirmation, dict(bound), _line(confirmation), continues=True)
+        # observations that outrank the cause (kb/rulebook.py): joined like confirmations
+        example = "[{seen: {type: reachability, target: $x.address, outcome: answered}}]"
+        for case, bound in bases:
+            holders = [doc] + ([case] if case is not doc else [])
+            items = [(holder, item) for holder in holders for item in self._list(
+                holder.get("unless") or [], _line(holder, "unless"), "'unless:'", example)]
+            for holder, item in items:
+                if not isinstance(item, dict):
+                    self.report(_line(holder, "unless"), "SD105", "each 'unless:' item is a mapping "
+                                "of names to patterns", "write it like 'when:'")
+                    continue
+                self._patterns(item, dict(bound), _line(item), continues=True)
         everywhere = _common(bound for _, bound in bases)
         hints = doc.get("hints")
         if not isinstance(hints, list) or len(hints) < 3:

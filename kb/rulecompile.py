@@ -7,7 +7,11 @@ chooses for an address, the rule a packet meets in FORWARD, a packet walk) also 
 key fields the pattern gives, and asserts it. The rule itself then goes on matching as
 the file wrote it, and only the questions some rule reaches are ever computed.
 
-    engine = compiled(rulebook, on_cause, on_inference, on_query, COMPUTED)
+    engine = compiled(rulebook, on_cause, on_inference, on_query, COMPUTED, on_overrule)
+
+A case's ``unless:`` items (observations that outrank it) become rules of their own: the
+case's patterns followed by the item's, whose action ``on_overrule`` records what overrules
+the finding; whether it does (the timeline) is judged when the findings are read.
 """
 from __future__ import annotations
 
@@ -45,9 +49,7 @@ def matcher(rulebook: Rulebook):
     """The function that gives a fact, before it is asserted, the ``matched_field`` of
     every constant ``matches:`` condition the rulebook holds on its type."""
     by_type: dict[str, dict[str, tuple[str, str]]] = {}
-    patterns = [p for rule in rulebook.inferences for p in rule.patterns]
-    patterns += [p for cause in rulebook.causes for case in cause.cases for p in case.patterns]
-    for pattern in patterns:
+    for pattern in (p for patterns in rulebook.rule_patterns() for p in patterns):
         for fld, op, value in pattern.conditions:
             if op == "matches" and isinstance(value, str):
                 by_type.setdefault(pattern.fact_type, {})[matched_field(fld, value)] = (fld, value)
@@ -121,10 +123,12 @@ def questions(patterns: list[Pattern], computed: dict, path: str) -> list[Questi
     return found
 
 
-def compiled(rulebook: Rulebook, on_cause, on_inference, on_query, computed: dict) -> Engine:
+def compiled(rulebook: Rulebook, on_cause, on_inference, on_query, computed: dict,
+             on_overrule=None) -> Engine:
     """The engine for a rulebook, compiled once per rulebook: ``on_cause(session, cause,
-    case, c)``, ``on_inference(session, inference, c)`` and ``on_query(session, question,
-    c)`` are called when rules fire."""
+    case, c)``, ``on_inference(session, inference, c)``, ``on_query(session, question,
+    c)`` and ``on_overrule(session, cause, case, patterns, c)`` (an ``unless:`` item's
+    patterns matched) are called when rules fire."""
     engine = getattr(rulebook, "_engine", None)
     if engine is not None:
         return engine
@@ -155,6 +159,13 @@ def compiled(rulebook: Rulebook, on_cause, on_inference, on_query, computed: dic
                 "all": compile_patterns(case.patterns),
                 "run": (lambda cz, cs: lambda session, c: on_cause(session, cz, cs, c))(cause, case)}
             add_questions(f"{cause.cause}__{number}", case.patterns, cause.path)
+            for item, overruling in enumerate(case.unless if on_overrule else ()):
+                name = f"{cause.cause}__{number}__unless{item}"
+                rules[name] = {
+                    "all": compile_patterns(case.patterns + overruling),
+                    "run": (lambda cz, cs, ps: lambda session, c: on_overrule(session, cz, cs, ps, c))(
+                        cause, case, overruling)}
+                add_questions(name, case.patterns + overruling, cause.path)
     engine = Engine(rules, identity=rulebook.identity, name_hint="stackdoc",
                     prepare=matcher(rulebook))
     rulebook._engine = engine

@@ -26,6 +26,7 @@ Where a node's table or setting was not in the evidence, the step says what was 
     result.verdict      # "delivered" | "dropped" | "no-route" | "private-source-leaves" | "reply-lost"
                         # | "insufficient-info": it gets through only if what was not shown lets it
     result.node         # where it went wrong (None when delivered)
+    result.observation  # what a probe of this very packet printed, if the evidence has one
     for step in result.steps:
         print(step.node, step.stage, step.text)
 
@@ -39,6 +40,14 @@ bridge (assumed: the VM is not in the evidence), and at nat POSTROUTING gets the
 
 then leaves the lab towards 10.20.0.1 with source 10.20.4.5: ``private-source-leaves``
 at net01.
+
+Observations outrank assumptions. When the evidence holds what a probe of this very
+packet printed - ``ping`` or ``nc -v`` run on the sending node, to the same destination,
+protocol and port (a ``reachability`` fact) - the walk sets it beside its verdict: the
+observation *confirms* the walk, or *contradicts* it, and then the walk names what its
+verdict rested on (the rule or route that decided it, and every assumption it made), one
+of which the observation refutes. The verdict itself stays what the tables say, so the
+two can be read side by side; the probe's last run counts (later evidence wins).
 
 Rule files match walks as ``walk_verdict`` facts, which kb/queries.py computes by this
 walk for the floating IPs the rules ask about.
@@ -92,11 +101,32 @@ class WalkResult:
     assumptions: list[str]
     packet: Packet
     fact_ids: list[int] = field(default_factory=list)   # what decided the verdict
+    observation: "Observation | None" = None
 
     def as_json(self) -> dict:
-        return {"verdict": self.verdict, "node": self.node, "summary": self.summary,
-                "packet": self.packet.as_json(), "assumptions": self.assumptions,
-                "steps": [s.as_json() for s in self.steps]}
+        out = {"verdict": self.verdict, "node": self.node, "summary": self.summary,
+               "packet": self.packet.as_json(), "assumptions": self.assumptions,
+               "steps": [s.as_json() for s in self.steps]}
+        if self.observation is not None:
+            out["observation"] = self.observation.as_json()
+        return out
+
+
+@dataclass
+class Observation:
+    """What a probe of the walked packet printed, set beside the walk's verdict."""
+    tool: str                 # ping, nc ...
+    outcome: str              # answered | no-answer | refused | unreachable
+    agrees: bool              # the observation confirms the walk's verdict
+    text: str                 # in words: what was observed, and what it says of the walk
+    rested_on: list[str]      # what the verdict rested on, when the observation refutes it
+    fact_id: int
+    evidence: list[dict] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        return {"tool": self.tool, "outcome": self.outcome,
+                "verdict": "confirms" if self.agrees else "contradicts", "text": self.text,
+                "rested_on": self.rested_on, "evidence": self.evidence}
 
 
 @dataclass
@@ -197,7 +227,71 @@ class _Walker:
         if verdict != "delivered" and self.untranslated:
             summary += " (not translated: " + "; ".join(dict.fromkeys(self.untranslated)) + ")"
         self._fill_evidence()
-        return WalkResult(verdict, where, summary, self.steps, self.assumptions, original, facts)
+        observation = self._observation(start_node if local else None, original, verdict, where,
+                                        facts)
+        return WalkResult(verdict, where, summary, self.steps, self.assumptions, original, facts,
+                          observation)
+
+    # -- what was observed ------------------------------------------------------------
+    def _observation(self, sender, packet: Packet, verdict, where, decided_by) -> Observation | None:
+        """The last probe of this very packet the sender ran, judged against the verdict."""
+        if sender is None:
+            return None
+        probes = [f for f in self.table.of("reachability", sender)
+                  if f.get("target") == packet.dst and f.get("protocol") == packet.proto
+                  and (packet.proto != "tcp" or _same_port(f.get("port"), packet.dport))]
+        if not probes:
+            return None
+        probe = probes[-1]
+        outcome = str(probe.get("outcome"))
+        deciders = self._facts(decided_by)
+        rejected = verdict == "dropped" and any(str(f.get("target")) == "REJECT" for f in deciders)
+        gets_through = verdict in ("delivered", "insufficient-info")
+        agrees = {"answered": gets_through, "refused": gets_through or rejected,
+                  "no-answer": not gets_through, "unreachable": not gets_through}.get(outcome)
+        if agrees is None:
+            return None
+        line = (probe.get("prov") or {})
+        where = f" ({line.get('source')}:{line.get('line')})" if line.get("source") else ""
+        said = {"answered": "got answers", "refused": "was refused (the host answered)",
+                "no-answer": "got no answer", "unreachable": "was told it is unreachable"}[outcome]
+        seen = (f"{probe.get('tool')} {probe.get('target')}"
+                + (f" port {probe.get('port')}" if probe.get("port") else "")
+                + f" on {sender} {said}: {probe.get('detail')}{where}")
+        rested_on: list[str] = []
+        if agrees:
+            text = f"confirmed by an observation: {seen}"
+            if verdict == "insufficient-info" and outcome in ("answered", "refused"):
+                text += "; so what the evidence did not show does let it through"
+        else:
+            sender_route = self.sent_by[1] if self.sent_by and self.sent_by[0] != where else None
+            if verdict in ("reply-lost", "no-route") and sender_route is not None \
+                    and sender_route.is_default and sender_route.fact is not None:
+                # the hop that sent it where it was lost decided as much as the loss did
+                deciders = [sender_route.fact] + deciders
+            if gets_through:
+                deciders = []     # what it was delivered to decided nothing: the assumptions did
+            rested_on = [f"{printed(f)} on {f.get('node')}" for f in deciders if f.get("prov")]
+            # what the lab's edge and the nodes not shown were taken to do, first
+            first = [s.text.removeprefix("assumed: ") for s in self.steps
+                     if s.assumed and s.stage in ("outside", "start")] + [t for _, t in self.unshown]
+            rested_on += [f"assumed: {text}" for text in dict.fromkeys(
+                [t for t in first if t in self.assumptions] + self.assumptions)]
+            shown = [f.get("prov") for f in deciders if f.get("prov")]
+            earlier = bool(shown) and all(p.get("source") == line.get("source") and
+                                          (line.get("line") or 0) < (p.get("line") or 0) for p in shown)
+            what = (": " + "; ".join(rested_on) if rested_on else
+                    " (it names no assumption: the evidence of some node is stale or missing)")
+            if earlier:
+                # printed before the tables that decided the walk: the lab may have changed
+                text = (f"contradicted by an earlier observation: {seen}. It was printed before "
+                        f"what decided the walk, so the lab may have changed since; if it has "
+                        f"not, something the walk rested on is not so{what}")
+            else:
+                text = (f"contradicted by an observation: {seen}. The observation outranks the "
+                        f"walk: something the walk rested on is not so{what}")
+        return Observation(str(probe.get("tool")), outcome, agrees, text, rested_on,
+                           probe["fact_id"], self.table.evidence([probe["fact_id"]]))
 
     def _place(self, source, destination, node) -> tuple[str, str | None, bool]:
         """The node the packet starts on, the interface it enters by (None when the node
@@ -610,6 +704,13 @@ class _Walker:
 
 def _ids(facts) -> list[int]:
     return [f["fact_id"] for f in facts if f and "fact_id" in f]
+
+
+def _same_port(given, port) -> bool:
+    try:
+        return int(given) == int(port)
+    except (TypeError, ValueError):
+        return False
 
 
 def _first_of(text) -> str | None:

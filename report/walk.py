@@ -2,7 +2,9 @@
 
 Text is the explanation a student can follow, one numbered step per decision, each with
 the evidence line that made it; JSON is one object ``{"verdict": V, "node": N,
-"summary": ..., "steps": [...]}``.
+"summary": ..., "steps": [...]}``, with ``"observation"`` when a probe of the very
+packet (``ping``/``nc -v`` on the sending node) is in the evidence: whether it
+``confirms`` or ``contradicts`` the verdict, and what the verdict rested on.
 
 Example (evidence from a network node ``net01`` alone, a VM 10.20.4.5 pinging out)::
 
@@ -31,9 +33,16 @@ def render_walk(result: WalkResult, fmt: str = "text") -> str:
 
 def render_text(result: WalkResult) -> str:
     where = f" at {result.node}" if result.node else ""
+    seen = result.observation
+    judged = "" if seen is None else (", confirmed by what was observed" if seen.agrees
+                                      else ", CONTRADICTED by what was observed")
     lines = [f"walk: {result.packet.describe()}",
-             f"verdict: {result.verdict}{where}",
-             *textwrap.wrap(result.summary, 88, initial_indent="  ", subsequent_indent="  "), ""]
+             f"verdict: {result.verdict}{where}{judged}",
+             *textwrap.wrap(result.summary, 88, initial_indent="  ", subsequent_indent="  ")]
+    if seen is not None:
+        lines += textwrap.wrap(seen.text, 88, initial_indent="  ", subsequent_indent="    ",
+                               break_on_hyphens=False)
+    lines.append("")
     direction = None
     for number, step in enumerate(result.steps, 1):
         if step.direction != direction:

@@ -20,6 +20,7 @@ from tutor.attribution import Attribution
 from tutor.cache import forget, session_diagnosis
 from tutor.diagram import packet_path_svg
 from tutor.edge import Edge
+from tutor.observations import overruled
 from tutor.plain import known_facts
 from tutor.roles import ROLES, context, fill, known, role_from_name, roles_from_facts
 from tutor.state import DONE, GATHER, QUESTION, SYMPTOM, WHICH, State
@@ -282,6 +283,10 @@ class Conversation(Attribution, Answers, Edge):
             self.turn.say(f"That is from **{md(node)}**, which I take for the {ROLES[role]['name']} "
                           f"({ROLES[role]['about']}), not the {ROLES[asked.role]['name']} I asked about."
                           + later)
+        for cause, text in overruled(self.diagnosis().findings, established_before, revealed_before):
+            self.turn.say(text)
+            if self.state.question_cause == cause:     # no longer a question the facts answer
+                self.state.stage, self.state.question_cause = GATHER, None
         self.acknowledge_fixes(revealed_before, established_before, pasted_nodes, said)
 
         if symptom:
@@ -315,7 +320,8 @@ class Conversation(Attribution, Answers, Edge):
                           said: list[dict]) -> None:
         """A revealed cause the new evidence no longer establishes has been fixed: say so
         in the lab's values and mark it resolved."""
-        now = {f.cause for f in self.findings()}
+        # a cause an observation overrules is said so (tutor/observations.py), not "fixed"
+        now = {f.cause for f in self.diagnosis().findings if f.status == "established" or f.overruled_by}
         for cause, finding in revealed_before.items():
             if cause in self.state.resolved or cause in now or cause not in established_before:
                 continue
