@@ -160,14 +160,24 @@ def compile_template(fields: dict, spans: list[tuple[int, int]],
     ``exact_spaces`` says whether the shape kept single spaces (see SlotScanner)."""
     slot_of_span = {span: index for index, span in enumerate(spans)}
     namespace: dict[str, Any] = {}
-    entries: list[str] = []
+    # The record starts as a copy of its constant fields (every key in its place, the
+    # others None until set): one C-level copy instead of a load per constant.
+    base: dict[str, Any] = {}
+    entries: list[tuple[str, str]] = []     # (field, expression) set after the copy
 
-    def constant(value: Any) -> str:
+    def constant(value: Any) -> str | None:
+        """None when the value can stand in ``base`` (immutable), else its expression."""
+        if not isinstance(value, (list, dict, set)):
+            return None
         name = f"c{len(namespace)}"
         namespace[name] = value
-        if isinstance(value, (list, dict, set)):
-            return f"copy({name})"
-        return name
+        return f"copy({name})"
+
+    def set_constant(name: str, value: Any) -> None:
+        expression = constant(value)
+        base[name] = value if expression is None else None
+        if expression is not None:
+            entries.append((name, expression))
 
     def part_code(part: Any) -> tuple[str, bool]:
         """(expression, depends on a slot)."""
@@ -189,7 +199,7 @@ def compile_template(fields: dict, spans: list[tuple[int, int]],
 
     for name, value in fields.items():
         if not isinstance(value, Derived):
-            entries.append(f"{name!r}: {constant(value)}")
+            set_constant(name, value)
             continue
         codes = [part_code(part) for part in value.parts]
         if not any(uses_slot for _, uses_slot in codes):
@@ -199,16 +209,22 @@ def compile_template(fields: dict, spans: list[tuple[int, int]],
                 # Raised now it would come before the errors of earlier fields: let lark's
                 # path raise them in their order.
                 raise Uncacheable(f"{name} cannot be computed: {error!r}") from None
-            entries.append(f"{name!r}: {constant(fixed)}")
-        elif value.build is identity and len(codes) == 1:
-            entries.append(f"{name!r}: {codes[0][0]}")
+            set_constant(name, fixed)
+            continue
+        base[name] = None
+        if value.build is identity and len(codes) == 1:
+            entries.append((name, codes[0][0]))
         else:
             builder = f"f{len(namespace)}"
             namespace[builder] = value.build
             arguments = ", ".join(code for code, _ in codes)
-            entries.append(f"{name!r}: {builder}({arguments})")
+            entries.append((name, f"{builder}({arguments})"))
     namespace["copy"] = copy.copy
-    source = "def fill(v):\n    return {" + ", ".join(entries) + "}\n"
+    namespace["base"] = base
+    # The expressions run in the fields' order, as resolve() computes them (a build that
+    # raises raises for the same field).
+    source = "def fill(v):\n    r = base.copy()\n" + "".join(
+        f"    r[{name!r}] = {expression}\n" for name, expression in entries) + "    return r\n"
     exec(compile(source, "<shape template>", "exec"), namespace)
     return namespace["fill"]
 
