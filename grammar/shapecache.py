@@ -61,7 +61,6 @@ from typing import Any, Callable
 # make two different lines look alike.
 _SLOT_MARK = "\x01"
 _SPACE_RUN_MARK = "\x02"
-_MARKS = (_SLOT_MARK, _SPACE_RUN_MARK)
 
 # The slot pattern starts with the first digit and looks behind it: a leading look-behind
 # would be tried at every character of the line and costs far more.
@@ -99,13 +98,12 @@ class SlotScanner:
         self.openers = whitespace_tokens_start_with
         # "a in line or b in line ..." written out is twice as fast as a loop, and this
         # runs for every line.
-        self._holds_mark = eval("lambda line: " + " or ".join(f"{m!r} in line" for m in _MARKS))
         self._holds_opener = eval("lambda line: " + (
             " or ".join(f"{o!r} in line" for o in whitespace_tokens_start_with) or "False"))
 
     def shape(self, line: str) -> tuple[tuple, list[str]] | None:
         """(shape key, slot values), or None when the line cannot use the cache."""
-        if self._holds_mark(line):
+        if _SLOT_MARK in line or _SPACE_RUN_MARK in line:
             return None
         exact_spaces = self._holds_opener(line)
         if exact_spaces:
@@ -113,8 +111,9 @@ class SlotScanner:
         else:
             text = " ".join(line.split())
         parts = self.pattern.split(text)
-        key = (exact_spaces, _SLOT_MARK.join(parts[::4]),
-               bytes(map(bool, parts[2::4])), bytes(map(bool, parts[3::4])))
+        # which slots are IPv4 and (only where there can be any) which scaled counters
+        key = (exact_spaces, _SLOT_MARK.join(parts[::4]), bytes(map(bool, parts[2::4])),
+               bytes(map(bool, parts[3::4])) if self.scaled_counters else b"")
         return key, parts[1::4]
 
     def spans(self, line: str) -> list[tuple[int, int]]:
