@@ -71,6 +71,9 @@ _BEFORE_SLOT = (
 _AFTER_SLOT = r"(?![\w.,/-])(?!:[0-9A-Fa-f]{2}:)"
 
 _SPACE_RUN = re.compile(r"  +")
+# A slot's text less its digits (and an address's prefix length): what kind of slot it
+# is, "..." (IPv4), "K" (scaled counter: K, M, G or T) or "" (integer).
+_SLOT_KIND = str.maketrans({**{digit: None for digit in "0123456789/"}, "M": "K", "G": "K", "T": "K"})
 
 
 class SlotScanner:
@@ -88,11 +91,12 @@ class SlotScanner:
 
     def __init__(self, scaled_counters: bool = False,
                  whitespace_tokens_start_with: tuple[str, ...] = ('"', "'", "`", "/*")):
-        # One split() gives, per slot: the whole slot, the rest of an IPv4 address after
-        # its first digit (or None), the scaled counter (or None).
-        scaled = r"|(\d*[KMGT])" if scaled_counters else r"|(?!)()"
+        # One split() gives the text between slots and the slots: an IPv4 address (with
+        # its prefix), a scaled counter (when asked), or an integer. Which of the three
+        # a slot is shows in its own text (_SLOT_KIND).
+        scaled = r"|\d*[KMGT]" if scaled_counters else ""
         self.pattern = re.compile(
-            r"(\d" + _BEFORE_SLOT + r"(?:(\d{0,2}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?:/\d{1,2})?)"
+            r"(\d" + _BEFORE_SLOT + r"(?:\d{0,2}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?:/\d{1,2})?"
             + scaled + r"|\d*)" + _AFTER_SLOT + ")")
         self.scaled_counters = scaled_counters
         self.openers = whitespace_tokens_start_with
@@ -111,10 +115,11 @@ class SlotScanner:
         else:
             text = " ".join(line.split())
         parts = self.pattern.split(text)
-        # which slots are IPv4 and (only where there can be any) which scaled counters
-        key = (exact_spaces, _SLOT_MARK.join(parts[::4]), bytes(map(bool, parts[2::4])),
-               bytes(map(bool, parts[3::4])) if self.scaled_counters else b"")
-        return key, parts[1::4]
+        values = parts[1::2]
+        # the kind of each slot: "..." an IPv4 address, "K" a scaled counter, "" an integer
+        key = (exact_spaces, _SLOT_MARK.join(parts[::2]),
+               _SLOT_MARK.join(values).translate(_SLOT_KIND))
+        return key, values
 
     def spans(self, line: str) -> list[tuple[int, int]]:
         """Where each slot is in the line, in the order of ``shape``'s values."""

@@ -324,7 +324,7 @@ def _read_block(block: Block) -> Evidence:
             problems.append(Problem(line=record.get("line", 1) or 1, reason=bad_value))
             continue
         kept += 1
-        fact = dict(record)
+        fact = record    # the parser's result is handed over: its records become the facts
         relative = fact.pop("line", 1) or 1
         if "end_line" in fact:
             del fact["end_line"]
