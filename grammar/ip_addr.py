@@ -50,6 +50,7 @@ from lark import Transformer
 from lark.exceptions import LarkError
 
 from grammar.base import ParseResult, Problem, lark_problem, lark_cache, LazyLark
+from grammar.shapecache import LineMemo
 
 KIND = "ip_addr"
 # The facts this kind gives, each field in words (collected by kb/schema.py into
@@ -282,6 +283,8 @@ class _Line(Transformer):
 
 
 _TRANSFORMER = _Line()
+# (kind, data) of each distinct line; data is only read below, never changed
+_READ_LINE = LineMemo(lambda line, start: _TRANSFORMER.transform(_PARSER.parse(line, start=start)))
 
 
 def _address_record(line: int, ifname: str | None, data: dict) -> dict:
@@ -313,8 +316,7 @@ def parse(text: str, command: str = "") -> ParseResult:
             if not segment.strip():
                 continue
             try:
-                kind, data = _TRANSFORMER.transform(
-                    _PARSER.parse(segment, start="brief_line" if brief else "line"))
+                kind, data = _READ_LINE(segment, "brief_line" if brief else "line")
             except LarkError as error:
                 problem = lark_problem(error, number - 1, number)
                 if position:  # a column within a later -o segment is not the line's

@@ -674,6 +674,7 @@ def parse(text: str, command: str = "") -> ParseResult:
     named = _TABLE_OPTION.search(command or "") is not None
     layout = _command_layout(command)
     cache = _CACHE
+    fields_of = cache.fields
     records = result.records
     chain = None
     for number, line in enumerate(text.split("\n"), 1):
@@ -690,7 +691,7 @@ def parse(text: str, command: str = "") -> ParseResult:
             elif layout is None:
                 layout, fields = _guess_layout(cache, line)
             else:
-                fields = cache.fields(line, layout)
+                fields = fields_of(line, layout)
             fields["line"] = number
             fields["table"] = table
             if fields["type"] == "iptables_rule":

@@ -61,7 +61,6 @@ from typing import Any, Callable
 # make two different lines look alike.
 _SLOT_MARK = "\x01"
 _SPACE_RUN_MARK = "\x02"
-_MARKS = (_SLOT_MARK, _SPACE_RUN_MARK)
 
 # The slot pattern starts with the first digit and looks behind it: a leading look-behind
 # would be tried at every character of the line and costs far more.
@@ -72,6 +71,9 @@ _BEFORE_SLOT = (
 _AFTER_SLOT = r"(?![\w.,/-])(?!:[0-9A-Fa-f]{2}:)"
 
 _SPACE_RUN = re.compile(r"  +")
+# A slot's text less its digits (and an address's prefix length): what kind of slot it
+# is, "..." (IPv4), "K" (scaled counter: K, M, G or T) or "" (integer).
+_SLOT_KIND = str.maketrans({**{digit: None for digit in "0123456789/"}, "M": "K", "G": "K", "T": "K"})
 
 
 class SlotScanner:
@@ -89,23 +91,23 @@ class SlotScanner:
 
     def __init__(self, scaled_counters: bool = False,
                  whitespace_tokens_start_with: tuple[str, ...] = ('"', "'", "`", "/*")):
-        # One split() gives, per slot: the whole slot, the rest of an IPv4 address after
-        # its first digit (or None), the scaled counter (or None).
-        scaled = r"|(\d*[KMGT])" if scaled_counters else r"|(?!)()"
+        # One split() gives the text between slots and the slots: an IPv4 address (with
+        # its prefix), a scaled counter (when asked), or an integer. Which of the three
+        # a slot is shows in its own text (_SLOT_KIND).
+        scaled = r"|\d*[KMGT]" if scaled_counters else ""
         self.pattern = re.compile(
-            r"(\d" + _BEFORE_SLOT + r"(?:(\d{0,2}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?:/\d{1,2})?)"
+            r"(\d" + _BEFORE_SLOT + r"(?:\d{0,2}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?:/\d{1,2})?"
             + scaled + r"|\d*)" + _AFTER_SLOT + ")")
         self.scaled_counters = scaled_counters
         self.openers = whitespace_tokens_start_with
         # "a in line or b in line ..." written out is twice as fast as a loop, and this
         # runs for every line.
-        self._holds_mark = eval("lambda line: " + " or ".join(f"{m!r} in line" for m in _MARKS))
         self._holds_opener = eval("lambda line: " + (
             " or ".join(f"{o!r} in line" for o in whitespace_tokens_start_with) or "False"))
 
     def shape(self, line: str) -> tuple[tuple, list[str]] | None:
         """(shape key, slot values), or None when the line cannot use the cache."""
-        if self._holds_mark(line):
+        if _SLOT_MARK in line or _SPACE_RUN_MARK in line:
             return None
         exact_spaces = self._holds_opener(line)
         if exact_spaces:
@@ -113,9 +115,11 @@ class SlotScanner:
         else:
             text = " ".join(line.split())
         parts = self.pattern.split(text)
-        key = (exact_spaces, _SLOT_MARK.join(parts[::4]),
-               bytes(map(bool, parts[2::4])), bytes(map(bool, parts[3::4])))
-        return key, parts[1::4]
+        values = parts[1::2]
+        # the kind of each slot: "..." an IPv4 address, "K" a scaled counter, "" an integer
+        key = (exact_spaces, _SLOT_MARK.join(parts[::2]),
+               _SLOT_MARK.join(values).translate(_SLOT_KIND))
+        return key, values
 
     def spans(self, line: str) -> list[tuple[int, int]]:
         """Where each slot is in the line, in the order of ``shape``'s values."""
@@ -160,14 +164,24 @@ def compile_template(fields: dict, spans: list[tuple[int, int]],
     ``exact_spaces`` says whether the shape kept single spaces (see SlotScanner)."""
     slot_of_span = {span: index for index, span in enumerate(spans)}
     namespace: dict[str, Any] = {}
-    entries: list[str] = []
+    # The record starts as a copy of its constant fields (every key in its place, the
+    # others None until set): one C-level copy instead of a load per constant.
+    base: dict[str, Any] = {}
+    entries: list[tuple[str, str]] = []     # (field, expression) set after the copy
 
-    def constant(value: Any) -> str:
+    def constant(value: Any) -> str | None:
+        """None when the value can stand in ``base`` (immutable), else its expression."""
+        if not isinstance(value, (list, dict, set)):
+            return None
         name = f"c{len(namespace)}"
         namespace[name] = value
-        if isinstance(value, (list, dict, set)):
-            return f"copy({name})"
-        return name
+        return f"copy({name})"
+
+    def set_constant(name: str, value: Any) -> None:
+        expression = constant(value)
+        base[name] = value if expression is None else None
+        if expression is not None:
+            entries.append((name, expression))
 
     def part_code(part: Any) -> tuple[str, bool]:
         """(expression, depends on a slot)."""
@@ -189,7 +203,7 @@ def compile_template(fields: dict, spans: list[tuple[int, int]],
 
     for name, value in fields.items():
         if not isinstance(value, Derived):
-            entries.append(f"{name!r}: {constant(value)}")
+            set_constant(name, value)
             continue
         codes = [part_code(part) for part in value.parts]
         if not any(uses_slot for _, uses_slot in codes):
@@ -199,16 +213,22 @@ def compile_template(fields: dict, spans: list[tuple[int, int]],
                 # Raised now it would come before the errors of earlier fields: let lark's
                 # path raise them in their order.
                 raise Uncacheable(f"{name} cannot be computed: {error!r}") from None
-            entries.append(f"{name!r}: {constant(fixed)}")
-        elif value.build is identity and len(codes) == 1:
-            entries.append(f"{name!r}: {codes[0][0]}")
+            set_constant(name, fixed)
+            continue
+        base[name] = None
+        if value.build is identity and len(codes) == 1:
+            entries.append((name, codes[0][0]))
         else:
             builder = f"f{len(namespace)}"
             namespace[builder] = value.build
             arguments = ", ".join(code for code, _ in codes)
-            entries.append(f"{name!r}: {builder}({arguments})")
+            entries.append((name, f"{builder}({arguments})"))
     namespace["copy"] = copy.copy
-    source = "def fill(v):\n    return {" + ", ".join(entries) + "}\n"
+    namespace["base"] = base
+    # The expressions run in the fields' order, as resolve() computes them (a build that
+    # raises raises for the same field).
+    source = "def fill(v):\n    r = base.copy()\n" + "".join(
+        f"    r[{name!r}] = {expression}\n" for name, expression in entries) + "    return r\n"
     exec(compile(source, "<shape template>", "exec"), namespace)
     return namespace["fill"]
 
@@ -273,3 +293,32 @@ class ShapeCache:
     def _parse(self, line: str, start: str) -> dict:
         self.lark_parses += 1
         return resolve(self.parse_fields(line, start))
+
+
+class LineMemo:
+    """The parse of each distinct line, for parsers whose transformer keeps no provenance
+    (so no template can be made of it): the same line read again is not parsed again.
+
+    Output repeats whole lines more than one would think: every address of ``ip addr``
+    has its ``valid_lft forever preferred_lft forever``, every node its loopback and
+    ``link/ether`` lines, every node of a lab the same sysctl answers. ``parse(line,
+    start)`` must depend on nothing but its arguments; its errors are not kept (they
+    propagate, each time). Results are shared between the lines that gave them: callers
+    read them and never change them. Bounded like ShapeCache (it starts afresh when
+    full), so text of endless distinct lines cannot grow it.
+    """
+
+    def __init__(self, parse: Callable[[str, str], Any], max_lines: int = 8192):
+        self.parse = parse
+        self.max_lines = max_lines
+        self.results: dict[tuple[str, str], Any] = {}
+
+    def __call__(self, line: str, start: str) -> Any:
+        key = (start, line)
+        result = self.results.get(key)
+        if result is None:
+            result = self.parse(line, start)
+            if len(self.results) >= self.max_lines:
+                self.results.clear()
+            self.results[key] = result
+        return result

@@ -21,6 +21,7 @@ entry naming the block and the reason; the rest is still read.
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,15 +84,48 @@ class _PromptFields(Transformer):
 _PROMPT_FIELDS = _PromptFields()
 
 
+# A prompt up to the command: what comes back on every command a node was given. Only
+# a head that lark's own parse split there is trusted (``_PROMPT_HEADS``).
+_PROMPT_HEAD = re.compile(r"(?:\(\S+\))?(?:\[?[A-Za-z_][\w.-]*@[A-Za-z0-9][\w.-]*[: ][^\n#$]{0,200}?[#$]|\$)[ \t]*")
+# head -> the fields lark gave for it (without the command); bounded like a shape cache
+_PROMPT_HEADS: dict[str, dict] = {}
+_MAX_PROMPT_HEADS = 4096
+
+
 def parse_prompt(line: str) -> dict | None:
-    """``{"host": ..., "user": ..., "command": ...}`` for a prompt line, else None."""
+    """``{"host": ..., "user": ..., "command": ...}`` for a prompt line, else None.
+
+    A transcript gives one node many commands: the prompt before them is parsed by lark
+    once. Its head (up to the sigil and the blanks after it) is kept with lark's fields
+    when lark's COMMAND starts right after it; a later line with the same head is that
+    head and its command (no terminal of the prompt's grammar can reach past the sigil,
+    so the command after it cannot change how the head lexes)."""
     if not _PROMPT_CANDIDATE.match(line):
         return None
+    text = line.strip()
+    head = _PROMPT_HEAD.match(text)
+    if head is not None:
+        known = _PROMPT_HEADS.get(head.group())
+        if known is not None:
+            return dict(known, command=text[head.end():].strip())
     try:
-        tree = _PROMPT_GRAMMAR.parse(line.strip())
+        tree = _PROMPT_GRAMMAR.parse(text)
     except LarkError:
         return None
-    return _PROMPT_FIELDS.transform(tree)
+    fields = _PROMPT_FIELDS.transform(tree)
+    if head is not None and _command_start(tree, len(text)) == head.end():
+        if len(_PROMPT_HEADS) >= _MAX_PROMPT_HEADS:
+            _PROMPT_HEADS.clear()
+        _PROMPT_HEADS[head.group()] = {key: value for key, value in fields.items() if key != "command"}
+    return fields
+
+
+def _command_start(tree, end: int) -> int:
+    """Where lark's COMMAND token starts (``end`` when the line has no command)."""
+    for child in tree.children:
+        if getattr(child, "type", None) == "COMMAND":
+            return child.start_pos
+    return end
 
 
 @dataclass
@@ -135,7 +169,10 @@ def split_blocks(text: str, source: str, default_node: str | None = None) -> lis
     lines = redact(clean(text)).split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    prompts = [parse_prompt(line) for line in lines]
+    # A prompt holds "$", or "@" and "#" (_PROMPT_CANDIDATE): two substring tests spare
+    # the pattern, and the call, for the other lines of a long output.
+    prompts = [parse_prompt(line) if "$" in line or ("@" in line and "#" in line) else None
+               for line in lines]
     blocks: list[Block] = []
     pending: list[str] = []
     pending_start = 1
@@ -230,8 +267,8 @@ def _read_block(block: Block) -> Evidence:
     text = "\n".join(block.lines)
     path = None
     if block.command:
-        kind, path = kinds.kind_for_command(block.command)
-        for change in commands.state_changes(block.command):
+        kind, path, changes = _command_reading(block.command)
+        for change in changes:
             evidence.facts.append(dict(change, type="state_change", node=block.node,
                                        path=None, prov=_prov(block, block.prompt_line,
                                                              _prompt_text(block))))
@@ -275,21 +312,29 @@ def _read_block(block: Block) -> Evidence:
 
     problems = list(result.problems)
     kept = 0
+    # This loop runs once per record (20,000 times for a large nat table): what does
+    # not change from record to record is looked up once, before it.
+    lines, node, source, command = block.lines, block.node, block.source, block.command
+    last_index = max(len(lines) - 1, 0)
+    first_line = block.first_line
+    facts = evidence.facts
     for record in result.records:
         bad_value = invalid_value(record)
         if bad_value:
             problems.append(Problem(line=record.get("line", 1) or 1, reason=bad_value))
             continue
         kept += 1
-        fact = dict(record)
+        fact = record    # the parser's result is handed over: its records become the facts
         relative = fact.pop("line", 1) or 1
-        fact.pop("end_line", None)
-        line_index = min(max(relative - 1, 0), max(len(block.lines) - 1, 0))
-        fact["node"] = block.node
+        if "end_line" in fact:
+            del fact["end_line"]
+        line_index = relative - 1 if 0 < relative <= last_index + 1 else (0 if relative < 1 else last_index)
+        fact["node"] = node
         fact["path"] = fact.pop("file", None) or path
-        fact["prov"] = _prov(block, block.first_line + line_index,
-                             block.lines[line_index].strip() if block.lines else "")
-        evidence.facts.append(fact)
+        fact["prov"] = {"node": node, "command": command, "source": source,
+                        "line": first_line + line_index,
+                        "text": lines[line_index].strip() if lines else ""}
+        facts.append(fact)
     evidence.parsed_count += kept
     problems.sort(key=lambda problem: problem.line)
     for problem in problems[:MAX_PROBLEMS_PER_BLOCK]:
@@ -303,6 +348,14 @@ def _read_block(block: Block) -> Evidence:
             f"{kind.replace('_', ' ')}: {len(problems) - MAX_PROBLEMS_PER_BLOCK} more lines "
             "could not be read"))
     return evidence
+
+
+@functools.lru_cache(maxsize=1024)
+def _command_reading(command: str) -> tuple[str | None, str | None, tuple[dict, ...]]:
+    """(kind, path read, state changes) of a command line, each judged once: a lab's
+    commands come back on every node and in every capture (the changes are only read)."""
+    kind, path = kinds.kind_for_command(command)
+    return kind, path, tuple(commands.state_changes(command))
 
 
 def _split_where_another_kind_starts(block: Block, kind: str, problems) -> list[Block] | None:

@@ -87,11 +87,18 @@ def _network_problem(value: str) -> str | None:
 
 
 def _port_problem(value) -> str | None:
+    if isinstance(value, str):
+        return _port_text_problem(value)
     if isinstance(value, bool):
         return f"{value!r} is not a port"
     if isinstance(value, int):
         return None if 0 <= value <= 65535 else f"{value!r} is not a port: a port is 0 to 65535"
-    for part in _PORT_SEPARATORS.split(str(value).lstrip("!")):
+    return _port_text_problem(str(value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _port_text_problem(value: str) -> str | None:
+    for part in _PORT_SEPARATORS.split(value.lstrip("!")):
         if part.isdigit() and int(part) > 65535:
             return f"{value!r} is not a port: a port is 0 to 65535"
     return None
@@ -107,28 +114,44 @@ def _prefixlen_problem(record: dict) -> str | None:
     return None
 
 
+def _address_or_range_problem(value: str) -> str | None:
+    # DNAT/SNAT targets may be ranges (10.0.0.7-10.0.0.9)
+    for part in value.split("-"):
+        problem = _address_problem(part)
+        if problem:
+            return problem
+    return None
+
+
+def _network_value_problem(value: str) -> str | None:
+    return None if value in ("default", "any") else _network_problem(value)
+
+
+# (field, its check) in the order the problems are reported: addresses, then networks.
+_VALUE_CHECKS = tuple((field, _address_or_range_problem if field == "to_address" else _address_problem)
+                      for field in ADDRESS_FIELDS) \
+    + tuple((field, _network_value_problem) for field in NETWORK_FIELDS)
+_NOT_PORTS = frozenset(("icmp", "icmp6"))
+
+
 def invalid_value(record: dict) -> str | None:
     """Why the record holds a value no kernel would print, or None."""
-    for field in ADDRESS_FIELDS:
-        value = record.get(field)
-        if isinstance(value, str) and value:
-            # DNAT/SNAT targets may be ranges (10.0.0.7-10.0.0.9)
-            for part in value.split("-") if field == "to_address" else (value,):
-                problem = _address_problem(part)
-                if problem:
-                    return problem
-    for field in NETWORK_FIELDS:
-        value = record.get(field)
-        if isinstance(value, str) and value and value not in ("default", "any"):
-            problem = _network_problem(value)
+    # Runs once per record read: a field absent or empty costs one dict lookup.
+    get = record.get
+    for field, check in _VALUE_CHECKS:
+        value = get(field)
+        if value and isinstance(value, str):
+            problem = check(value)
             if problem:
                 return problem
     # for icmp, nova's security group rules carry the icmp type and code in the port
     # columns, -1 meaning any: not ports
-    for field in PORT_FIELDS if str(record.get("protocol", "")).lower() not in ("icmp", "icmp6") else ():
-        value = record.get(field)
+    for field in PORT_FIELDS:
+        value = get(field)
         if value is not None and value != "":
+            if str(get("protocol", "")).lower() in _NOT_PORTS:
+                break
             problem = _port_problem(value)
             if problem:
                 return problem
-    return _prefixlen_problem(record)
+    return _prefixlen_problem(record) if "prefixlen" in record else None

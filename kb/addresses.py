@@ -23,6 +23,8 @@ ALL_ONES = 0xFFFFFFFF
 # are NOT here: a lab uses them as its public side, and is walked as such.
 _PRIVATE = ((0x0A000000, 8), (0xAC100000, 12), (0xC0A80000, 16), (0x64400000, 10),
             (0xA9FE0000, 16), (0x7F000000, 8))
+# the same as (mask, network) pairs: asked once per floating IP of a node
+_PRIVATE_MASKED = tuple(((ALL_ONES << (32 - length)) & ALL_ONES, prefix) for prefix, length in _PRIVATE)
 
 
 @lru_cache(maxsize=262144)
@@ -92,7 +94,10 @@ def is_private(address) -> bool:
         value = net[0] if net else None
     if value is None:
         return False
-    return any(value >> (32 - length) == prefix >> (32 - length) for prefix, length in _PRIVATE)
+    for mask, network in _PRIVATE_MASKED:
+        if value & mask == network:
+            return True
+    return False
 
 
 def is_global(address) -> bool:

@@ -114,12 +114,15 @@ FACT_TYPES = {
 }
 
 _METADATA_ADDRESS = "169.254.169.254/32"
-_NOVA_CHAIN = re.compile(r"^nova-")
 _FORWARDING_KEYS = ("net.ipv4.ip_forward", "net.ipv4.conf.all.forwarding")
 
 
 def _host(cidr) -> str | None:
     """The one address a /32 names; None for a wider network or no address."""
+    if cidr.__class__ is str and cidr.endswith("/32"):
+        # the usual form (iptables prints every single address so): no prefix to read
+        address = cidr[:-3]
+        return address if address_int(address) is not None else None
     ints = network_ints(cidr)
     if ints is None or ints[2] != 32:
         return None
@@ -223,21 +226,31 @@ def floating_ips(table: FactTable) -> None:
     found: dict[tuple, list[dict]] = {}
     fixed_of: dict[tuple, str | None] = {}
     nova_network_nodes = set()
+    # Once per nat rule (four per floating IP): the cheap tests first.
     for rule in _nat_rules(table):
         chain = str(rule.get("chain") or "")
         node = rule.get("node")
-        if chain.startswith("nova-"):
+        nova = chain.startswith("nova-")
+        if nova:
             nova_network_nodes.add(node)
-        if rule.get("target") == "SNAT" and chain.endswith("float-snat") \
+        target = rule.get("target")
+        if target == "SNAT" and chain.endswith("float-snat") \
                 and address_int(rule.get("to_address")) is not None:
             key = (node, rule["to_address"])
-            found.setdefault(key, []).append(rule)
-            fixed_of.setdefault(key, _host(rule.get("source")))
-        elif rule.get("target") == "DNAT" and _NOVA_CHAIN.match(chain) and not rule.get("dport"):
-            address = _host(rule.get("destination"))
-            if address and rule.get("destination") != _METADATA_ADDRESS and rule.get("to_address"):
+            if key in found:
+                found[key].append(rule)
+            else:
+                found[key] = [rule]
+                fixed_of[key] = _host(rule.get("source"))
+        elif target == "DNAT" and nova and not rule.get("dport"):
+            destination = rule.get("destination")
+            address = _host(destination)
+            if address and destination != _METADATA_ADDRESS and rule.get("to_address"):
                 key = (node, address)
-                found.setdefault(key, []).append(rule)
+                if key in found:
+                    found[key].append(rule)
+                else:
+                    found[key] = [rule]
                 fixed_of.setdefault(key, rule["to_address"])
     nova_network_nodes |= {s.get("node") for s in table.of("service_status")
                            if canonical_service(s.get("service")) == "nova-network"}
@@ -278,7 +291,7 @@ def _named_addresses(table: FactTable) -> set[str]:
     for packet in table.of("packet"):
         named.update((packet.get("src"), packet.get("dst")))
     for rule in table.of("iptables_rule"):
-        if not _NOVA_CHAIN.match(str(rule.get("chain") or "")):
+        if not str(rule.get("chain") or "").startswith("nova-"):
             named.update(filter(None, (_host(rule.get("source")), _host(rule.get("destination")))))
     for route in table.of("route"):
         named.add(_host(route.get("destination")))

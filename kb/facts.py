@@ -20,8 +20,12 @@ class FactTable:
     def add(self, fact: dict) -> dict:
         fact["fact_id"] = len(self.facts)
         self.facts.append(fact)
-        self._by_type[fact["type"]].append(fact)
-        self._by_type_node[fact["type"], _hashable(fact.get("node"))].append(fact)
+        fact_type = fact["type"]
+        self._by_type[fact_type].append(fact)
+        node = fact.get("node")
+        if node is not None and node.__class__ is not str:   # once per fact: the usual kinds need no check
+            node = _hashable(node)
+        self._by_type_node[fact_type, node].append(fact)
         return fact
 
     def derive(self, fact_type: str, node, sources, because: str, **fields) -> dict:

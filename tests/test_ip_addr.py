@@ -136,3 +136,26 @@ def test_never_raises(text):
     for command in ("ip addr", "ip -br a", ""):
         result = ip_addr.parse(text, command)
         assert all(p.line >= 1 for p in result.problems)
+
+
+def test_lines_read_again_give_the_same_records_and_the_same_problems():
+    """Each distinct line is parsed once (grammar/shapecache.LineMemo): a second node
+    printing the same lines gets records equal to the first's, its own objects, and
+    a bad line is reported every time it comes."""
+    text = ("1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN group default qlen 1000\n"
+            "    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00\n"
+            "    inet 127.0.0.1/8 scope host lo\n"
+            "       valid_lft forever preferred_lft forever\n"
+            "2: ens3: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc fq_codel state UP group default qlen 1000\n"
+            "    link/ether 52:54:00:3d:4c:09 brd ff:ff:ff:ff:ff:ff\n"
+            "    inet 10.20.0.11/24 scoop global ens3\n"
+            "       valid_lft forever preferred_lft forever\n")
+    first = ip_addr.parse(text, "ip addr")
+    first.records[2]["flags"].append("CHANGED")
+    first.records[2]["mac"] = "changed"
+    second = ip_addr.parse(text, "ip addr")
+    assert [(r["type"], r["line"], r.get("ifname")) for r in second.records] == [
+        ("interface", 1, "lo"), ("address", 3, "lo"), ("interface", 5, "ens3")]
+    assert second.records[2]["flags"] == ["BROADCAST", "MULTICAST", "UP", "LOWER_UP"]
+    assert second.records[2]["mac"] == "52:54:00:3d:4c:09"
+    assert [p.line for p in first.problems] == [p.line for p in second.problems] == [7]

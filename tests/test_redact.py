@@ -243,3 +243,20 @@ def test_no_secret_reaches_the_chat_its_transcript_the_instructor_page_or_the_da
 ])
 def test_single_lines(line, expected):
     assert redact(line) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "export OS_PASSWORD=Zq8ex", "admin_token = Zq8ex", "metadata_proxy_shared_secret = Zq8ex",
+    "fixed_key = Zq8ex", "server_auth = Zq8ex", "serverauth = Zq8ex", "connection = mysql://nova:Zq8ex@db/nova",
+    "mysql -uroot -pZq8ex", "curl -u admin:Zq8ex http://x", "curl --user admin:Zq8ex http://x",
+    "Authorization: Basic Zq8exZq8ex",
+    "2014-08-28 16:22:33.781 3966 DEBUG nova.openstack.common [-] rabbit_pass\nword=Zq8ex in use",
+])
+def test_the_quick_look_for_secret_words_finds_what_the_pattern_finds(text):
+    """redact() first looks for its trigger words as plain substrings: each text the
+    trigger pattern finds a word in, the substrings find too, and the secret goes."""
+    from grammar import redact as module
+    lowered = text.lower().replace("\n", "")
+    assert module._LOWER_TRIGGER.search(lowered)
+    assert any(word in lowered for word in module._TRIGGER_LITERALS)
+    assert "Zq8ex" not in redact(text)

@@ -5,6 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from collectors.files import InputError, read_evidence
+from grammar import transcript
 from grammar.transcript import parse_prompt, read_transcript, split_blocks
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "rules" / "examples"
@@ -36,6 +37,42 @@ def output_of(command: str) -> str:
 def test_every_prompt_form_names_its_node_and_command(line, host, command):
     prompt = parse_prompt(line)
     assert prompt["host"] == host and prompt["command"] == command
+
+
+def _lark_prompt(line: str):
+    """What the prompt grammar alone makes of a line (no head kept from earlier lines)."""
+    from lark import LarkError
+    try:
+        return transcript._PROMPT_FIELDS.transform(transcript._PROMPT_GRAMMAR.parse(line.strip()))
+    except LarkError:
+        return None
+
+
+_PROMPT_PIECES = st.sampled_from([
+    "root", "stack", "@", "net01", "gks-061", "my.host", ":", "~", "/etc/nova", "[", "]", "(",
+    ")", "(venv)", "#", "$", " ", "  ", "\t", "ip route", "echo $HOME", "# done", "x#y", "$$",
+    "[root@h ~]", "a@b:c", "sudo -u nova ls", ":~#", "(a)", "-", "é",
+])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.lists(_PROMPT_PIECES, max_size=8), st.lists(_PROMPT_PIECES, max_size=5)),
+                min_size=1, max_size=6))
+def test_a_prompt_read_again_after_its_head_is_known_reads_as_lark_reads_it(lines):
+    """parse_prompt keeps each prompt head lark has split: any line, whatever came
+    before it, is read exactly as the grammar reads it alone."""
+    for head, command in lines:
+        line = "".join(head) + "".join(command)
+        expected = _lark_prompt(line) if transcript._PROMPT_CANDIDATE.match(line) else None
+        assert parse_prompt(line) == expected, line
+
+
+def test_commands_after_one_prompt_head_each_keep_their_own_text():
+    lines = ["stack@ctl-9:~$ ip route", "stack@ctl-9:~$   echo $HOME # why", "stack@ctl-9:~$",
+             "stack@ctl-9:~$ tail -f /var/log/nova/nova-api.log  "]
+    assert [(p["host"], p["user"], p["command"]) for p in map(parse_prompt, lines)] == [
+        ("ctl-9", "stack", "ip route"), ("ctl-9", "stack", "echo $HOME # why"),
+        ("ctl-9", "stack", ""), ("ctl-9", "stack", "tail -f /var/log/nova/nova-api.log")]
 
 
 @pytest.mark.parametrize("line", [
