@@ -138,7 +138,8 @@ class Block:
     prompt_line: int | None
     first_line: int
     lines: list[str]
-    # For text with no command: its kind, once judged from its content (None: unknown).
+    # For text with no command, or a part of a command's output that is another kind
+    # (a traceback after a table): its kind, once judged from its content (None: unknown).
     kind: str | None = None
     judged: bool = False
 
@@ -266,7 +267,10 @@ def _read_block(block: Block) -> Evidence:
     evidence = Evidence()
     text = "\n".join(block.lines)
     path = None
-    if block.command:
+    if block.command and block.judged:
+        _, path, _ = _command_reading(block.command)
+        kind = block.kind          # its command's changes were taken with the first part
+    elif block.command:
         kind, path, changes = _command_reading(block.command)
         for change in changes:
             evidence.facts.append(dict(change, type="state_change", node=block.node,
@@ -303,7 +307,7 @@ def _read_block(block: Block) -> Evidence:
             block, block.first_line, f"the {kind} reader failed: {type(error).__name__}: {error}"))
         return evidence
 
-    if block.command is None and result.problems:
+    if result.problems:
         split = _split_where_another_kind_starts(block, kind, result.problems)
         if split:
             for part in split:
@@ -360,24 +364,37 @@ def _command_reading(command: str) -> tuple[str | None, str | None, tuple[dict, 
 
 def _split_where_another_kind_starts(block: Block, kind: str, problems) -> list[Block] | None:
     """Text with no prompt may run one command's output into the next with no blank
-    line between (a capture, then a routing table). Where a run of lines this kind
-    cannot read is recognisably another kind, cut there: the lines before, the run,
-    and the lines after are read on their own."""
+    line between (a capture, then a routing table), and a command may print something
+    else than its usual output (a traceback where `nova list` prints a table). Where a
+    run of lines this kind cannot read is recognisably another kind, cut there: the
+    lines before, the run, and the lines after are read on their own, a command's parts
+    still under its command."""
     unreadable = {p.line for p in problems}
+    lines = block.lines
     for problem in problems:
         start = problem.line
         end = start
-        while end + 1 in unreadable:
-            end += 1
-        if start == 1 and end >= len(block.lines):
+        while True:   # a run goes on across blank lines (a chained traceback's parts)
+            following = end + 1
+            while following <= len(lines) and not lines[following - 1].strip():
+                following += 1
+            if following not in unreadable:
+                break
+            end = following
+        whole = start == 1 and end >= len(lines)
+        if whole and block.command is None:
             return None  # nothing of this kind was read: no smaller part to try
         run = block.lines[start - 1:end]
         run_kind = kinds.kind_for_text("\n".join(run))
         if run_kind is None or run_kind == kind:
             continue
-        parts = [(0, start - 1), (start - 1, end), (end, len(block.lines))]
-        return [Block(block.source, block.node, None, None, block.first_line + a, block.lines[a:b])
-                for a, b in parts if any(line.strip() for line in block.lines[a:b])]
+        parts = [(0, start - 1, kind), (start - 1, end, run_kind), (end, len(block.lines), kind)]
+        if block.command is None:
+            return [Block(block.source, block.node, None, None, block.first_line + a, block.lines[a:b])
+                    for a, b, _ in parts if any(line.strip() for line in block.lines[a:b])]
+        return [Block(block.source, block.node, block.command, block.prompt_line, block.first_line + a,
+                      block.lines[a:b], kind=part_kind, judged=True)
+                for a, b, part_kind in parts if any(line.strip() for line in block.lines[a:b])]
     return None
 
 

@@ -242,3 +242,39 @@ def test_what_the_collectors_could_not_collect_is_listed_with_their_own_reasons(
     mixed = read_transcript("stackdoc collect: net07: looks like a note\nsomething else\n", "notes.txt")
     assert [u["reason"] for u in mixed.unparsed] == [
         "not recognised as the output of any command stackdoc reads"]
+
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def _records_of(evidence, fact_type):
+    return [f for f in evidence.facts if f["type"] == fact_type]
+
+
+def test_a_command_that_prints_a_traceback_instead_of_its_table_is_read_as_one():
+    traceback = (FIXTURES / "traceback" / "elasticluster_py26_importerror.out").read_text()
+    evidence = read_transcript("[root@ctl-el6 ~]# nova list\n" + traceback, "paste")
+    crashes = [f for f in evidence.facts if f["type"] != "state_change"]
+    assert crashes and {f["prov"]["command"] for f in crashes} == {"nova list"}
+    assert any("ImportError" in str(f.values()) for f in crashes)
+    assert evidence.unparsed == []
+
+
+def test_a_traceback_after_part_of_a_table_is_read_and_the_table_still_is():
+    table = (FIXTURES / "cli_table" / "nova_list_with_floating.out").read_text()
+    traceback = (FIXTURES / "traceback" / "py311_urlopen_refused_chained.out").read_text()
+    alone = read_transcript("root@ctl01:~# nova list\n" + table, "paste")
+    both = read_transcript("root@ctl01:~# nova list\n" + table + traceback, "paste")
+    servers = [(f["name"], f["prov"]["line"]) for f in _records_of(alone, "server")]
+    assert servers and [(f["name"], f["prov"]["line"]) for f in _records_of(both, "server")] == servers
+    crash = [f for f in both.facts if f["type"] not in {"server", "state_change"}]
+    assert crash and all(f["prov"]["command"] == "nova list" for f in crash)
+    assert min(f["prov"]["line"] for f in crash) == 2 + len(table.splitlines())
+    assert both.unparsed == []
+
+
+def test_lines_of_no_kind_inside_a_commands_output_stay_not_read():
+    table = (FIXTURES / "cli_table" / "nova_list_with_floating.out").read_text().splitlines()
+    garbled = "\n".join(table[:4] + ["@@ this is no table line @@"] + table[4:]) + "\n"
+    evidence = read_transcript("root@ctl01:~# nova list\n" + garbled, "paste")
+    assert [u["line"] for u in evidence.unparsed] == [6]
