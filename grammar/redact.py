@@ -267,18 +267,21 @@ def redact(text: str) -> str:
 def _wrapped_spans(lines: list[str], hit_lines: set[int], spans: dict) -> None:
     """Adds the spans of secrets a terminal's wrap splits between lines.
 
-    Consecutive lines at least ``MIN_WRAP_WIDTH`` long (and the line after them) are
-    read joined, as the one line they may have been, unless a line's own secret runs to
-    its end and the next line starts afresh (then it is a short value, not a wrapped one).
+    Consecutive lines of one length, at least ``MIN_WRAP_WIDTH`` (a terminal's width:
+    a wrap cuts every row but the last at it), and the line after them are read joined,
+    as the one line they may have been, unless a line's own secret runs to its end and
+    the next line starts afresh (then it is a short value, not a wrapped one). A log's
+    records, long and each of its own length, are not joined.
     """
     count, index = len(lines), 0
     while index < count - 1:
-        if len(lines[index]) < MIN_WRAP_WIDTH:
+        width = len(lines[index])
+        if width < MIN_WRAP_WIDTH:
             index += 1
             continue
         last = index
         while (last + 1 < count and last - index < MAX_JOINED_LINES
-               and len(lines[last]) >= MIN_WRAP_WIDTH and not _ends_alone(lines, last, spans)):
+               and len(lines[last]) == width and not _ends_alone(lines, last, spans)):
             last += 1
         if last > index and _may_hold_secret(lines, index, last, hit_lines):
             _add_joined_spans(lines, index, last, spans)
