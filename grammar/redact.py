@@ -136,6 +136,8 @@ _INLINE_PATTERNS = ((_QUOTED, None), (_INLINE, None), (_OPTION, None),
 
 # What a fresh line looks like, as opposed to the continuation of a wrapped one: a new
 # option, section, log record, prompt or indented line.
+# a log record's first line: a wrap that cut a row right before a timestamp is unlikely
+_RECORD_START = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d")
 _FRESH_LINE = re.compile(
     r"^(?:$|[ \t]|[#;\[]|\d{4}-\d\d-\d\d|[\w.\-]+[ \t]*[=:]|\S*[$#>][ \t])")
 
@@ -271,7 +273,7 @@ def _wrapped_spans(lines: list[str], hit_lines: set[int], spans: dict) -> None:
     a wrap cuts every row but the last at it), and the line after them are read joined,
     as the one line they may have been, unless a line's own secret runs to its end and
     the next line starts afresh (then it is a short value, not a wrapped one). A log's
-    records, long and each of its own length, are not joined.
+    records, long, each of its own length and starting with its time, are not joined.
     """
     count, index = len(lines), 0
     while index < count - 1:
@@ -281,7 +283,8 @@ def _wrapped_spans(lines: list[str], hit_lines: set[int], spans: dict) -> None:
             continue
         last = index
         while (last + 1 < count and last - index < MAX_JOINED_LINES
-               and len(lines[last]) == width and not _ends_alone(lines, last, spans)):
+               and len(lines[last]) == width and not _RECORD_START.match(lines[last + 1])
+               and not _ends_alone(lines, last, spans)):
             last += 1
         if last > index and _may_hold_secret(lines, index, last, hit_lines):
             _add_joined_spans(lines, index, last, spans)
