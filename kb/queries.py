@@ -132,6 +132,17 @@ class Answerer:
             self._memo[memo_key] = [f for f in method(**keys) if f is not None]
         return self._memo[memo_key]
 
+    def checkpoint(self):
+        """What has been answered so far, for ``restore``."""
+        return (len(self._memo), {node: set(done) for node, done in self._walked.items()},
+                {node: set(done) for node, done in self.left_out.items()}, dict(self.unanswered))
+
+    def restore(self, checkpoint) -> None:
+        """Forget the answers given since the checkpoint (their facts are forgotten too)."""
+        answered, self._walked, self.left_out, self.unanswered = checkpoint
+        for key in list(self._memo)[answered:]:
+            del self._memo[key]
+
     # -- routing ------------------------------------------------------------------------
     def _route_choice(self, node, destination):
         model_node = self.model.nodes.get(node)

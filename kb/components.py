@@ -1,0 +1,321 @@
+"""The evidence in parts that no rule can join across, so that each part is reasoned
+about in an engine session of its own, one after another.
+
+durable-rules costs about 8-11 KB per fact it holds, and a session is reliable only up
+to kb/engine.MAX_FACTS facts; a folder of a thousand labs holds hundreds of thousands.
+Yet facts only ever meet through a rule's joins: a pattern after the first is tied to
+an earlier one by an equality (``node: $snat.node``). Two facts whose joined fields
+share no value can never be bound in one firing, so the nodes of one lab and those of
+another, which share no address, network or name, form separate parts. Each part's
+findings are exactly those it has in one session over everything.
+
+Which fields join is read from the rulebook, never named here:
+
+- every fact's ``node``: a node's facts stay together (a finding is one per cause,
+  node and service; an inference's conclusion one per type, node and fields);
+- per pair of patterns tied by equalities, one of them (the one on node names, when
+  there is one: "eth1" in every lab must not make a thousand labs one part);
+- a conclusion's field copied from a bound fact (``for_node: $route.node``) takes the
+  values of the field it copies, and so does a computed fact's key (kb/queries.py).
+
+Facts the engine derives (conclusions, computed answers) are not split: they arise in
+the part whose facts they come from. That is sound only where their joined fields carry
+values copied from the evidence; a rule that joins on a value made up along the way
+(a constant, a template, a field the network model computes) with nothing else tying
+its patterns together could meet facts of two parts. ``Plan.unsplittable`` says why a
+rulebook cannot be split; such a rulebook is reasoned about in one session.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from kb.rulebook import Pattern, Rulebook
+from kb.rulecompile import questions
+
+_NODE = ("", "node")          # the class every fact's node belongs to
+_EITHER = 2                   # a field compared with itself: no sides
+_TEMPLATE_FIELD = re.compile(r"^\{([a-z][a-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)\}$")
+
+
+@dataclass
+class Plan:
+    """Per fact type, the fields whose values tie facts together: (field, tie, side).
+    Two facts are tied when they hold the same value on the two sides of one tie, or on
+    side ``_EITHER`` of it (node names; a field compared with itself)."""
+    joined: dict[str, list[tuple[str, int, int]]] = field(default_factory=dict)
+    unsplittable: list[str] = field(default_factory=list)
+
+
+class _Classes:
+    """Union-find over (fact type, field) attributes."""
+
+    def __init__(self):
+        self.parent: dict[tuple, tuple] = {}
+
+    def find(self, item):
+        parent = self.parent.setdefault(item, item)
+        if parent != item:
+            parent = self.parent[item] = self.find(parent)
+        return parent
+
+    def union(self, a, b) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[ra] = rb
+
+    def same(self, a, b) -> bool:
+        return self.find(a) == self.find(b)
+
+
+def _rules(rulebook: Rulebook):
+    """(where, patterns, finding-node template or None, conclusion or None) per rule."""
+    for inference in rulebook.inferences:
+        yield f"{inference.path}: {inference.name}", inference.patterns, None, inference.conclude
+    for cause in rulebook.causes:
+        for number, case in enumerate(cause.cases):
+            yield f"{cause.path}: case {number + 1}", case.patterns, case.texts.get("node"), None
+
+
+def _reference(value):
+    """(name, field) of a ``$name.field`` conclusion value, else None."""
+    if isinstance(value, str) and value.startswith("$") and "." in value:
+        name, _, attribute = value[1:].partition(".")
+        return name, attribute
+    return None
+
+
+def plan(rulebook: Rulebook, computed: dict) -> Plan:
+    """How the rulebook's joins split the evidence (cached on the rulebook)."""
+    cached = getattr(rulebook, "_components_plan", None)
+    if cached is not None:
+        return cached
+    result = _plan(rulebook, computed)
+    rulebook._components_plan = result
+    return result
+
+
+def _plan(rulebook: Rulebook, computed: dict) -> Plan:
+    rules = list(_rules(rulebook))
+    unsplittable: list[str] = []
+    # --- where each derived type's fields get their values --------------------------
+    # copies[(type, field)] = attributes it is copied from; made_up: fields with values
+    # not copied from any fact (constants, templates, what Python computes)
+    copies: dict[tuple, set] = {}
+    made_up: set[tuple] = set()
+    derived_types: set[str] = set()
+    for where, patterns, _, conclusion in rules:
+        if conclusion is None:
+            continue
+        fact_type = conclusion["type"]
+        derived_types.add(fact_type)
+        types = {p.name: p.fact_type for p in patterns}
+        if "node" not in conclusion:
+            made_up.add((fact_type, "node"))
+        for key, value in conclusion.items():
+            if key == "type":
+                continue
+            source = _reference(value)
+            if source and source[0] in types:
+                copies.setdefault((fact_type, key), set()).add((types[source[0]], source[1]))
+            else:
+                made_up.add((fact_type, key))
+    asked: list[tuple] = []           # (where, patterns, question)
+    for where, patterns, _, _ in rules:
+        for question in questions(patterns, computed, where):
+            asked.append((where, patterns, question))
+    computed_keys: dict[str, set] = {}
+    for where, patterns, question in asked:
+        derived_types.add(question.fact_type)
+        types = {p.name: p.fact_type for p in patterns}
+        for key, value in question.keys.items():
+            computed_keys.setdefault(question.fact_type, set()).add(key)
+            if isinstance(value, tuple):
+                copies.setdefault((question.fact_type, key), set()).add((types[value[0]], value[1]))
+            else:
+                made_up.add((question.fact_type, key))
+
+    def traced(attribute, seen=()) -> bool:
+        """Whether every value of the attribute is a value some evidence fact holds."""
+        fact_type, name = attribute
+        if fact_type not in derived_types:
+            return True
+        if attribute in made_up:
+            return False
+        if fact_type in computed_keys and name not in computed_keys[fact_type]:
+            return False      # what the network model computes
+        if attribute in seen:
+            return True       # a cycle of copies adds no value of its own
+        return all(traced(source, seen + (attribute,)) for source in copies.get(attribute, ()))
+
+    # --- node names: a node's facts stay together -------------------------------------
+    # A finding is one per cause and node, a conclusion one per type and node: the fields
+    # their node is copied from hold node names too, tied to every fact's node.
+    names = _Classes()
+    all_types = set(derived_types)
+    for _, patterns, _, _ in rules:
+        all_types.update(p.fact_type for p in patterns)
+    for fact_type in all_types:
+        names.union((fact_type, "node"), _NODE)
+    for where, patterns, node_template, conclusion in rules:
+        if conclusion is not None and not traced((conclusion["type"], "node")):
+            unsplittable.append(f"{where}: the node of its conclusion is not a field of one "
+                                "fact the evidence holds")
+        if node_template is None:
+            continue
+        types = {p.name: p.fact_type for p in patterns if not p.negated}
+        match = _TEMPLATE_FIELD.match(str(node_template))
+        attribute = (types.get(match.group(1)), match.group(2)) if match else None
+        if attribute is None or attribute[0] is None or not traced(attribute):
+            unsplittable.append(f"{where}: its finding's node {node_template!r} is not a field "
+                                "of one fact the evidence holds")
+            continue
+        names.union(attribute, _NODE)
+    grown = True
+    while grown:            # back along copies, to the evidence
+        grown = False
+        for attribute, sources in copies.items():
+            if names.same(attribute, _NODE):
+                for source in sources:
+                    if not names.same(source, _NODE):
+                        names.union(source, _NODE)
+                        grown = True
+
+    def node_valued(attribute, seen=()) -> bool:
+        if names.same(attribute, _NODE):
+            return True
+        if attribute[0] not in derived_types or attribute in seen or not copies.get(attribute):
+            return False
+        return all(node_valued(source, seen + (attribute,)) for source in copies[attribute])
+
+    def vertex(attribute):
+        return _NODE if names.same(attribute, _NODE) else attribute
+
+    # --- the joins: the patterns of each rule tied by equalities on evidence values ------
+    edges: list[tuple] = []        # (attribute, attribute, "join" or "copy")
+    for where, patterns, _, _ in rules:
+        for group in [patterns] + [q.before for w, p, q in asked if p is patterns]:
+            problem = _tie(group, traced, node_valued, edges)
+            if problem:
+                unsplittable.append(f"{where}: {problem}")
+    edges += [(attribute, source, "copy") for attribute, sources in copies.items() for source in sources]
+
+    # --- which evidence fields must be compared, value by value -----------------------------
+    # Two evidence fields are compared when a join ties them, directly or through fields
+    # of derived facts that copy them (a conclusion's field, a computed fact's key). A path
+    # through another evidence field needs no tie of its own: the facts there tie both ends.
+    neighbours: dict[tuple, list[tuple]] = {}
+    for a, b, kind in edges:
+        a, b = vertex(a), vertex(b)
+        neighbours.setdefault(a, []).append((b, kind))
+        neighbours.setdefault(b, []).append((a, kind))
+    compared: set[tuple] = set()
+    for start in neighbours:
+        if start[0] in derived_types:
+            continue
+        stack, seen = [(start, False)], set()
+        while stack:
+            attribute, through_join = stack.pop()
+            for other, kind in neighbours.get(attribute, ()):
+                step = (other, through_join or kind == "join")
+                if step in seen:
+                    continue
+                seen.add(step)
+                if other[0] in derived_types:
+                    stack.append(step)
+                elif step[1]:
+                    compared.add(tuple(sorted((start, other))))
+    compared.discard((_NODE, _NODE))
+
+    # per evidence type: (field, tie, side); facts tie when they hold one value on the
+    # two sides of a tie, or on side _EITHER of it (a field compared with itself)
+    node_fields = [a for a in names.parent if a != _NODE and a[0] not in derived_types
+                   and names.same(a, _NODE)]
+    joined: dict[str, list[tuple[str, int, int]]] = {}
+
+    def add(attribute, tie, side):
+        for one in (node_fields if attribute == _NODE else [attribute]):
+            joined.setdefault(one[0], []).append((one[1], tie, side))
+
+    add(_NODE, 0, _EITHER)
+    for number, (one, other) in enumerate(sorted(compared), 1):
+        if one == other:
+            add(one, number, _EITHER)
+        else:
+            add(one, number, 0)
+            add(other, number, 1)
+    for fields in joined.values():
+        fields.sort()
+    return Plan(joined, sorted(set(unsplittable)))
+
+
+def _tie(patterns: list[Pattern], traced, node_valued, edges: list) -> str | None:
+    """Ties the patterns together by as few equalities on evidence values as will do,
+    those between node names first (a join on interface names alone would make every lab
+    with an eth1 one part); says which patterns are left loose."""
+    if len(patterns) < 2:
+        return None
+    by_name = {p.name: p for p in patterns}
+    candidates = []
+    for pattern in patterns:
+        for fld, op, value in pattern.conditions:
+            if op != "eq" or not isinstance(value, tuple) or value[0] not in by_name:
+                continue
+            mine, theirs = (pattern.fact_type, fld), (by_name[value[0]].fact_type, value[1])
+            if traced(mine) and traced(theirs):
+                on_names = node_valued(mine) and node_valued(theirs)
+                candidates.append((not on_names, pattern.name, value[0], mine, theirs))
+    group = {p.name: {p.name} for p in patterns}
+    for _, a, b, mine, theirs in sorted(candidates, key=lambda c: c[0]):
+        if group[a] is group[b]:
+            continue
+        edges.append((mine, theirs, "join"))
+        merged = group[a] | group[b]
+        for name in merged:
+            group[name] = merged
+    loose = [p.name for p in patterns if p.name not in group[patterns[0].name]]
+    if loose:
+        return (f"{', '.join(loose)} not tied to the other patterns by an equality on a "
+                "value the evidence holds")
+    return None
+
+
+def _value_key(value):
+    """A value as durable-rules compares it: 1 == 1.0 == True, "1" is not 1."""
+    if isinstance(value, bool) or isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, list):
+        return repr(value)
+    return value
+
+
+def parts(facts: list[dict], layout: Plan) -> list[list[int]]:
+    """Indexes into ``facts``, grouped into parts no rule joins across, each part in the
+    facts' order and the parts in the order of their first fact."""
+    parent = list(range(len(facts)))
+
+    def find(i: int) -> int:
+        root = i
+        while parent[root] != root:
+            root = parent[root]
+        while parent[i] != root:
+            parent[i], i = root, parent[i]
+        return root
+
+    holders: dict[tuple, list[list[int]]] = {}     # (tie, value) -> facts per side
+    joined = layout.joined
+    for index, fact in enumerate(facts):
+        for name, tie, side in joined.get(fact.get("type"), ()):
+            if name in fact:
+                sides = holders.setdefault((tie, _value_key(fact[name])), [[], [], []])
+                sides[side].append(index)
+    for one, other, either in holders.values():
+        tied = either + one + other if either or (one and other) else ()
+        for index in tied[1:]:
+            a, b = find(index), find(tied[0])
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    grouped: dict[int, list[int]] = {}
+    for index in range(len(facts)):
+        grouped.setdefault(find(index), []).append(index)
+    return list(grouped.values())
