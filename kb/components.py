@@ -42,8 +42,11 @@ _TEMPLATE_FIELD = re.compile(r"^\{([a-z][a-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)\}$
 class Plan:
     """Per fact type, the fields whose values tie facts together: (field, tie, side).
     Two facts are tied when they hold the same value on the two sides of one tie, or on
-    side ``_EITHER`` of it (node names; a field compared with itself)."""
+    side ``_EITHER`` of it (a field compared with itself). Facts naming one node in
+    ``names`` fields are tied, and node names are on ``name_sides`` of further ties."""
     joined: dict[str, list[tuple[str, int, int]]] = field(default_factory=dict)
+    names: dict[str, list[str]] = field(default_factory=dict)     # fields holding node names
+    name_sides: list[tuple[int, int]] = field(default_factory=list)   # (tie, side) of node names
     unsplittable: list[str] = field(default_factory=list)
 
 
@@ -229,24 +232,21 @@ def _plan(rulebook: Rulebook, computed: dict) -> Plan:
 
     # per evidence type: (field, tie, side); facts tie when they hold one value on the
     # two sides of a tie, or on side _EITHER of it (a field compared with itself)
-    node_fields = [a for a in names.parent if a != _NODE and a[0] not in derived_types
-                   and names.same(a, _NODE)]
+    node_fields: dict[str, list[str]] = {}
+    for attribute in names.parent:
+        if attribute != _NODE and attribute[0] not in derived_types and names.same(attribute, _NODE):
+            node_fields.setdefault(attribute[0], []).append(attribute[1])
     joined: dict[str, list[tuple[str, int, int]]] = {}
-
-    def add(attribute, tie, side):
-        for one in (node_fields if attribute == _NODE else [attribute]):
-            joined.setdefault(one[0], []).append((one[1], tie, side))
-
-    add(_NODE, 0, _EITHER)
+    name_sides: list[tuple[int, int]] = []
     for number, (one, other) in enumerate(sorted(compared), 1):
-        if one == other:
-            add(one, number, _EITHER)
-        else:
-            add(one, number, 0)
-            add(other, number, 1)
-    for fields in joined.values():
+        for attribute, side in ([(one, _EITHER)] if one == other else [(one, 0), (other, 1)]):
+            if attribute == _NODE:
+                name_sides.append((number, side))
+            else:
+                joined.setdefault(attribute[0], []).append((attribute[1], number, side))
+    for fields in list(joined.values()) + list(node_fields.values()):
         fields.sort()
-    return Plan(joined, sorted(set(unsplittable)))
+    return Plan(joined, node_fields, name_sides, sorted(set(unsplittable)))
 
 
 def _tie(patterns: list[Pattern], traced, node_valued, edges: list) -> str | None:
@@ -302,20 +302,80 @@ def parts(facts: list[dict], layout: Plan) -> list[list[int]]:
             parent[i], i = root, parent[i]
         return root
 
+    def tie(indexes) -> None:
+        first = find(indexes[0])
+        for index in indexes[1:]:
+            other = find(index)
+            if other != first:
+                parent[max(first, other)] = min(first, other)
+                first = min(first, other)
+
+    first_naming: dict = {}                        # node name -> the first fact naming it
     holders: dict[tuple, list[list[int]]] = {}     # (tie, value) -> facts per side
-    joined = layout.joined
+    names, joined = layout.names, layout.joined
     for index, fact in enumerate(facts):
-        for name, tie, side in joined.get(fact.get("type"), ()):
+        fact_type = fact.get("type")
+        for name in names.get(fact_type, ()):
             if name in fact:
-                sides = holders.setdefault((tie, _value_key(fact[name])), [[], [], []])
-                sides[side].append(index)
+                first = first_naming.setdefault(_value_key(fact[name]), index)
+                if first != index:
+                    tie([first, index])
+        for name, number, side in joined.get(fact_type, ()):
+            if name in fact:
+                holders.setdefault((number, _value_key(fact[name])), [[], [], []])[side].append(index)
+    for number, side in layout.name_sides:
+        for value, index in first_naming.items():
+            holders.setdefault((number, value), [[], [], []])[side].append(index)
     for one, other, either in holders.values():
-        tied = either + one + other if either or (one and other) else ()
-        for index in tied[1:]:
-            a, b = find(index), find(tied[0])
-            if a != b:
-                parent[max(a, b)] = min(a, b)
+        if either or (one and other):
+            tie(either + one + other)
     grouped: dict[int, list[int]] = {}
     for index in range(len(facts)):
         grouped.setdefault(find(index), []).append(index)
     return list(grouped.values())
+
+
+class Reach:
+    """Which fact types can matter in a part, from the types it holds: a rule whose
+    patterns name a type no fact of the part has, and no rule can conclude or compute
+    there, never fires, so the facts only it reads need not go into the engine (a lab
+    without nova.conf has no use for its interfaces' listing). Every rule that can
+    fire gets all it reads, absent ones included: the part's findings and conclusions
+    are those it would have with every fact in."""
+
+    def __init__(self, rulebook: Rulebook, computed: dict):
+        # (types the rule must find, every type it reads, the type it makes or None)
+        self.rules: list[tuple[frozenset, frozenset, str | None]] = []
+        for where, patterns, _, conclusion in _rules(rulebook):
+            self._add(patterns, conclusion["type"] if conclusion else None)
+            for question in questions(patterns, computed, where):
+                self._add(question.before, question.fact_type)
+        self._known: dict[frozenset, frozenset] = {}
+
+    def _add(self, patterns: list[Pattern], makes: str | None) -> None:
+        self.rules.append((frozenset(p.fact_type for p in patterns if not p.negated),
+                           frozenset(p.fact_type for p in patterns), makes))
+
+    def types(self, present) -> frozenset:
+        """The fact types worth asserting in a part holding facts of ``present`` types."""
+        present = frozenset(present)
+        known = self._known.get(present)
+        if known is not None:
+            return known
+        available, grown = set(present), True
+        while grown:
+            grown = False
+            for needs, _, makes in self.rules:
+                if makes and makes not in available and needs <= available:
+                    available.add(makes)
+                    grown = True
+        wanted = frozenset(t for needs, reads, _ in self.rules if needs <= available for t in reads)
+        self._known[present] = wanted
+        return wanted
+
+
+def reach(rulebook: Rulebook, computed: dict) -> Reach:
+    cached = getattr(rulebook, "_components_reach", None)
+    if cached is None:
+        cached = rulebook._components_reach = Reach(rulebook, computed)
+    return cached

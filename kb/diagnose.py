@@ -104,7 +104,7 @@ def diagnose(evidence, rulebook: Rulebook | None = None) -> Diagnosis:
 # together up to this many, so that a folder of small labs does not pay a session per
 # node, and the engine never holds more than a part or a few at once (it costs about
 # 10 KB per fact).
-SESSION_FACTS = 3000
+SESSION_FACTS = 1000
 
 
 class _Reasoning:
@@ -127,12 +127,18 @@ class _Reasoning:
         left_out: list[str] = []
         batch: list[list[dict]] = []
         size = 0
+        reach = components.reach(self.rulebook, COMPUTED)
         for group in groups:
-            if batch and size + len(group) > SESSION_FACTS:
+            part = [facts[i] for i in group]
+            worth = reach.types({fact["type"] for fact in part})
+            part = [fact for fact in part if fact["type"] in worth]
+            if not part:
+                continue
+            if batch and size + len(part) > SESSION_FACTS:
                 self._batch(batch, len(groups), left_out)
                 batch, size = [], 0
-            batch.append([facts[i] for i in group])
-            size += len(group)
+            batch.append(part)
+            size += len(part)
         if batch:
             self._batch(batch, len(groups), left_out)
         return left_out

@@ -28,7 +28,12 @@ _CHAIN_PREFIX_LENGTH = 16
 def stale_facts(facts: list[dict], source_order=()) -> dict[int, dict]:
     """fact index -> the state_change fact that made it stale. ``source_order`` lists
     sources in the order they were written, where that is known (a chat's messages)."""
-    changes = [(i, f) for i, f in enumerate(facts) if f["type"] == "state_change"]
+    # a change only makes its own node's evidence stale: a folder of a thousand nodes
+    # compares each fact with its node's changes, not with every change
+    changes: dict = {}
+    for fact in facts:
+        if fact["type"] == "state_change":
+            changes.setdefault(_node_key(fact.get("node")), []).append(fact)
     stale: dict[int, dict] = {}
     if not changes:
         return stale
@@ -37,13 +42,20 @@ def stale_facts(facts: list[dict], source_order=()) -> dict[int, dict]:
         if fact["type"] == "state_change":
             continue
         prov = fact.get("prov") or {}
-        for _, change in changes:
-            if (change.get("node") == fact.get("node")
-                    and _comes_after(change["prov"], prov, position)
-                    and _affects(change, fact)):
+        for change in changes.get(_node_key(fact.get("node")), ()):
+            if _comes_after(change["prov"], prov, position) and _affects(change, fact):
                 stale[index] = change
                 break
     return stale
+
+
+def _node_key(node):
+    """A node's name as a dict key (a malformed fact may hold a list there)."""
+    try:
+        hash(node)
+    except TypeError:
+        return repr(node)
+    return node
 
 
 def _comes_after(change: dict, prov: dict, position: dict) -> bool:

@@ -40,11 +40,15 @@ def outcome(diagnosis) -> dict:
 
 
 def split_and_whole(evidence, monkeypatch):
-    """The diagnosis part by part, each part alone in its session, and in one session."""
+    """The diagnosis part by part, each part alone in its session, and in one session
+    holding every fact some rule reads."""
     monkeypatch.setattr(kb.diagnose, "SESSION_FACTS", 0)
     split = diagnose(evidence)
-    monkeypatch.setattr(kb.diagnose, "SESSION_FACTS", 10 ** 9)
-    whole = diagnose(evidence)
+    with monkeypatch.context() as whole_mode:
+        whole_mode.setattr(kb.diagnose, "SESSION_FACTS", 10 ** 9)
+        whole_mode.setattr(components, "parts", lambda facts, layout: [list(range(len(facts)))])
+        whole_mode.setattr(components.Reach, "types", lambda self, present: frozenset(present))
+        whole = diagnose(evidence)
     return outcome(split), outcome(whole)
 
 
@@ -126,3 +130,13 @@ def test_a_part_over_the_limit_is_judged_node_by_node_and_the_others_whole(monke
     snat = {f.node for f in diagnosis.findings if f.cause == "fip-snat-wrong-interface"}
     assert {"net01-own1", "net01-own2", "net01-own3", "net01-1"} <= snat
     assert len(snat) < 23
+
+
+def test_facts_no_rule_of_the_part_can_use_stay_out_of_the_engine():
+    """A lab without nova.conf has no use for its interfaces' listing (only rules about
+    nova.conf's options read them); with nova.conf they go in."""
+    reach = components.reach(default_rulebook(), COMPUTED)
+    captured = {"interface", "address", "owns_address", "default_route", "snat_scope", "route"}
+    assert "interface" not in reach.types(captured)
+    assert {"owns_address", "default_route", "snat_scope"} <= reach.types(captured)
+    assert {"interface", "address"} <= reach.types(captured | {"config_option"})
