@@ -112,7 +112,7 @@ def _measure(folder: str) -> None:
     read_s = time.perf_counter() - started
     read_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base_mb
     started = time.perf_counter()
-    diagnosis = diagnose(evidence)
+    diagnosis = diagnose(evidence, handed_over=True)      # as `app.py diagnose` does
     print(json.dumps({
         "read_s": read_s, "read_mb": read_mb, "facts": len(evidence.facts),
         "unparsed": len(evidence.unparsed), "diagnose_s": time.perf_counter() - started,

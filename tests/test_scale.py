@@ -104,3 +104,15 @@ def test_a_limit_reached_in_many_nodes_still_judges_the_nodes_before_it(monkeypa
     assert 0 < whole < nodes == 200      # 40 copies of 5 nodes
     nodes = [f.node for f in capped.findings if f.cause == "fip-snat-wrong-interface"]
     assert "net01-1" in nodes and len(nodes) < 40
+
+
+def test_evidence_handed_over_is_numbered_in_place_and_diagnosed_alike():
+    """A one-shot run hands its evidence over (no copy of every fact); any other caller
+    keeps its facts as they were (the chat diagnoses the same facts again and again)."""
+    kept = read_transcript(gen_lab.many_nodes(20), "lab.txt")
+    copied = diagnose(kept)
+    assert not any("fact_id" in fact for fact in kept.facts)
+    handed = read_transcript(gen_lab.many_nodes(20), "lab.txt")
+    owned = diagnose(handed, handed_over=True)
+    assert [f.as_json() for f in owned.findings] == [f.as_json() for f in copied.findings]
+    assert any(fact is handed.facts[0] for fact in owned.table.facts)
