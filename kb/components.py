@@ -306,26 +306,33 @@ def parts(facts: list[dict], layout: Plan) -> list[list[int]]:
         first = find(indexes[0])
         for index in indexes[1:]:
             other = find(index)
-            if other != first:
-                parent[max(first, other)] = min(first, other)
-                first = min(first, other)
+            if other < first:
+                parent[first], first = other, other
+            elif other > first:
+                parent[other] = first
 
     first_naming: dict = {}                        # node name -> the first fact naming it
     holders: dict[tuple, list[list[int]]] = {}     # (tie, value) -> facts per side
     names, joined = layout.names, layout.joined
     for index, fact in enumerate(facts):
-        fact_type = fact.get("type")
+        fact_type = fact["type"]
         for name in names.get(fact_type, ()):
             if name in fact:
-                first = first_naming.setdefault(_value_key(fact[name]), index)
+                value = fact[name]
+                first = first_naming.setdefault(value if type(value) is str else _value_key(value), index)
                 if first != index:
-                    tie([first, index])
+                    tie((first, index))
         for name, number, side in joined.get(fact_type, ()):
             if name in fact:
-                holders.setdefault((number, _value_key(fact[name])), [[], [], []])[side].append(index)
+                value = fact[name]
+                key = (number, value if type(value) is str else _value_key(value))
+                sides = holders.get(key)
+                if sides is None:
+                    sides = holders[key] = ([], [], [])
+                sides[side].append(index)
     for number, side in layout.name_sides:
         for value, index in first_naming.items():
-            holders.setdefault((number, value), [[], [], []])[side].append(index)
+            holders.setdefault((number, value), ([], [], []))[side].append(index)
     for one, other, either in holders.values():
         if either or (one and other):
             tie(either + one + other)
