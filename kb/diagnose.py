@@ -122,6 +122,28 @@ class _Reasoning:
         self.engine = compiled(rulebook, _on_cause, _on_inference, _on_query, COMPUTED)
         self.reads = _fields_read(rulebook)
         self.states: list[_SessionState] = []
+        # the same output shown again (a transcript pasted twice, a log's line repeated)
+        # gives facts no rule can tell apart: the first stands for the others
+        self.compact = not _tells_facts_apart(rulebook)
+        self.repeats: dict[int, int] = {}        # fact_id -> how many more say the same
+
+    def _without_repeats(self, part: list[dict]) -> list[dict]:
+        """The part without facts that repeat an earlier one in every field but where
+        they were printed (or, derived, which lines they came from): each would fire
+        every rule its first fires and say the same in every template, over again (a
+        transcript repeated a hundred times is a hundred-fold join, not more evidence)."""
+        first: dict[tuple, dict] = {}
+        kept = []
+        for fact in part:
+            key = tuple(sorted((name, repr(value)) for name, value in fact.items()
+                               if name not in _WHERE_FROM))
+            earlier = first.get(key)
+            if earlier is None:
+                first[key] = fact
+                kept.append(fact)
+            else:
+                self.repeats[earlier["fact_id"]] = self.repeats.get(earlier["fact_id"], 0) + 1
+        return kept
 
     def run(self) -> list[str]:
         """Reasons over every part; what a limit left out, in words."""
@@ -134,6 +156,8 @@ class _Reasoning:
         reach = components.reach(self.rulebook, COMPUTED)
         for group in groups:
             part = [facts[i] for i in group]
+            if self.compact:
+                part = self._without_repeats(part)
             worth = reach.types({fact["type"] for fact in part})
             part = [fact for fact in part if fact["type"] in worth]
             if not part:
@@ -217,6 +241,20 @@ class _Reasoning:
         self.table.truncate(length)
         self.answerer.restore(answers)
 
+    def _repeated(self, fact_ids) -> int:
+        """How many facts left out as repeats stand behind these facts' evidence."""
+        if not self.repeats:
+            return 0
+        count, stack, seen = 0, list(fact_ids), set()
+        while stack:
+            fact_id = stack.pop()
+            if fact_id in seen:
+                continue
+            seen.add(fact_id)
+            count += self.repeats.get(fact_id, 0)
+            stack.extend(self.table[fact_id].get("derived_from", ()))
+        return count
+
     def findings(self) -> list[Finding]:
         found: dict[tuple, Finding] = {}
         alike: dict[tuple, set[int]] = {}
@@ -231,8 +269,25 @@ class _Reasoning:
             if others:
                 finding.reasoning.append(f"the same holds for {len(others)} more alike, whose "
                                          f"evidence is not shown")
+            repeated = self._repeated(finding.fact_ids)
+            if repeated:
+                finding.reasoning.append(f"{repeated} more evidence lines repeat lines shown here "
+                                         f"(the same output again; shown once)")
         return sorted(found.values(), key=lambda f: (f.status != "established", order.get(f.cause, 0),
                                                      str(f.node), str(f.service)))
+
+
+# what tells repeated output apart: where it was printed, which facts it came from
+_WHERE_FROM = {"fact_id", "prov", "derived_from"}
+
+
+def _tells_facts_apart(rulebook: Rulebook) -> bool:
+    """Whether some rule reads a fact's identity (its fact_id), so that two facts alike
+    in every other field are not the same to it."""
+    patterns = [p for inference in rulebook.inferences for p in inference.patterns]
+    patterns += [p for cause in rulebook.causes for case in cause.cases for p in case.patterns]
+    return any(fld == "fact_id" or (isinstance(value, tuple) and value[1] == "fact_id")
+               for p in patterns for fld, _, value in p.conditions)
 
 
 def _fields_read(rulebook: Rulebook) -> dict[str, frozenset]:

@@ -3,6 +3,7 @@ nova-network's nat table with 5,000 floating IPs (20,015 rules, the benchmark's 
 generator), the same node beside its gateway and ten compute nodes, and the captured
 lab grown to 200 nodes (benchmarks/gen_lab.py)."""
 import html
+from pathlib import Path
 
 from benchmarks import gen_lab, gen_nova_nat
 from grammar.transcript import read_transcript
@@ -116,3 +117,42 @@ def test_evidence_handed_over_is_numbered_in_place_and_diagnosed_alike():
     owned = diagnose(handed, handed_over=True)
     assert [f.as_json() for f in owned.findings] == [f.as_json() for f in copied.findings]
     assert any(fact is handed.facts[0] for fact in owned.table.facts)
+
+
+SEED = Path(__file__).resolve().parent.parent / "rules" / "examples" / "seed-network-node.txt"
+
+
+def test_a_transcript_pasted_fifty_times_is_one_lab_not_fifty_copies_of_every_rule():
+    """The same nat table listed again is the table as it is by then: the earlier
+    listing is set aside (as after a change), so the walk meets each rule once and a
+    transcript repeated to megabytes costs what it costs once."""
+    once = diagnose(read_transcript(SEED.read_text(), "seed.txt"))
+    lines = SEED.read_text().count("\n")
+    repeated = diagnose(read_transcript(SEED.read_text() * 50, "seed.txt"))
+    assert [(f.cause, f.node, f.status, f.title, f.explanation) for f in repeated.findings] == \
+        [(f.cause, f.node, f.status, f.title, f.explanation) for f in once.findings]
+    # its evidence is the last copy's lines
+    assert {e["line"] > 49 * lines for f in repeated.findings for e in f.evidence
+            if e["command"].startswith("iptables")} == {True}
+    nat = [s for s in repeated.superseded if s["command"].startswith("iptables")]
+    assert nat and all(s["line"] > 49 * lines for s in nat)
+    rules = sum(1 for f in read_transcript(SEED.read_text(), "seed.txt").facts
+                if f["type"] in ("iptables_rule", "iptables_chain"))
+    assert sum(s["facts"] for s in nat) == 49 * rules
+    assert len(repeated.table.of("iptables_rule")) == len(once.table.of("iptables_rule"))
+
+
+def test_only_the_chain_listed_again_and_only_in_order_is_set_aside():
+    later_snat = ("root@network-node:~# iptables -L nova-network-snat -t nat -v\n"
+                     "Chain nova-network-snat (1 references)\n"
+                     " pkts bytes target     prot opt in     out     source               destination\n")
+    evidence = read_transcript(SEED.read_text() + later_snat, "seed.txt")
+    diagnosis = diagnose(evidence)
+    kept = {f["chain"] for f in diagnosis.table.of("iptables_rule")}
+    assert "nova-network-snat" not in kept and "nova-network-float-snat" in kept
+    # two files side by side have no order: neither sets the other aside
+    from grammar.transcript import Evidence
+    both = Evidence()
+    both.extend(read_transcript(SEED.read_text(), "a.txt"))
+    both.extend(read_transcript(SEED.read_text(), "b.txt"))
+    assert diagnose(both).superseded == []
