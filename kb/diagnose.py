@@ -125,7 +125,7 @@ class _Reasoning:
         # the same output shown again (a transcript pasted twice, a log's line repeated)
         # gives facts no rule can tell apart: the first stands for the others
         self.compact = not _tells_facts_apart(rulebook)
-        self.repeats: dict[int, int] = {}        # fact_id -> how many more say the same
+        self.repeats: dict[int, list[int]] = {}  # fact_id -> the facts that say the same
 
     def _without_repeats(self, part: list[dict]) -> list[dict]:
         """The part without facts that repeat an earlier one in every field but where
@@ -142,7 +142,7 @@ class _Reasoning:
                 first[key] = fact
                 kept.append(fact)
             else:
-                self.repeats[earlier["fact_id"]] = self.repeats.get(earlier["fact_id"], 0) + 1
+                self.repeats.setdefault(earlier["fact_id"], []).append(fact["fact_id"])
         return kept
 
     def run(self) -> list[str]:
@@ -242,18 +242,21 @@ class _Reasoning:
         self.answerer.restore(answers)
 
     def _repeated(self, fact_ids) -> int:
-        """How many facts left out as repeats stand behind these facts' evidence."""
+        """How many evidence lines, not shown, repeat those under these facts."""
         if not self.repeats:
             return 0
-        count, stack, seen = 0, list(fact_ids), set()
+        repeats, stack, seen = [], list(fact_ids), set()
         while stack:
             fact_id = stack.pop()
             if fact_id in seen:
                 continue
             seen.add(fact_id)
-            count += self.repeats.get(fact_id, 0)
+            repeats += self.repeats.get(fact_id, ())
             stack.extend(self.table[fact_id].get("derived_from", ()))
-        return count
+        shown = self.table.evidence(fact_ids)
+        places, texts = {(p["source"], p["line"]) for p in shown}, {p["text"] for p in shown}
+        return sum(1 for p in self.table.evidence(repeats)
+                   if p["text"] in texts and (p["source"], p["line"]) not in places)
 
     def findings(self) -> list[Finding]:
         found: dict[tuple, Finding] = {}

@@ -156,3 +156,14 @@ def test_only_the_chain_listed_again_and_only_in_order_is_set_aside():
     both.extend(read_transcript(SEED.read_text(), "a.txt"))
     both.extend(read_transcript(SEED.read_text(), "b.txt"))
     assert diagnose(both).superseded == []
+
+
+def test_a_log_pasted_three_times_is_judged_once_and_says_its_lines_repeat():
+    log = (Path(__file__).resolve().parent.parent / "rules" / "examples" / "seed-cinder-api.log").read_text()
+    once = diagnose(read_transcript(log, "cinder-api.log", "vol01"))
+    thrice = diagnose(read_transcript(log * 3, "cinder-api.log", "vol01"))
+    assert [(f.cause, f.title, f.explanation, f.evidence) for f in thrice.findings] == \
+        [(f.cause, f.title, f.explanation, f.evidence) for f in once.findings]
+    (finding,) = thrice.findings
+    assert finding.reasoning == once.findings[0].reasoning + [
+        "2 more evidence lines repeat lines shown here (the same output again; shown once)"]
