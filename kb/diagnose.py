@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kb import components, derivations, timeline
+from kb import engine as kb_engine
 from kb.engine import ActionError, EngineLimit
 from kb.facts import FactTable, engine_view
 from kb.queries import COMPUTED, Answerer
@@ -177,12 +178,14 @@ class _Reasoning:
         facts = [fact for part in batch for fact in part]
         if len(batch) > 1:
             facts.sort(key=lambda f: f["fact_id"])
-        mark = self._checkpoint()
-        state, limit, _ = self._session(facts)
-        if limit is None:
-            self.states.append(state)
-            return
-        self._rollback(mark)
+        # more facts than a session takes can only meet the limit: straight to node order
+        if len(facts) <= kb_engine.MAX_FACTS:
+            mark = self._checkpoint()
+            state, limit, _ = self._session(facts)
+            if limit is None:
+                self.states.append(state)
+                return
+            self._rollback(mark)
         if len(batch) > 1:
             for part in batch:
                 self._batch([part], parts, left_out)
