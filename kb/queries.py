@@ -79,8 +79,9 @@ STAND_IN_OUTSIDE = "192.0.2.200"
 # Walks per network node for floating IPs no capture mentions: a node with 5,000 of them
 # must not cost 10,000 walks per diagnosis. What is left out is said (Answerer.left_out).
 WALKS_PER_NODE = 2
-# Answers per diagnosis: each is a fact in the engine, which is reliable only so far
-# (kb/engine.MAX_FACTS). Questions beyond are not answered, and the report says so.
+# Answers per diagnosis: each is a fact in an engine session (reliable only so far,
+# kb/engine.MAX_FACTS) and a route lookup or a walk. Questions beyond are not answered,
+# and the report says so.
 MAX_ANSWERS = 40000
 _PORTS = {"tcp": 22, "udp": 53}
 
