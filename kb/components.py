@@ -14,7 +14,7 @@ Which fields join is read from the rulebook, never named here:
 - every fact's ``node``: a node's facts stay together (a finding is one per cause,
   node and service; an inference's conclusion one per type, node and fields);
 - per pair of patterns tied by equalities, one of them (the one on node names, when
-  there is one: "eth1" in every lab must not make a thousand labs one part);
+  there is one: an interface name every lab has must not make a thousand labs one part);
 - a conclusion's field copied from a bound fact (``for_node: $route.node``) takes the
   values of the field it copies, and so does a computed fact's key (kb/queries.py).
 
@@ -252,7 +252,7 @@ def _plan(rulebook: Rulebook, computed: dict) -> Plan:
 def _tie(patterns: list[Pattern], traced, node_valued, edges: list) -> str | None:
     """Ties the patterns together by as few equalities on evidence values as will do,
     those between node names first (a join on interface names alone would make every lab
-    with an eth1 one part); says which patterns are left loose."""
+    with the same interface names one part); says which patterns are left loose."""
     if len(patterns) < 2:
         return None
     by_name = {p.name: p for p in patterns}
