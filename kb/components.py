@@ -282,9 +282,11 @@ def _tie(patterns: list[Pattern], traced, node_valued, edges: list) -> str | Non
 
 def _value_key(value):
     """A value as durable-rules compares it: 1 == 1.0 == True, "1" is not 1."""
-    if isinstance(value, bool) or isinstance(value, (int, float)):
+    if isinstance(value, (bool, int, float)):
         return float(value)
-    if isinstance(value, list):
+    try:
+        hash(value)
+    except TypeError:             # a malformed fact's list or mapping: equal if printed alike
         return repr(value)
     return value
 

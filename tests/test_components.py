@@ -140,3 +140,12 @@ def test_facts_no_rule_of_the_part_can_use_stay_out_of_the_engine():
     assert "interface" not in reach.types(captured)
     assert {"owns_address", "default_route", "snat_scope"} <= reach.types(captured)
     assert {"interface", "address"} <= reach.types(captured | {"config_option"})
+
+
+def test_facts_holding_lists_or_mappings_where_names_go_are_still_parted():
+    layout = components.plan(default_rulebook(), COMPUTED)
+    facts = [{"type": "owns_address", "node": ["a", "b"], "address": {"x": 1}, "fact_id": 0},
+             {"type": "default_route", "node": ["a", "b"], "via": {"x": 1}, "fact_id": 1},
+             {"type": "owns_address", "node": "c", "address": "192.0.2.1", "fact_id": 2},
+             {"type": "default_route", "node": None, "via": "192.0.2.1", "fact_id": 3}]
+    assert components.parts(facts, layout) == [[0, 1], [2, 3]]
