@@ -229,7 +229,7 @@ def run_diagnose(args) -> int:
         evidence = _evidence(args)
     except _Unusable as error:
         return _fail(str(error))
-    diagnosis = diagnose(evidence, rulebook=rulebook, handed_over=True)   # read for it alone
+    diagnosis = diagnose(evidence, rulebook=rulebook)
     report = render(diagnosis, args.format)
     if args.out:
         try:

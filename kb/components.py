@@ -16,7 +16,10 @@ Which fields join is read from the rulebook, never named here:
 - per pair of patterns tied by equalities, one of them (the one on node names, when
   there is one: an interface name every lab has must not make a thousand labs one part);
 - a conclusion's field copied from a bound fact (``for_node: $route.node``) takes the
-  values of the field it copies, and so does a computed fact's key (kb/queries.py).
+  values of the field it copies, and so does a computed fact's key (kb/queries.py);
+- a conclusion's constant (``service: keystone``) compared with evidence anywhere ("no
+  node runs keystone"): the facts that make the conclusion are tied to every fact
+  holding the constant there.
 
 Facts the engine derives (conclusions, computed answers) are not split: they arise in
 the part whose facts they come from. That is sound only where their joined fields carry
@@ -47,6 +50,9 @@ class Plan:
     joined: dict[str, list[tuple[str, int, int]]] = field(default_factory=dict)
     names: dict[str, list[str]] = field(default_factory=dict)     # fields holding node names
     name_sides: list[tuple[int, int]] = field(default_factory=list)   # (tie, side) of node names
+    # (type, field, {constant: types}): facts holding the constant there are tied to every
+    # fact of the types whose facts make a conclusion holding it (a rule joins the two)
+    constant_ties: list[tuple[str, str, dict]] = field(default_factory=list)
     unsplittable: list[str] = field(default_factory=list)
 
 
@@ -106,6 +112,7 @@ def _plan(rulebook: Rulebook, computed: dict) -> Plan:
     # not copied from any fact (constants, templates, what Python computes)
     copies: dict[tuple, set] = {}
     made_up: set[tuple] = set()
+    constants: dict[tuple, dict] = {}     # (type, field) -> constant -> the types that make it
     derived_types: set[str] = set()
     for where, patterns, _, conclusion in rules:
         if conclusion is None:
@@ -121,6 +128,11 @@ def _plan(rulebook: Rulebook, computed: dict) -> Plan:
             source = _reference(value)
             if source and source[0] in types:
                 copies.setdefault((fact_type, key), set()).add((types[source[0]], source[1]))
+            elif _constant(value) and patterns and not patterns[0].negated:
+                # a constant (service: keystone): facts of the inference's first pattern
+                # are what make it, wherever they are
+                constants.setdefault((fact_type, key), {}).setdefault(
+                    _value_key(value), set()).add(patterns[0].fact_type)
             else:
                 made_up.add((fact_type, key))
     asked: list[tuple] = []           # (where, patterns, question)
@@ -143,7 +155,7 @@ def _plan(rulebook: Rulebook, computed: dict) -> Plan:
         fact_type, name = attribute
         if fact_type not in derived_types:
             return True
-        if attribute in made_up:
+        if attribute in made_up or attribute in constants:
             return False
         if fact_type in computed_keys and name not in computed_keys[fact_type]:
             return False      # what the network model computes
@@ -196,9 +208,11 @@ def _plan(rulebook: Rulebook, computed: dict) -> Plan:
 
     # --- the joins: the patterns of each rule tied by equalities on evidence values ------
     edges: list[tuple] = []        # (attribute, attribute, "join" or "copy")
+    constant_ties: list[tuple] = []   # (evidence attribute, {constant: types that make it})
     for where, patterns, _, _ in rules:
         for group in [patterns] + [q.before for w, p, q in asked if p is patterns]:
-            problem = _tie(group, traced, node_valued, edges)
+            problem = _tie(group, traced, node_valued, edges, lambda a: _by_constant(
+                a, constants, copies, traced, derived_types), constant_ties)
             if problem:
                 unsplittable.append(f"{where}: {problem}")
     edges += [(attribute, source, "copy") for attribute, sources in copies.items() for source in sources]
@@ -246,10 +260,43 @@ def _plan(rulebook: Rulebook, computed: dict) -> Plan:
                 joined.setdefault(attribute[0], []).append((attribute[1], number, side))
     for fields in list(joined.values()) + list(node_fields.values()):
         fields.sort()
-    return Plan(joined, node_fields, name_sides, sorted(set(unsplittable)))
+    def evidence_of(attribute, seen=()):
+        """The evidence fields a traced field's values are copied from."""
+        if attribute[0] not in derived_types:
+            return {attribute}
+        if attribute in seen:
+            return set()
+        return {found for source in copies.get(attribute, ())
+                for found in evidence_of(source, seen + (attribute,))}
+
+    ties: list[tuple] = []
+    for attribute, made in constant_ties:
+        for found in sorted(evidence_of(attribute)):
+            if (found[0], found[1], made) not in ties:
+                ties.append((found[0], found[1], made))
+    return Plan(joined, node_fields, name_sides, ties, sorted(set(unsplittable)))
 
 
-def _tie(patterns: list[Pattern], traced, node_valued, edges: list) -> str | None:
+def _constant(value) -> bool:
+    """A conclusion's value written as a constant (no $reference, no {template})."""
+    return isinstance(value, (int, float, bool)) or (
+        isinstance(value, str) and not value.startswith("$") and "{" not in value)
+
+
+def _by_constant(attribute, constants, copies, traced, derived_types):
+    """{constant: making types} when every value of a derived attribute is a constant
+    some conclusion writes or a copy of evidence (None otherwise)."""
+    if attribute[0] not in derived_types or attribute not in constants:
+        return None
+    if not all(traced(source) for source in copies.get(attribute, ())):
+        return None
+    if any(t in derived_types for made in constants[attribute].values() for t in made):
+        return None          # made from conclusions: their makers would have to be followed
+    return constants[attribute]
+
+
+def _tie(patterns: list[Pattern], traced, node_valued, edges: list, by_constant=None,
+         constant_ties=None) -> str | None:
     """Ties the patterns together by as few equalities on evidence values as will do,
     those between node names first (a join on interface names alone would make every lab
     with the same interface names one part); says which patterns are left loose."""
@@ -264,11 +311,19 @@ def _tie(patterns: list[Pattern], traced, node_valued, edges: list) -> str | Non
             mine, theirs = (pattern.fact_type, fld), (by_name[value[0]].fact_type, value[1])
             if traced(mine) and traced(theirs):
                 on_names = node_valued(mine) and node_valued(theirs)
-                candidates.append((not on_names, pattern.name, value[0], mine, theirs))
+                candidates.append((0 if on_names else 1, pattern.name, value[0], mine, theirs))
+            elif by_constant is not None:
+                # a constant a conclusion writes, compared with an evidence field: last resort
+                for made_side, other in ((mine, theirs), (theirs, mine)):
+                    if by_constant(made_side) is not None and traced(other):
+                        candidates.append((2, pattern.name, value[0], made_side, other))
+                        break
     group = {p.name: {p.name} for p in patterns}
-    for _, a, b, mine, theirs in sorted(candidates, key=lambda c: c[0]):
+    for rank, a, b, mine, theirs in sorted(candidates, key=lambda c: c[0]):
         if group[a] is group[b]:
             continue
+        if rank == 2:       # the constants tie here; copied values through the edge
+            constant_ties.append((theirs, by_constant(mine)))
         edges.append((mine, theirs, "join"))
         merged = group[a] | group[b]
         for name in merged:
@@ -338,6 +393,17 @@ def parts(facts: list[dict], layout: Plan) -> list[list[int]]:
     for one, other, either in holders.values():
         if either or (one and other):
             tie(either + one + other)
+    if layout.constant_ties:
+        of_type: dict[str, list[int]] = {}
+        for index, fact in enumerate(facts):
+            of_type.setdefault(fact["type"], []).append(index)
+        for fact_type, name, made in layout.constant_ties:
+            for constant, makers in made.items():
+                holding = [i for i in of_type.get(fact_type, ()) if name in facts[i]
+                           and _value_key(facts[i][name]) == constant]
+                making = [i for t in sorted(makers) for i in of_type.get(t, ())]
+                if holding and making:
+                    tie(holding + making)
     grouped: dict[int, list[int]] = {}
     for index in range(len(facts)):
         grouped.setdefault(find(index), []).append(index)

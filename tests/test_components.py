@@ -149,3 +149,48 @@ def test_facts_holding_lists_or_mappings_where_names_go_are_still_parted():
              {"type": "owns_address", "node": "c", "address": "192.0.2.1", "fact_id": 2},
              {"type": "default_route", "node": None, "via": "192.0.2.1", "fact_id": 3}]
     assert components.parts(facts, layout) == [[0, 1], [2, 3]]
+
+
+def split_and_whole_with(evidence, rulebook, monkeypatch):
+    monkeypatch.setattr(kb.diagnose, "SESSION_FACTS", 0)
+    split = diagnose(evidence, rulebook)
+    with monkeypatch.context() as whole_mode:
+        whole_mode.setattr(kb.diagnose, "SESSION_FACTS", 10 ** 9)
+        whole_mode.setattr(components, "parts", lambda facts, layout: [list(range(len(facts)))])
+        whole_mode.setattr(components.Reach, "types", lambda self, present: frozenset(present))
+        whole = diagnose(evidence, rulebook)
+    return outcome(split), outcome(whole)
+
+
+def test_a_rule_joining_on_a_constant_a_conclusion_writes_sees_every_node(tmp_path, monkeypatch):
+    """A conclusion that writes a constant (service: keystone) joined with evidence held
+    anywhere ("no node runs keystone") ties the facts that make it to every fact holding
+    that constant, though they share no node or address."""
+    from kb.rulebook import load_rulebook
+
+    (tmp_path / "infer.yaml").write_text(
+        "infer:\n"
+        "  - name: a node whose nova-compute stopped wants keystone\n"
+        "    when:\n"
+        "      stopped: {type: service_state, service: nova-compute, running: false}\n"
+        "    conclude: {type: wants_service, node: $stopped.node, service: keystone}\n"
+        "    because: \"{stopped.node} stopped nova-compute\"\n")
+    (tmp_path / "cause.yaml").write_text(
+        "cause: nothing-runs-it\n"
+        "title: \"nothing runs {want.service} for {want.node}\"\n"
+        "node: \"{want.node}\"\n"
+        "when:\n"
+        "  want: {type: wants_service}\n"
+        "  no running: {type: service_state, service: $want.service, running: true}\n"
+        "explanation: \"no node runs {want.service}\"\n"
+        "fix: [\"start {want.service}\"]\n"
+        "hints: [\"Which node runs {want.service}?\", \"Look at every node.\", \"Start {want.service}.\"]\n")
+    rulebook = load_rulebook([str(tmp_path)])
+    layout = components.plan(rulebook, COMPUTED)
+    assert layout.unsplittable == [] and layout.constant_ties
+    stopped = "root@cmp1:~# service nova-compute status\nnova-compute stop/waiting\n"
+    running = "root@ctl9:~# service keystone status\nkeystone start/running, process 1234\n"
+    split, whole = split_and_whole_with(read_transcript(stopped + running, "x.txt"), rulebook, monkeypatch)
+    assert split == whole and split["findings"] == []
+    split, whole = split_and_whole_with(read_transcript(stopped, "x.txt"), rulebook, monkeypatch)
+    assert split == whole and [f["title"] for f in split["findings"]] == ["nothing runs keystone for cmp1"]
