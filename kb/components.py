@@ -84,6 +84,10 @@ def _rules(rulebook: Rulebook):
     for cause in rulebook.causes:
         for number, case in enumerate(cause.cases):
             yield f"{cause.path}: case {number + 1}", case.patterns, case.texts.get("node"), None
+            # observations that overrule the case join its facts and share its finding
+            for item in getattr(case, "unless", ()):
+                yield (f"{cause.path}: case {number + 1}, unless", case.patterns + item,
+                       case.texts.get("node"), None)
 
 
 def _reference(value):

@@ -287,11 +287,21 @@ class _Reasoning:
 _WHERE_FROM = {"fact_id", "prov", "derived_from"}
 
 
+def _rule_patterns(rulebook: Rulebook) -> list[list]:
+    """The patterns of every rule the rulebook compiles to (a case's ``unless:`` items,
+    where the rulebook has them, after the case's own)."""
+    rules = [inference.patterns for inference in rulebook.inferences]
+    for cause in rulebook.causes:
+        for case in cause.cases:
+            rules.append(case.patterns)
+            rules.extend(case.patterns + item for item in getattr(case, "unless", ()))
+    return rules
+
+
 def _tells_facts_apart(rulebook: Rulebook) -> bool:
     """Whether some rule reads a fact's identity (its fact_id), so that two facts alike
     in every other field are not the same to it."""
-    patterns = [p for inference in rulebook.inferences for p in inference.patterns]
-    patterns += [p for cause in rulebook.causes for case in cause.cases for p in case.patterns]
+    patterns = [p for rule in _rule_patterns(rulebook) for p in rule]
     return any(fld == "fact_id" or (isinstance(value, tuple) and value[1] == "fact_id")
                for p in patterns for fld, _, value in p.conditions)
 
@@ -303,9 +313,7 @@ def _fields_read(rulebook: Rulebook) -> dict[str, frozenset]:
     if cached is not None:
         return cached
     reads: dict[str, set] = {}
-    rules = [inference.patterns for inference in rulebook.inferences]
-    rules += [case.patterns for cause in rulebook.causes for case in cause.cases]
-    for patterns in rules:
+    for patterns in _rule_patterns(rulebook):
         types = {p.name: p.fact_type for p in patterns}
         for pattern in patterns:
             reads.setdefault(pattern.fact_type, {"type", "fact_id"})
