@@ -221,7 +221,8 @@ def run_diagnose(args) -> int:
         evidence = _evidence(args)
     except _Unusable as error:
         return _fail(str(error))
-    diagnosis = diagnose(evidence, rulebook=rulebook)
+    # a one-shot run keeps no other use of the evidence: its facts become the diagnosis' own
+    diagnosis = diagnose(evidence, rulebook=rulebook, handed_over=True)
     report = render(diagnosis, args.format)
     if args.out:
         try:

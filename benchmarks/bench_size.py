@@ -14,9 +14,12 @@ Two stages are measured, in one process: reading (collectors/ and grammar/: file
 facts) and diagnosing (kb/: facts to findings; its line counts both stages). The
 baseline, in the same run, is the 1 MB size: larger sizes are reported as ratios of
 time and memory per MB against it (1.0x is linear). The aim: at most 10 s and 100 MB
-per 10 MB of evidence. Last, 10 MB of sites that all keep the lab's addresses: every
-join on an address is then quadratic, and the engine's fact cap bounds the diagnosis,
-which says what it left out.
+per 10 MB of evidence. Each site is a part of the evidence no rule joins across
+(kb/components.py), so the engine holds a few sites at a time and every site is judged.
+Then one node's transcript pasted again and again to 10 MB (each listing sets the one
+before aside, and repeated facts go into the engine once). Last, 10 MB of sites that all keep the lab's addresses: they are then one part (every
+site's gateway holds every site's next hop), every join on an address is quadratic,
+and the engine's fact cap bounds the diagnosis, which says what it left out.
 
     python -m benchmarks.bench_size        (or make bench)
 """
@@ -42,6 +45,8 @@ SAME_ADDRESSES_MB = 10
 
 LAB = ROOT / "tests" / "fixtures" / "labs" / "other-snat-wrong-interface"
 LOG = ROOT / "rules" / "examples" / "seed-cinder-api.log"
+NODE_TRANSCRIPT = LAB / "net01.txt"
+REPEATED_MB = 10
 
 
 _IPV4 = re.compile(r"(?<![\d.])(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?!\d)")
@@ -71,6 +76,15 @@ def renumber(text: str, site: int, publics: list[tuple[str, str]]) -> str:
         return f"{11 + index // 256 % 89}.{index % 256}.{c}.{d}"
 
     return _IPV4.sub(moved, text)
+
+
+def build_repeated(folder: Path, megabytes: float) -> int:
+    """One node's transcript (the lab's network node) pasted over and over to
+    ``megabytes``: the same listings again and again on one node."""
+    text = NODE_TRANSCRIPT.read_text()
+    path = folder / "transcript.txt"
+    path.write_text(text * max(1, int(megabytes * 1_000_000 / len(text.encode()))))
+    return path.stat().st_size
 
 
 def build_folder(folder: Path, megabytes: float, same_addresses: bool = False) -> int:
@@ -112,7 +126,7 @@ def _measure(folder: str) -> None:
     read_s = time.perf_counter() - started
     read_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base_mb
     started = time.perf_counter()
-    diagnosis = diagnose(evidence)
+    diagnosis = diagnose(evidence, handed_over=True)      # as `app.py diagnose` does
     print(json.dumps({
         "read_s": read_s, "read_mb": read_mb, "facts": len(evidence.facts),
         "unparsed": len(evidence.unparsed), "diagnose_s": time.perf_counter() - started,
@@ -125,9 +139,10 @@ def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (ceiling, ceiling))
 
 
-def run_size(megabytes: float, same_addresses: bool = False) -> dict:
+def run_size(megabytes: float, same_addresses: bool = False, repeated: bool = False) -> dict:
     with tempfile.TemporaryDirectory() as folder:
-        size = build_folder(Path(folder), megabytes, same_addresses)
+        size = (build_repeated(Path(folder), megabytes) if repeated
+                else build_folder(Path(folder), megabytes, same_addresses))
         try:
             done = subprocess.run([sys.executable, "-m", "benchmarks.bench_size", "--measure",
                                    folder], cwd=ROOT, capture_output=True, text=True,
@@ -177,6 +192,15 @@ def main() -> None:
         for note in result["left_out"]:
             print(f"         left out: {note}")
         previous = (result["read_s"] + result["diagnose_s"], result["bytes"] / 1e6)
+    # one node's transcript pasted again and again: each listing sets the one before
+    # aside, and repeated facts go into the engine once
+    result = run_size(REPEATED_MB, repeated=True)
+    if "error" in result:
+        print(f"  {REPEATED_MB:>3} MB, one transcript repeated: failed: {result['error']}")
+    else:
+        print(f"  {REPEATED_MB:>3} MB, one transcript repeated: read {result['read_s']:.1f} s, "
+              f"diagnosed {result['diagnose_s']:.1f} s more, {result['diagnose_mb']:.0f} MB more at "
+              f"peak, {result['findings']} findings, left out: {'; '.join(result['left_out']) or 'nothing'}")
     # thousands of nodes claiming the same addresses: every join on an address is
     # quadratic, so the engine's fact cap is what bounds it (and the report says so)
     result = run_size(SAME_ADDRESSES_MB, same_addresses=True)

@@ -2,9 +2,14 @@
 the steps of reasoning that led to it.
 
     facts (grammar/) -> drop the stale ones (kb/timeline) -> neutral facts
-    (kb/derivations) -> one engine session over the rulebook (kb/rulebook,
-    kb/rulecompile, kb/engine), which asks kb/queries for the computed facts its
-    patterns reach -> findings
+    (kb/derivations) -> parts no rule joins across (kb/components) -> an engine
+    session over the rulebook per part (kb/rulebook, kb/rulecompile, kb/engine),
+    which asks kb/queries for the computed facts its patterns reach -> findings
+
+A thousand labs in one folder are a thousand parts, reasoned about one after another
+(a few small ones per session), so the engine never holds more than a part: time and
+memory grow with the evidence, not with its square, and the fact limit is met only by
+a part too big by itself.
 
 The intermediate conclusions (the gateway of a node, node roles ...) are drawn by the
 inference rules of rules/inferences/ in the same session, so a finding's reasoning
@@ -16,7 +21,8 @@ import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kb import derivations, timeline
+from kb import components, derivations, timeline
+from kb import engine as kb_engine
 from kb.engine import ActionError, EngineLimit
 from kb.facts import FactTable, engine_view
 from kb.queries import COMPUTED, Answerer
@@ -75,76 +81,256 @@ def default_rulebook() -> Rulebook:
     return cached_rulebook((str(RULES_DIR),))
 
 
-def current_facts(evidence) -> tuple[FactTable, dict[int, dict]]:
+def current_facts(evidence, handed_over: bool = False) -> tuple[FactTable, dict[int, dict]]:
     """The facts that still hold (later evidence wins) and the neutral facts derived
-    from them, with the stale ones by index into ``evidence.facts``."""
+    from them, with the stale ones by index into ``evidence.facts``. Each fact is
+    copied (the table numbers its facts) unless the evidence is ``handed_over``."""
     stale = timeline.stale_facts(evidence.facts, getattr(evidence, "source_order", ()))
     table = FactTable()
     for index, fact in enumerate(evidence.facts):
         if index not in stale and fact["type"] != "state_change":
-            table.add(dict(fact))
+            table.add(fact if handed_over else dict(fact))
     derivations.derive_all(table)
     return table, stale
 
 
-def diagnose(evidence, rulebook: Rulebook | None = None) -> Diagnosis:
-    """``evidence`` is a grammar.transcript.Evidence (facts + unparsed)."""
+def diagnose(evidence, rulebook: Rulebook | None = None, handed_over: bool = False) -> Diagnosis:
+    """``evidence`` is a grammar.transcript.Evidence (facts + unparsed). A caller that
+    diagnoses it once and keeps no other use of its facts (a one-shot run over a
+    folder) hands it over: its facts become the diagnosis' own, numbered in place
+    instead of copied, which halves the memory the diagnosis adds to the evidence."""
     rulebook = rulebook or default_rulebook()
-    table, stale = current_facts(evidence)
-    order = getattr(evidence, "source_order", ())
-    state, left_out = _reason(table, rulebook, by_node=False, source_order=order)
-    if left_out:
+    table, stale = current_facts(evidence, handed_over)
+    reasoning = _Reasoning(table, rulebook, getattr(evidence, "source_order", ()))
+    left_out = reasoning.run()
+    return Diagnosis(reasoning.findings(), list(evidence.unparsed), evidence.parsed_count,
+                     _superseded(evidence.facts, stale), table,
+                     reasoning.answerer.notes() + left_out)
+
+
+# Facts per engine session: parts of the evidence (kb/components.py) go into one session
+# together up to this many, so that a folder of small labs does not pay a session per
+# node, and the engine never holds more than a part or a few at once (it costs about
+# 10 KB per fact).
+SESSION_FACTS = 1000
+
+
+class _Reasoning:
+    """The rulebook over the table, part after part of the evidence (kb/components.py):
+    facts of two parts never meet in a rule, so each part goes into an engine session
+    of its own, and its findings are those one session over everything would give."""
+
+    def __init__(self, table: FactTable, rulebook: Rulebook, source_order=()):
+        self.table, self.rulebook = table, rulebook
+        self.position = {source: number for number, source in enumerate(source_order)}
+        self.answerer = Answerer(table)
+        self.engine = compiled(rulebook, _on_cause, _on_inference, _on_query, COMPUTED, _on_overrule)
+        self.reads = _fields_read(rulebook)
+        self.states: list[_SessionState] = []
+        # the same output shown again (a transcript pasted twice, a log's line repeated)
+        # gives facts no rule can tell apart: the first stands for the others
+        self.compact = not _tells_facts_apart(rulebook)
+        self.repeats: dict[int, list[int]] = {}  # fact_id -> the facts that say the same
+
+    def _without_repeats(self, part: list[dict]) -> list[dict]:
+        """The part without facts that repeat an earlier one in every field but where
+        they were printed (or, derived, which lines they came from): each would fire
+        every rule its first fires and say the same in every template, over again (a
+        transcript repeated a hundred times is a hundred-fold join, not more evidence)."""
+        first: dict[tuple, dict] = {}
+        kept = []
+        for fact in part:
+            key = tuple(sorted((name, repr(value)) for name, value in fact.items()
+                               if name not in _WHERE_FROM))
+            earlier = first.get(key)
+            if earlier is None:
+                first[key] = fact
+                kept.append(fact)
+            else:
+                self.repeats.setdefault(earlier["fact_id"], []).append(fact["fact_id"])
+        return kept
+
+    def run(self) -> list[str]:
+        """Reasons over every part; what a limit left out, in words."""
+        facts = [f for f in self.table.facts if f["type"] in self.reads]
+        layout = components.plan(self.rulebook, COMPUTED)
+        groups = [list(range(len(facts)))] if layout.unsplittable else components.parts(facts, layout)
+        left_out: list[str] = []
+        batch: list[list[dict]] = []
+        size = 0
+        reach = components.reach(self.rulebook, COMPUTED)
+        for group in groups:
+            part = [facts[i] for i in group]
+            if self.compact:
+                part = self._without_repeats(part)
+            worth = reach.types({fact["type"] for fact in part})
+            part = [fact for fact in part if fact["type"] in worth]
+            if not part:
+                continue
+            if batch and size + len(part) > SESSION_FACTS:
+                self._batch(batch, len(groups), left_out)
+                batch, size = [], 0
+            batch.append(part)
+            size += len(part)
+        if batch:
+            self._batch(batch, len(groups), left_out)
+        return left_out
+
+    def _batch(self, batch: list[list[dict]], parts: int, left_out: list[str]) -> None:
+        """One session over some parts; at a limit, each part alone, and a part over the
+        limit by itself once more, node after node."""
+        facts = [fact for part in batch for fact in part]
+        if len(batch) > 1:
+            facts.sort(key=lambda f: f["fact_id"])
+        # more facts than a session takes can only meet the limit: straight to node order
+        if len(facts) <= kb_engine.MAX_FACTS:
+            mark = self._checkpoint()
+            state, limit, _ = self._session(facts)
+            if limit is None:
+                self.states.append(state)
+                return
+            self._rollback(mark)
+        if len(batch) > 1:
+            for part in batch:
+                self._batch([part], parts, left_out)
+            return
         # Facts go in by kind (every route, then every address ...), so a limit reached
         # in evidence of thousands of nodes leaves no join complete and no finding. Again,
         # node after node in the order the evidence shows them: the nodes before the
-        # limit are judged whole. The first attempt's facts go before the second's come.
-        state = table = None
-        table, stale = current_facts(evidence)
-        state, left_out = _reason(table, rulebook, by_node=True, source_order=order)
-    findings = state.findings()
-    return Diagnosis(findings, list(evidence.unparsed), evidence.parsed_count,
-                     _superseded(evidence.facts, stale), table, state.answerer.notes() + left_out)
-
-
-def _reason(table: FactTable, rulebook: Rulebook, by_node: bool, source_order=()):
-    """One engine session over the table; the session's state and what a limit left out."""
-    state = _SessionState(table, rulebook, source_order)
-    engine = compiled(rulebook, _on_cause, _on_inference, _on_query, COMPUTED, _on_overrule)
-    wanted = rulebook.fact_types()
-    facts = [f for f in table.facts if f["type"] in wanted]
-    if by_node:
+        # limit are judged whole.
         first_seen: dict = {}
         for fact in facts:
             first_seen.setdefault(repr(fact.get("node")), len(first_seen))
         facts.sort(key=lambda f: first_seen[repr(f.get("node"))])
-    left_out: list[str] = []
-    fed = 0
+        state, limit, fed = self._session(facts)
+        self.states.append(state)
+        if limit is None:
+            return
+        nodes = len(first_seen)
+        # the node whose fact met the limit is only partly in
+        whole = len({repr(f.get("node")) for f in facts[:fed]}) - 1 if fed < len(facts) else nodes
+        part = (f" in a part of the evidence that {nodes} nodes share (their facts can meet in a "
+                f"rule)" if parts > 1 else "")
+        left_out.append(f"the reasoning stopped at a limit ({limit}); the findings are those "
+                        f"reached before it{part}, node after node in the order of the evidence "
+                        f"(the first {whole} of {nodes} nodes with facts the rules read went in "
+                        f"whole), and causes that rest on something being absent were not judged")
 
-    def feed():
-        nonlocal fed
-        for fed, fact in enumerate(facts, 1):
-            yield engine_view(fact)
+    def _session(self, facts: list[dict]):
+        """One engine session over the facts: its state, the limit it met (or None) and
+        how many facts went in."""
+        state = _SessionState(self.table, self.rulebook, self.answerer, self.reads, self.position)
+        fed = 0
 
-    with engine.session() as session:
-        session.diagnosis = state
-        try:
-            session.assert_facts(feed())
-            session.complete()
-        except (EngineLimit, ActionError) as error:
-            limits = [e for e in getattr(error, "errors", [error]) if isinstance(e, EngineLimit)]
-            if not limits:
-                raise
-            order = ""
-            if by_node:
-                nodes = len({repr(f.get("node")) for f in facts})
-                # the node whose fact met the limit is only partly in
-                whole = len({repr(f.get("node")) for f in facts[:fed]}) - 1 if fed < len(facts) else nodes
-                order = (f", node after node in the order of the evidence (the first {whole} of "
-                         f"{nodes} nodes with facts the rules read went in whole),")
-            left_out.append(f"the reasoning stopped at a limit ({limits[0]}); the findings are "
-                            f"those reached before it{order} and causes that rest on something "
-                            f"being absent were not judged")
-    return state, left_out
+        def feed():
+            nonlocal fed
+            for fed, fact in enumerate(facts, 1):
+                yield state.engine_fact(fact)
+
+        with self.engine.session() as session:
+            session.diagnosis = state
+            try:
+                session.assert_facts(feed())
+                session.complete()
+            except (EngineLimit, ActionError) as error:
+                limits = [e for e in getattr(error, "errors", [error]) if isinstance(e, EngineLimit)]
+                if not limits:
+                    raise
+                return state, limits[0], fed
+        return state, None, fed
+
+    def _checkpoint(self):
+        return len(self.table.facts), self.answerer.checkpoint()
+
+    def _rollback(self, mark) -> None:
+        """Forget what a session cut short by a limit derived, before it goes again."""
+        length, answers = mark
+        self.table.truncate(length)
+        self.answerer.restore(answers)
+
+    def _repeated(self, fact_ids) -> int:
+        """How many evidence lines, not shown, repeat those under these facts."""
+        if not self.repeats:
+            return 0
+        repeats, stack, seen = [], list(fact_ids), set()
+        while stack:
+            fact_id = stack.pop()
+            if fact_id in seen:
+                continue
+            seen.add(fact_id)
+            repeats += self.repeats.get(fact_id, ())
+            stack.extend(self.table[fact_id].get("derived_from", ()))
+        shown = self.table.evidence(fact_ids)
+        places, texts = {(p["source"], p["line"]) for p in shown}, {p["text"] for p in shown}
+        return sum(1 for p in self.table.evidence(repeats)
+                   if p["text"] in texts and (p["source"], p["line"]) not in places)
+
+    def findings(self) -> list[Finding]:
+        found: dict[tuple, Finding] = {}
+        alike: dict[tuple, set[int]] = {}
+        overruling = _SessionState(self.table, self.rulebook, self.answerer, self.reads, self.position)
+        for state in self.states:
+            found.update(state._findings)
+            alike.update(state.alike)
+            overruling.overrules.update(state.overrules)
+        order = {cause.cause: i for i, cause in enumerate(self.rulebook.causes)}
+        for finding in found.values():
+            finding.evidence = self.table.evidence(finding.fact_ids)
+            overruling._overrule(finding)
+            finding.reasoning = self.table.reasoning(finding.fact_ids)
+            others = alike.get((finding.cause, finding.node, finding.service))
+            if others:
+                finding.reasoning.append(f"the same holds for {len(others)} more alike, whose "
+                                         f"evidence is not shown")
+            repeated = self._repeated(finding.fact_ids)
+            if repeated:
+                finding.reasoning.append(f"{repeated} more evidence lines repeat lines shown here "
+                                         f"(the same output again; shown once)")
+        return sorted(found.values(), key=lambda f: (f.status != "established", order.get(f.cause, 0),
+                                                     str(f.node), str(f.service)))
+
+
+# what tells repeated output apart: where it was printed, which facts it came from
+_WHERE_FROM = {"fact_id", "prov", "derived_from"}
+
+
+def _rule_patterns(rulebook: Rulebook) -> list[list]:
+    """The patterns of every rule the rulebook compiles to (a case's ``unless:`` items,
+    where the rulebook has them, after the case's own)."""
+    rules = [inference.patterns for inference in rulebook.inferences]
+    for cause in rulebook.causes:
+        for case in cause.cases:
+            rules.append(case.patterns)
+            rules.extend(case.patterns + item for item in getattr(case, "unless", ()))
+    return rules
+
+
+def _tells_facts_apart(rulebook: Rulebook) -> bool:
+    """Whether some rule reads a fact's identity (its fact_id), so that two facts alike
+    in every other field are not the same to it."""
+    patterns = [p for rule in _rule_patterns(rulebook) for p in rule]
+    return any(fld == "fact_id" or (isinstance(value, tuple) and value[1] == "fact_id")
+               for p in patterns for fld, _, value in p.conditions)
+
+
+def _fields_read(rulebook: Rulebook) -> dict[str, frozenset]:
+    """Per fact type some rule asks about, the fields its patterns read: all the engine
+    needs to hold of a fact (the rest stays in the table, reached by fact_id)."""
+    cached = getattr(rulebook, "_fields_read", None)
+    if cached is not None:
+        return cached
+    reads: dict[str, set] = {}
+    for patterns in _rule_patterns(rulebook):
+        types = {p.name: p.fact_type for p in patterns}
+        for pattern in patterns:
+            reads.setdefault(pattern.fact_type, {"type", "fact_id"})
+            for fld, _, value in pattern.conditions:
+                reads[pattern.fact_type].add(fld)
+                if isinstance(value, tuple) and value[0] in types:   # $name.field: read there
+                    reads.setdefault(types[value[0]], {"type", "fact_id"}).add(value[1])
+    result = {fact_type: frozenset(fields) for fact_type, fields in reads.items()}
+    rulebook._fields_read = result
+    return result
 
 
 def _superseded(facts: list[dict], stale: dict[int, dict]) -> list[dict]:
@@ -164,7 +350,7 @@ def _on_query(session, question: Question, c) -> None:
     state: _SessionState = session.diagnosis
     bound = state.bindings(question.before, c)
     for fact in state.answerer.answer(question.fact_type, question.values(bound)):
-        session.derive(c, engine_view(fact))
+        session.derive(c, state.engine_fact(fact))
 
 
 def _on_inference(session, inference: Inference, c) -> None:
@@ -182,8 +368,8 @@ def _on_inference(session, inference: Inference, c) -> None:
     fact = state.table.derive(inference.conclude["type"], node, bound.values(),
                               render(inference.because, bound), **fields)
     state.concluded[key] = fact
-    if fact["type"] in state.wanted:     # the engine refuses facts no rule asks about
-        session.derive(c, engine_view(fact))
+    if fact["type"] in state.reads:     # the engine refuses facts no rule asks about
+        session.derive(c, state.engine_fact(fact))
 
 
 def _on_overrule(session, cause: Cause, case: Case, patterns, c) -> None:
@@ -245,13 +431,16 @@ def _on_cause(session, cause: Cause, case: Case, c) -> None:
 
 
 class _SessionState:
-    def __init__(self, table: FactTable, rulebook: Rulebook, source_order=()):
+    """What one engine session concluded and found (kb/diagnose._Reasoning merges them)."""
+
+    def __init__(self, table: FactTable, rulebook: Rulebook, answerer: Answerer,
+                 reads: dict[str, frozenset], position: dict | None = None):
         self.table = table
-        self.position = {source: number for number, source in enumerate(source_order)}
+        self.position = position or {}
         self.overrules: dict[tuple, list[list[int]]] = {}
         self.rulebook = rulebook
-        self.answerer = Answerer(table)
-        self.wanted = rulebook.fact_types()
+        self.answerer = answerer
+        self.reads = reads
         self.concluded: dict[tuple, dict] = {}
         self._findings: dict[tuple, Finding] = {}
         self.firings: dict[tuple, list[int]] = {}
@@ -304,6 +493,12 @@ class _SessionState:
         return (f"'{prov['command']}' on {prov['node']} ({prov['source']}:{prov['line']})"
                 + (f" printed '{detail}'" if detail else f": {' '.join(str(prov['text']).split())}"))
 
+    def engine_fact(self, fact: dict) -> dict:
+        """What the engine holds of a fact: the fields some rule reads (it costs the
+        engine memory per field), with the fact_id that leads back to the table."""
+        fields = self.reads[fact["type"]]
+        return engine_view({key: value for key, value in fact.items() if key in fields})
+
     def bindings(self, patterns, c) -> dict[str, dict]:
         return {p.name: self.table[getattr(c, p.name).fact_id] for p in patterns if not p.negated}
 
@@ -314,20 +509,6 @@ class _SessionState:
         if isinstance(value, str):
             return render(value, bound)
         return value
-
-    def findings(self) -> list[Finding]:
-        order = {cause.cause: i for i, cause in enumerate(self.rulebook.causes)}
-        found = list(self._findings.values())
-        for finding in found:
-            finding.evidence = self.table.evidence(finding.fact_ids)
-            self._overrule(finding)
-            finding.reasoning = self.table.reasoning(finding.fact_ids)
-            alike = self.alike.get((finding.cause, finding.node, finding.service))
-            if alike:
-                finding.reasoning.append(f"the same holds for {len(alike)} more alike, whose "
-                                         f"evidence is not shown")
-        return sorted(found, key=lambda f: (f.status != "established", order.get(f.cause, 0),
-                                            str(f.node), str(f.service)))
 
 
 # --- templates ---------------------------------------------------------------------------

@@ -41,7 +41,11 @@ from typing import Callable
 from durable import engine as _durable
 
 MAX_SESSIONS = 1000
-MAX_FACTS = 60000
+# Each fact costs durable-rules about 8.5 KB, whatever its size. The evidence goes in by
+# parts no rule joins across (kb/components.py), the largest a lab of a few hundred
+# nodes (~1,200 facts for 200 nodes); a part beyond this is evidence of thousands of
+# nodes claiming each other's addresses, and the limit keeps it to ~170 MB.
+MAX_FACTS = 20000
 OPEN_MARKER = "_session_open"
 COMPLETE_MARKER = "evidence_complete"
 
@@ -166,7 +170,7 @@ class Session:
         if digest in self._seen:
             return
         if self._count >= MAX_FACTS:
-            raise EngineLimit(f"more than {MAX_FACTS} facts in one diagnosis: durable-rules "
+            raise EngineLimit(f"more than {MAX_FACTS} facts in one engine session: durable-rules "
                               "loses activations on joins this large")
         self._seen.add(digest)
         self._count += 1
@@ -179,7 +183,7 @@ class Session:
         if digest in self._seen:
             return False
         if self._count >= MAX_FACTS:
-            raise EngineLimit(f"more than {MAX_FACTS} facts in one diagnosis")
+            raise EngineLimit(f"more than {MAX_FACTS} facts in one engine session")
         self._seen.add(digest)
         self._count += 1
         _assert_distinct(c.assert_fact, self.engine.prepare(dict(fact)))

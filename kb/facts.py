@@ -35,6 +35,14 @@ class FactTable:
                 "because": because}
         return self.add(fact)
 
+    def truncate(self, length: int) -> None:
+        """Forget the facts added after the first ``length`` (what a diagnosis cut short
+        by a limit derived, before it goes again)."""
+        for fact in reversed(self.facts[length:]):     # each index ends with them, in order
+            self._by_type[fact["type"]].pop()
+            self._by_type_node[fact["type"], _hashable(fact.get("node"))].pop()
+        del self.facts[length:]
+
     def of(self, fact_type: str, node=...) -> list[dict]:
         found = self._by_type.get(fact_type, [])
         if node is ...:

@@ -86,8 +86,9 @@ STAND_IN_OUTSIDE = "192.0.2.200"
 # Walks per network node for floating IPs no capture mentions: a node with 5,000 of them
 # must not cost 10,000 walks per diagnosis. What is left out is said (Answerer.left_out).
 WALKS_PER_NODE = 2
-# Answers per diagnosis: each is a fact in the engine, which is reliable only so far
-# (kb/engine.MAX_FACTS). Questions beyond are not answered, and the report says so.
+# Answers per diagnosis: each is a fact in an engine session (reliable only so far,
+# kb/engine.MAX_FACTS) and a route lookup or a walk. Questions beyond are not answered,
+# and the report says so.
 MAX_ANSWERS = 40000
 _PORTS = {"tcp": 22, "udp": 53}
 
@@ -138,6 +139,17 @@ class Answerer:
             method = getattr(self, "_" + fact_type)
             self._memo[memo_key] = [f for f in method(**keys) if f is not None]
         return self._memo[memo_key]
+
+    def checkpoint(self):
+        """What has been answered so far, for ``restore``."""
+        return (len(self._memo), {node: set(done) for node, done in self._walked.items()},
+                {node: set(done) for node, done in self.left_out.items()}, dict(self.unanswered))
+
+    def restore(self, checkpoint) -> None:
+        """Forget the answers given since the checkpoint (their facts are forgotten too)."""
+        answered, self._walked, self.left_out, self.unanswered = checkpoint
+        for key in list(self._memo)[answered:]:
+            del self._memo[key]
 
     # -- routing ------------------------------------------------------------------------
     def _route_choice(self, node, destination):

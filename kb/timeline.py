@@ -16,6 +16,7 @@ a change in one never makes the other stale.
     ip addr add, ifconfig X ADDR       -> earlier addresses, interfaces and routes
     sysctl -w K=V                      -> earlier value of K
     apt-get install P                  -> earlier package state of P
+    iptables -L / -S, iptables-save    -> an earlier listing of the same chain
 """
 from __future__ import annotations
 
@@ -28,22 +29,70 @@ _CHAIN_PREFIX_LENGTH = 16
 def stale_facts(facts: list[dict], source_order=()) -> dict[int, dict]:
     """fact index -> the state_change fact that made it stale. ``source_order`` lists
     sources in the order they were written, where that is known (a chat's messages)."""
-    changes = [(i, f) for i, f in enumerate(facts) if f["type"] == "state_change"]
-    stale: dict[int, dict] = {}
-    if not changes:
-        return stale
-    position = {source: number for number, source in enumerate(source_order)}
-    for index, fact in enumerate(facts):
+    # a change only makes its own node's evidence stale: a folder of a thousand nodes
+    # compares each fact with its node's changes, not with every change
+    changes: dict = {}
+    for fact in facts:
         if fact["type"] == "state_change":
+            changes.setdefault(_node_key(fact.get("node")), []).append(fact)
+    stale: dict[int, dict] = {}
+    position = {source: number for number, source in enumerate(source_order)}
+    if changes:
+        for index, fact in enumerate(facts):
+            if fact["type"] == "state_change":
+                continue
+            prov = fact.get("prov") or {}
+            for change in changes.get(_node_key(fact.get("node")), ()):
+                if _comes_after(change["prov"], prov, position) and _affects(change, fact):
+                    stale[index] = change
+                    break
+    _relisted(facts, position, stale)
+    return stale
+
+
+def _relisted(facts: list[dict], position: dict, stale: dict[int, dict]) -> None:
+    """A chain listed again (iptables -L, -S, iptables-save) is the chain as it is by
+    then: the earlier listing's header and rules of that chain are stale. (Each listing
+    prints a chain's header before its rules; a transcript that shows the nat table a
+    hundred times holds one nat table, not a hundred copies of every rule.)"""
+    latest: dict[tuple, dict] = {}       # (node, table, chain) -> source -> its last header
+    for fact in facts:
+        if fact["type"] == "iptables_chain":
+            prov = fact.get("prov") or {}
+            by_source = latest.setdefault(_chain_key(fact), {})
+            known = by_source.get(prov.get("source"))
+            if known is None or (prov.get("line") or 0) >= (known["prov"].get("line") or 0):
+                by_source[prov.get("source")] = fact
+    if not latest:
+        return
+    listings: dict[tuple, dict] = {}
+    for index, fact in enumerate(facts):
+        if index in stale or fact["type"] not in _LISTED:
             continue
         prov = fact.get("prov") or {}
-        for _, change in changes:
-            if (change.get("node") == fact.get("node")
-                    and _comes_after(change["prov"], prov, position)
-                    and _affects(change, fact)):
-                stale[index] = change
+        for header in latest.get(_chain_key(fact), {}).values():
+            if header is not fact and _comes_after(header["prov"], prov, position):
+                where = (_node_key(header.get("node")), header["prov"]["source"], header["prov"]["command"])
+                stale[index] = listings.setdefault(where, {
+                    "type": "state_change", "change": "listing", "target": header.get("table"),
+                    "node": header.get("node"), "prov": header["prov"]})
                 break
-    return stale
+
+
+_LISTED = {"iptables_rule", "iptables_chain"}
+
+
+def _chain_key(fact: dict) -> tuple:
+    return _node_key(fact.get("node")), _node_key(fact.get("table")), _node_key(fact.get("chain"))
+
+
+def _node_key(node):
+    """A node's name as a dict key (a malformed fact may hold a list there)."""
+    try:
+        hash(node)
+    except TypeError:
+        return repr(node)
+    return node
 
 
 def _comes_after(change: dict, prov: dict, position: dict) -> bool:

@@ -3,6 +3,7 @@ nova-network's nat table with 5,000 floating IPs (20,015 rules, the benchmark's 
 generator), the same node beside its gateway and ten compute nodes, and the captured
 lab grown to 200 nodes (benchmarks/gen_lab.py)."""
 import html
+from pathlib import Path
 
 from benchmarks import gen_lab, gen_nova_nat
 from grammar.transcript import read_transcript
@@ -104,3 +105,65 @@ def test_a_limit_reached_in_many_nodes_still_judges_the_nodes_before_it(monkeypa
     assert 0 < whole < nodes == 200      # 40 copies of 5 nodes
     nodes = [f.node for f in capped.findings if f.cause == "fip-snat-wrong-interface"]
     assert "net01-1" in nodes and len(nodes) < 40
+
+
+def test_evidence_handed_over_is_numbered_in_place_and_diagnosed_alike():
+    """A one-shot run hands its evidence over (no copy of every fact); any other caller
+    keeps its facts as they were (the chat diagnoses the same facts again and again)."""
+    kept = read_transcript(gen_lab.many_nodes(20), "lab.txt")
+    copied = diagnose(kept)
+    assert not any("fact_id" in fact for fact in kept.facts)
+    handed = read_transcript(gen_lab.many_nodes(20), "lab.txt")
+    owned = diagnose(handed, handed_over=True)
+    assert [f.as_json() for f in owned.findings] == [f.as_json() for f in copied.findings]
+    assert any(fact is handed.facts[0] for fact in owned.table.facts)
+
+
+SEED = Path(__file__).resolve().parent.parent / "rules" / "examples" / "seed-network-node.txt"
+
+
+def test_a_transcript_pasted_fifty_times_is_one_lab_not_fifty_copies_of_every_rule():
+    """The same nat table listed again is the table as it is by then: the earlier
+    listing is set aside (as after a change), so the walk meets each rule once and a
+    transcript repeated to megabytes costs what it costs once."""
+    once = diagnose(read_transcript(SEED.read_text(), "seed.txt"))
+    lines = SEED.read_text().count("\n")
+    repeated = diagnose(read_transcript(SEED.read_text() * 50, "seed.txt"))
+    assert [(f.cause, f.node, f.status, f.title, f.explanation) for f in repeated.findings] == \
+        [(f.cause, f.node, f.status, f.title, f.explanation) for f in once.findings]
+    # its evidence is the last copy's lines
+    assert {e["line"] > 49 * lines for f in repeated.findings for e in f.evidence
+            if e["command"].startswith("iptables")} == {True}
+    nat = [s for s in repeated.superseded if s["command"].startswith("iptables")]
+    assert nat and all(s["line"] > 49 * lines for s in nat)
+    rules = sum(1 for f in read_transcript(SEED.read_text(), "seed.txt").facts
+                if f["type"] in ("iptables_rule", "iptables_chain"))
+    assert sum(s["facts"] for s in nat) == 49 * rules
+    assert len(repeated.table.of("iptables_rule")) == len(once.table.of("iptables_rule"))
+
+
+def test_only_the_chain_listed_again_and_only_in_order_is_set_aside():
+    later_snat = ("root@network-node:~# iptables -L nova-network-snat -t nat -v\n"
+                     "Chain nova-network-snat (1 references)\n"
+                     " pkts bytes target     prot opt in     out     source               destination\n")
+    evidence = read_transcript(SEED.read_text() + later_snat, "seed.txt")
+    diagnosis = diagnose(evidence)
+    kept = {f["chain"] for f in diagnosis.table.of("iptables_rule")}
+    assert "nova-network-snat" not in kept and "nova-network-float-snat" in kept
+    # two files side by side have no order: neither sets the other aside
+    from grammar.transcript import Evidence
+    both = Evidence()
+    both.extend(read_transcript(SEED.read_text(), "a.txt"))
+    both.extend(read_transcript(SEED.read_text(), "b.txt"))
+    assert diagnose(both).superseded == []
+
+
+def test_a_log_pasted_three_times_is_judged_once_and_says_its_lines_repeat():
+    log = (Path(__file__).resolve().parent.parent / "rules" / "examples" / "seed-cinder-api.log").read_text()
+    once = diagnose(read_transcript(log, "cinder-api.log", "vol01"))
+    thrice = diagnose(read_transcript(log * 3, "cinder-api.log", "vol01"))
+    assert [(f.cause, f.title, f.explanation, f.evidence) for f in thrice.findings] == \
+        [(f.cause, f.title, f.explanation, f.evidence) for f in once.findings]
+    (finding,) = thrice.findings
+    assert finding.reasoning == once.findings[0].reasoning + [
+        "2 more evidence lines repeat lines shown here (the same output again; shown once)"]
