@@ -153,6 +153,10 @@ def resolve(fields: dict) -> dict:
             for name, value in fields.items()}
 
 
+# The sighting of a shape at which its template is compiled.
+COMPILE_AT = 4
+
+
 class Uncacheable(Exception):
     """The first parse of a shape cannot be turned into a template."""
 
@@ -275,12 +279,17 @@ class ShapeCache:
             self.lark_parses += 1
             if len(self.templates) >= self.max_shapes:
                 self.templates.clear()
-            self.templates[key] = (parsed, self.scanner.spans(line))
+            self.templates[key] = (parsed, self.scanner.spans(line), 1)
             return resolve(parsed)
         if entry is _UNCACHEABLE:
             return self._parse(line, start)
         if isinstance(entry, tuple):
-            parsed, spans = entry
+            parsed, spans, seen = entry
+            if seen + 1 < COMPILE_AT:
+                # compiling a template costs a few lark parses: a shape that comes back
+                # once or twice (a small capture) is parsed again instead
+                self.templates[key] = (parsed, spans, seen + 1)
+                return self._parse(line, start)
             try:
                 entry = compile_template(parsed, spans, exact_spaces=shape[0])
             except Uncacheable:
