@@ -78,7 +78,15 @@ class Diagnosis:
 
 
 def default_rulebook() -> Rulebook:
-    return cached_rulebook((str(RULES_DIR),))
+    return cached_rulebook((str(RULES_DIR),), prepare=_prepared)
+
+
+def _prepared(rulebook: Rulebook) -> None:
+    """What a diagnosis derives from the rules alone, worked out before the rulebook
+    is kept on disk (each is cached on the rulebook object)."""
+    _fields_read(rulebook)
+    components.plan(rulebook, COMPUTED)
+    components.reach(rulebook, COMPUTED)
 
 
 def current_facts(evidence, handed_over: bool = False) -> tuple[FactTable, dict[int, dict]]:

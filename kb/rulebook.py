@@ -267,9 +267,12 @@ def load_rulebook(folders) -> Rulebook:
 _CACHE: dict[tuple, tuple[str, "Rulebook"]] = {}
 
 
-def cached_rulebook(folders) -> Rulebook:
+def cached_rulebook(folders, prepare=None) -> Rulebook:
     """``load_rulebook``, read again only when the files under the folders changed
-    (their content, or a file added or removed), here or in an earlier run."""
+    (their content, or a file added or removed), here or in an earlier run.
+    ``prepare(rulebook)`` works out, once, what its users derive from the rules alone
+    (kb/diagnose.py: which fields rules read, how the evidence splits): it is kept with
+    the rulebook on disk, so a run does not work it out again."""
     key = tuple(str(Path(f).resolve()) for f in folders)
     contents = _folders_digest(key)
     cached = _CACHE.get(key)
@@ -278,6 +281,8 @@ def cached_rulebook(folders) -> Rulebook:
     rulebook = _from_disk(contents)
     if rulebook is None:
         rulebook = load_rulebook(key)
+        if prepare is not None:
+            prepare(rulebook)
         _to_disk(contents, rulebook)
     _CACHE[key] = (contents, rulebook)
     return rulebook

@@ -47,6 +47,20 @@ def test_a_rulebook_from_the_disk_cache_diagnoses_as_the_files_do(rules_copy):
     assert _causes(from_disk) == _causes(loaded) == ["fip-snat-wrong-interface"]
 
 
+def test_what_a_diagnosis_derives_from_the_rules_is_kept_with_them_on_disk(rules_copy):
+    from kb import components
+    from kb.diagnose import COMPUTED, _prepared
+    loaded = rulebook_module.cached_rulebook([rules_copy], prepare=_prepared)
+    rulebook_module._CACHE.clear()          # a new process: only the disk cache is left
+    from_disk = rulebook_module.cached_rulebook([rules_copy], prepare=_prepared)
+    assert from_disk is not loaded
+    kept = from_disk.__dict__["_components_plan"]           # read from disk, not worked out
+    fresh = components._plan(rulebook_module.load_rulebook([rules_copy]), COMPUTED)
+    assert kept == fresh
+    assert from_disk.__dict__["_fields_read"] == loaded._fields_read
+    assert _causes(from_disk) == ["fip-snat-wrong-interface"]
+
+
 def _titles(rulebook) -> list[str]:
     evidence = read_transcript(SEED.read_text(), str(SEED))
     return [f.title for f in diagnose(evidence, rulebook=rulebook).findings]
