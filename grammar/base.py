@@ -237,6 +237,23 @@ def line_problem(lineno: int, error, what: str) -> Problem:
     return Problem(lineno, f"not {what} line: {problem.reason}", problem_column(problem))
 
 
+def parsed_lines(parser, text: str, what: str, problems: list[Problem]):
+    """(line number, parse) of each non-blank line of ``text``, stripped, that the
+    line-by-line ``parser`` reads; a line it cannot read is a problem in ``problems``
+    (``line_problem``), and the others are still read."""
+    from lark.exceptions import LarkError
+    for lineno, raw in enumerate(text_lines(text), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        try:
+            parsed = parser.parse(line)
+        except LarkError as error:
+            problems.append(line_problem(lineno, error, what))
+            continue
+        yield lineno, parsed
+
+
 def problem_column(problem: Problem) -> int | None:
     """A problem's column, or None where lark gave -1 (the text ended before the token)."""
     return problem.column if (problem.column or 0) > 0 else None

@@ -34,9 +34,8 @@ import re
 from pathlib import Path
 
 from lark import Transformer
-from lark.exceptions import LarkError
 
-from grammar.base import LazyLark, ParseResult, Problem, lark_cache, line_problem, text_lines
+from grammar.base import LazyLark, ParseResult, Problem, lark_cache, parsed_lines, text_lines
 
 KIND = "listening"
 FACT_TYPES = {
@@ -104,14 +103,7 @@ def looks_like(text: str) -> bool:
 def parse(text: str, command: str = "") -> ParseResult:
     result = ParseResult()
     udp_only = bool(re.search(r"\s-[a-zA-Z]*u", command)) and not re.search(r"\s-[a-zA-Z]*t", command)
-    for lineno, raw in enumerate(text_lines(text), start=1):
-        if not raw.strip():
-            continue
-        try:
-            parsed = _PARSER.parse(raw.strip())
-        except LarkError as error:
-            result.problems.append(line_problem(lineno, error, "a listening-socket"))
-            continue
+    for lineno, parsed in parsed_lines(_PARSER, text, "a listening-socket", result.problems):
         if parsed[0] != "row":
             continue
         _, state, proto, local, process, pid = parsed

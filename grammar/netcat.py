@@ -18,9 +18,8 @@ import re
 from pathlib import Path
 
 from lark import Transformer
-from lark.exceptions import LarkError
 
-from grammar.base import LazyLark, ParseResult, Problem, lark_cache, line_problem, text_lines
+from grammar.base import LazyLark, ParseResult, Problem, lark_cache, parsed_lines, text_lines
 
 KIND = "netcat"
 FACT_TYPES = {"reachability": "grammar.ping"}
@@ -60,15 +59,7 @@ def looks_like(text: str) -> bool:
 
 def parse(text: str, command: str = "") -> ParseResult:
     result = ParseResult()
-    for lineno, raw in enumerate(text_lines(text), start=1):
-        line = raw.strip()
-        if not line:
-            continue
-        try:
-            parsed = _PARSER.parse(line)
-        except LarkError as exc:
-            result.problems.append(line_problem(lineno, exc, "a netcat"))
-            continue
+    for lineno, parsed in parsed_lines(_PARSER, text, "a netcat", result.problems):
         if parsed[0] == "lookup":
             result.problems.append(Problem(lineno, f"the host name did not resolve: {parsed[1]}"))
             continue

@@ -23,9 +23,8 @@ import re
 from pathlib import Path
 
 from lark import Transformer
-from lark.exceptions import LarkError
 
-from grammar.base import LazyLark, ParseResult, Problem, lark_cache, line_problem, text_lines
+from grammar.base import LazyLark, ParseResult, Problem, lark_cache, parsed_lines, text_lines
 
 KIND = "ping"
 FACT_TYPES = {
@@ -95,15 +94,7 @@ def parse(text: str, command: str = "") -> ParseResult:
     found = _TARGET.search(command.strip()) if command.strip() else None
     target = found[1] if found else None
     start_line, replies, error = None, 0, None
-    for lineno, raw in enumerate(text_lines(text), start=1):
-        line = raw.strip()
-        if not line:
-            continue
-        try:
-            parsed = _PARSER.parse(line)
-        except LarkError as exc:
-            result.problems.append(line_problem(lineno, exc, "a ping"))
-            continue
+    for lineno, parsed in parsed_lines(_PARSER, text, "a ping", result.problems):
         tag = parsed[0]
         if tag == "header":
             target, start_line, replies, error = parsed[1], lineno, 0, None
