@@ -362,6 +362,11 @@ def _command_reading(command: str) -> tuple[str | None, str | None, tuple[dict, 
     return kind, path, tuple(commands.state_changes(command))
 
 
+# What a command may print instead of (or after) its usual output: it crashed, or its
+# client failed. Any other kind inside a command's output is more likely a misreading.
+_INSTEAD_OF_OUTPUT = frozenset({"traceback", "cli_error"})
+
+
 def _split_where_another_kind_starts(block: Block, kind: str, problems) -> list[Block] | None:
     """Text with no prompt may run one command's output into the next with no blank
     line between (a capture, then a routing table), and a command may print something
@@ -388,6 +393,8 @@ def _split_where_another_kind_starts(block: Block, kind: str, problems) -> list[
         run_kind = kinds.kind_for_text("\n".join(run))
         if run_kind is None or run_kind == kind:
             continue
+        if block.command is not None and run_kind not in _INSTEAD_OF_OUTPUT:
+            continue   # a command's unreadable lines are its own, unless it crashed or failed
         parts = [(0, start - 1, kind), (start - 1, end, run_kind), (end, len(block.lines), kind)]
         if block.command is None:
             return [Block(block.source, block.node, None, None, block.first_line + a, block.lines[a:b])
