@@ -705,10 +705,9 @@ class _Checker:
                             "value must match, so wrap with .*")
             return False
         if isinstance(operand, (dict, list)):
-            inner = next(iter(operand), "") if isinstance(operand, dict) else "a list"
+            what = f"{{{next(iter(operand), '')}: ...}}" if isinstance(operand, dict) else "a list"
             self.report(line, "SD203", f"{fld}: {operator!r} compares with a value or $name.field, "
-                        f"not with {{{inner}: ...}}" if isinstance(operand, dict) else
-                        f"{fld}: {operator!r} compares with a value or $name.field, not with a list",
+                        f"not with {what}",
                         f"say the absence instead: no other: {{type: ..., {fld}: {{matches: ...}}}} "
                         "joined to this pattern")
             return False
