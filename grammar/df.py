@@ -35,7 +35,7 @@ from pathlib import Path
 from lark import Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import LazyLark, ParseResult, Problem, line_problem, text_lines
+from grammar.base import LazyLark, ParseResult, Problem, lark_cache, line_problem, text_lines
 
 KIND = "df"
 FACT_TYPES = {
@@ -63,15 +63,20 @@ class _ToLine(Transformer):
     def header(self, children):
         return ("header", str(children[1]))
 
-    def row(self, children):
+    def typed_row(self, children):
         name, fstype, size, used, available, percent, mount = children
-        return ("row", str(name), None if fstype is None else str(fstype), str(size), str(used),
-                str(available), str(percent), str(mount).rstrip())
+        return ("row", str(name), str(fstype), str(size), str(used), str(available), str(percent),
+                str(mount).rstrip())
+
+    def named_row(self, children):
+        word, size, used, available, percent, mount = children
+        return ("named", str(word), str(size), str(used), str(available), str(percent),
+                str(mount).rstrip())
 
     def numbers(self, children):
-        fstype, size, used, available, percent, mount = children
-        return ("numbers", None if fstype is None else str(fstype), str(size), str(used),
-                str(available), str(percent), str(mount).rstrip())
+        size, used, available, percent, mount = children
+        return ("numbers", None, str(size), str(used), str(available), str(percent),
+                str(mount).rstrip())
 
     def name_only(self, children):
         return ("name", str(children[0]))
@@ -82,11 +87,11 @@ class _ToLine(Transformer):
 
 _PARSER = LazyLark(
     (Path(__file__).parent / "df.lark").read_text(),
-    parser="earley",
-    lexer="dynamic",  # Earley: a size and a name look alike until the row's end
-    maybe_placeholders=True,
+    parser="lalr",
+    lexer="contextual",
+    cache=lark_cache(__file__),
+    transformer=_ToLine(),
 )
-_TO_LINE = _ToLine()
 
 
 def _percent(text: str) -> int | None:
@@ -112,7 +117,7 @@ def parse(text: str, command: str = "") -> ParseResult:
         if not raw.strip():
             continue
         try:
-            tag, *fields = _TO_LINE.transform(_PARSER.parse(raw.strip()))
+            tag, *fields = _PARSER.parse(raw.strip())
         except LarkError as error:
             result.problems.append(line_problem(lineno, error, "a df"))
             wrapped = None
@@ -123,6 +128,10 @@ def parse(text: str, command: str = "") -> ParseResult:
         if tag == "error":
             result.problems.append(Problem(lineno, fields[0]))
             continue
+        if tag == "named":
+            # a name and the numbers: a whole row, or after a name alone on the line
+            # before, the type and numbers of that wrapped df -T row
+            tag, fields = ("numbers", fields) if wrapped is not None else ("row", [fields[0], None, *fields[1:]])
         if tag == "name":
             if wrapped is not None:
                 result.problems.append(Problem(wrapped[0], f"filesystem {wrapped[1]} has no numbers after it"))

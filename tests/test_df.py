@@ -51,6 +51,17 @@ def test_a_wrapped_row_is_one_record():
         (2, "/dev/mapper/ubuntu--vg-root", 28, "/"), (4, "udev", 1, "/dev")]
 
 
+def test_a_wrapped_typed_row_keeps_its_type():
+    # df -T on those versions wraps the same way: the type starts the second half
+    text = ("Filesystem                  Type 1K-blocks    Used Available Use% Mounted on\n"
+            "/dev/mapper/ubuntu--vg-root\n"
+            "                            ext4  19478204 5112060  13353664  28% /\n"
+            "udev                   devtmpfs    493912       4    493908   1% /dev\n")
+    rows = df.parse(text, "df -T").records
+    assert [(r["line"], r["filesystem"], r["fstype"], r["size"]) for r in rows] == [
+        (2, "/dev/mapper/ubuntu--vg-root", "ext4", "19478204"), (4, "udev", "devtmpfs", "493912")]
+
+
 def test_damaged_input_names_its_line():
     text = (FIXTURES / KIND / "coreutils_h_instances_free.out").read_text()
     lines = text.splitlines()
