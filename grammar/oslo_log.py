@@ -102,9 +102,15 @@ _ENTRY_START = re.compile(
 
 
 class _ToLine(Transformer):
-    """One log line as a tuple; the driver below turns lines into entries."""
+    """One log line as a tuple (its header still whole); the driver below splits the
+    header and turns lines into entries."""
 
-    def start(self, children):
+    def line(self, children):
+        header, context, instance, text = children
+        return (str(header), None if context is None else str(context),
+                None if instance is None else str(instance), None if text is None else str(text))
+
+    def line_by_field(self, children):
         timestamp, pid, level, logger, context, instance, text = children
         return (
             str(timestamp),
@@ -123,8 +129,58 @@ _PARSER = LazyLark(
     cache=lark_cache(__file__),
     lexer="contextual",
     maybe_placeholders=True,
+    start=["line", "line_by_field"],
     transformer=_ToLine(),
 )
+
+
+class _Lines:
+    """Log lines read by the grammar, each distinct line after its timestamp once.
+
+    A service repeats itself: a broker it cannot reach, a periodic task that fails, the
+    same traceback each time, from the same process, differing only in the time. lark
+    lexes a line left to right and no terminal looks back, so what follows the
+    timestamp (lark's TIMESTAMP, matched at the line's start) reads the same whatever
+    time precedes it: a line whose rest was read before takes that reading."""
+
+    MAX_LINES = 8192   # starts afresh when full: text of endless distinct lines cannot grow it
+
+    def __init__(self):
+        self.readings: dict[str, tuple] = {}
+        self._timestamp = self._header = None
+
+    def _terminals(self):
+        def terminal(name):
+            return _PARSER.get_terminal(name).pattern.to_regexp()
+        self._timestamp = re.compile(terminal("TIMESTAMP"))
+        # the HEADER terminal's parts, in the grammar's order, each a group
+        self._header = re.compile("({})({})?({})({})".format(
+            *(terminal(name) for name in ("TIMESTAMP", "PID", "LEVEL", "LOGGER"))))
+
+    def read(self, line: str) -> tuple:
+        """(time, pid, level, logger, context, instance, text); lark's error where the
+        line is not a log line."""
+        if self._timestamp is None:
+            self._terminals()
+        stamp = self._timestamp.match(line)
+        if stamp is not None:
+            known = self.readings.get(line[stamp.end():])
+            if known is not None:
+                return (stamp.group(), *known)
+        try:
+            header, context, instance, text = _PARSER.parse(line, start="line")
+        except LarkError:
+            # field by field, to say where the line stops being a log line (it raises)
+            return _PARSER.parse(line, start="line_by_field")
+        time, pid, level, logger = self._header.fullmatch(header).groups()
+        reading = (int(pid) if pid is not None else None, level[1:], logger[1:], context, instance, text)
+        if len(self.readings) >= self.MAX_LINES:
+            self.readings.clear()
+        self.readings[line[len(time):]] = reading
+        return (time, *reading)
+
+
+_LINES = _Lines()
 
 
 def _request_id(context: str | None) -> str | None:
@@ -211,7 +267,7 @@ def parse(text: str, command: str = "") -> ParseResult:
             previous_blank = True
             continue
         try:
-            time, pid, level, logger, context, instance, text_ = _PARSER.parse(line)
+            time, pid, level, logger, context, instance, text_ = _LINES.read(line)
         except LarkError as error:
             problem = lark_problem(error)
             # Inside an exception the line is more likely a mangled exception line

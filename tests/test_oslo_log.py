@@ -200,3 +200,52 @@ def test_ten_thousand_lines_are_fast():
     assert result.problems == []
     # About 0.5 s on the project's 2-core machine; the bound leaves room for a busy CI.
     assert elapsed < 5.0, f"10,000 lines took {elapsed:.2f} s"
+
+
+def _reading(lines, line):
+    """What ``lines`` reads of ``line``: its fields, or lark's error named."""
+    from lark.exceptions import LarkError
+    try:
+        return lines.read(line)
+    except LarkError as error:
+        return type(error).__name__, getattr(error, "line", None), getattr(error, "column", None)
+
+
+def _field_by_field(line):
+    from lark.exceptions import LarkError
+    try:
+        return oslo_log._PARSER.parse(line, start="line_by_field")
+    except LarkError as error:
+        return type(error).__name__, getattr(error, "line", None), getattr(error, "column", None)
+
+
+_REAL_LINES = sorted({line for case in cases(KIND) for line in case[1].read_text().splitlines()})
+_TIMES = ["2031-02-03 04:05:06.789", "2031-02-03 04:05:06,7", "2031-02-03 04:05:06", "2031-02-03 04:05:06.123456"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(_REAL_LINES), st.sampled_from(_TIMES),
+       st.text(alphabet=" []-:.0123456789abcINFOERRORTRACEinstance\t", max_size=40))
+def test_the_header_token_reads_as_the_fields_do(line, time_, tail):
+    # one token for the header and the line token by token give the same fields, for
+    # real lines, their time changed, and real heads followed by anything
+    stamped = oslo_log._Lines()
+    stamped._terminals()
+    found = stamped._timestamp.match(line)
+    variants = [line, time_ + line[found.end():] if found else time_ + line, line[:60] + tail]
+    for variant in variants:
+        assert _reading(oslo_log._Lines(), variant) == _field_by_field(variant)
+
+
+def test_a_line_read_again_after_another_time_reads_as_lark_reads_it():
+    shared = oslo_log._Lines()
+    for line in _REAL_LINES:
+        _reading(shared, line)
+    kept = len(shared.readings)   # what follows the time of each log line
+    assert kept > len(_REAL_LINES) / 2
+    for line in _REAL_LINES:
+        for time_ in _TIMES:
+            found = oslo_log._ENTRY_START.match(line)
+            variant = time_ + line[line.index(" ", 11):] if found else line
+            assert _reading(shared, variant) == _field_by_field(variant)
+    assert len(shared.readings) == kept   # each read again, not parsed again
