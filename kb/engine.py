@@ -29,6 +29,13 @@ this module is the only one that imports it, and it files each edge down:
 
 One ``Host`` per process; each distinct rulebook is registered once, under a name made
 from its content, so loading the same rules again costs nothing and leaks nothing.
+
+Facts and activations go through durable's compiled engine (``durable_rules_engine``)
+directly, as durable's own ``Host.assert_fact`` and ``Ruleset._flush_actions`` do, but
+without what a synchronous, stateless use of it does not need: each fact is written as
+JSON once (the same text names it for deduplication), and an activation is handed to
+its action as the matched facts, without durable's per-activation closure, clock
+readings and rewrite of an unchanged session state (a diagnosis runs thousands).
 """
 from __future__ import annotations
 
@@ -38,6 +45,7 @@ import os
 import threading
 from typing import Callable
 
+import durable_rules_engine as _compiled
 from durable import engine as _durable
 
 MAX_SESSIONS = 1000
@@ -112,7 +120,11 @@ class Engine:
         }
         for rule_name, rule in rules.items():
             ruleset[rule_name] = {"all": rule["all"], "run": self._guard(rule["run"])}
+        # the actions by rule name, for activations taken from the compiled engine
+        self.actions: dict[str, Action | None] = {rule_name: rule["run"] for rule_name, rule in rules.items()}
+        self.actions["_open"] = None
         _HOST.register_rulesets({name: ruleset})
+        self.handle = _HOST.get_ruleset(name)._handle
 
     def _guard(self, action: Action):
         def run(c):
@@ -166,7 +178,9 @@ class Session:
         bad = {"id", "sid"} & set(fact)
         if bad or any(str(key).startswith("$") for key in fact):
             raise ValueError(f"fact uses a name reserved by the engine: {sorted(bad) or fact}")
-        digest = _content_key(fact)
+        prepared = self.engine.prepare(dict(fact))
+        text = _json(prepared)
+        digest = _digest(text)
         if digest in self._seen:
             return
         if self._count >= MAX_FACTS:
@@ -174,20 +188,65 @@ class Session:
                               "loses activations on joins this large")
         self._seen.add(digest)
         self._count += 1
-        _assert_distinct(lambda f: _HOST.assert_fact(self.engine.name, f),
-                         self.engine.prepare(dict(fact, sid=self.sid)))
+        state = self._assert_text(prepared, text)
+        if state is not None:
+            self._activate(state)
 
     def derive(self, c, fact: dict) -> bool:
-        """Assert a conclusion from inside an action; False when it was known already."""
-        digest = _content_key(fact)
+        """Assert a conclusion from inside an action; False when it was known already.
+        Its own activations run after the action's, as the engine queues them."""
+        prepared = self.engine.prepare(dict(fact))
+        text = _json(prepared)
+        digest = _digest(text)
         if digest in self._seen:
             return False
         if self._count >= MAX_FACTS:
             raise EngineLimit(f"more than {MAX_FACTS} facts in one engine session")
         self._seen.add(digest)
         self._count += 1
-        _assert_distinct(c.assert_fact, self.engine.prepare(dict(fact)))
+        self._assert_text(prepared, text)
         return True
+
+    def _assert_text(self, prepared: dict, text: str):
+        """Assert a fact the session has not seen (``text``: its JSON without ``sid``);
+        the engine's state handle where it activated rules, else None. durable-rules
+        knows a fact by a short hash of its content, which collides among tens of
+        thousands of facts: a fact it takes for one already observed is asserted again
+        with a ``distinct`` field no rule reads."""
+        sid = f', "sid": "{self.sid}"}}'
+        for attempt in range(8):
+            if attempt:
+                text = _json(dict(prepared, distinct=attempt))
+            result = _compiled.assert_fact(self.engine.handle, text[:-1] + sid if len(text) > 2 else text[:-1] + sid[2:])
+            if result[0] == 1:
+                return None   # a fact no rule asks about
+            if result[0] == 2:
+                continue      # taken for one observed already
+            return 0 if result[0] == 3 else result[1]
+        raise EngineLimit("durable-rules took a new fact for one it had seen, eight times over")
+
+    def _activate(self, state_handle) -> None:
+        """Run the actions the engine has ready, one after the other, each on the facts
+        its rule matched, until none is left (actions may assert facts that activate
+        more)."""
+        handle, actions = self.engine.handle, self.engine.actions
+        ready = _compiled.start_action_for_state(handle, state_handle)
+        if not ready:
+            return
+        activation = json.loads(ready[1])
+        while True:
+            for rule_name, matched in activation.items():
+                break
+            action = actions[rule_name]
+            if action is not None:
+                try:
+                    action(self, _Matched(matched))
+                except Exception as error:  # re-raised by assert_facts
+                    self._errors.append(error)
+            following = _compiled.complete_and_start_action(handle, state_handle)
+            if not following:
+                return
+            activation = json.loads(following)
 
     def emit(self, output: dict) -> None:
         self.outputs.append(output)
@@ -219,20 +278,33 @@ class Session:
             _HOST.delete_state(self.engine.name, self.sid)
 
 
-def _assert_distinct(assert_fact, fact: dict) -> None:
-    """Assert a fact the session has not seen. durable-rules knows a fact by a short hash
-    of its content, which collides among tens of thousands of facts: a fact it takes for
-    one already observed is asserted again with a ``distinct`` field no rule reads."""
-    for attempt in range(8):
-        try:
-            assert_fact(dict(fact, distinct=attempt) if attempt else fact)
-            return
-        except _durable.MessageNotHandledException:
-            return  # a fact no rule asks about
-        except _durable.MessageObservedException:
-            continue
-    raise EngineLimit("durable-rules took a new fact for one it had seen, eight times over")
+class _Matched:
+    """An activation as an action sees it: ``c.<alias>`` is the fact the rule's pattern
+    of that name matched (its fields as attributes), as durable's closure gives."""
+
+    __slots__ = ("_facts",)
+
+    def __init__(self, facts: dict):
+        self._facts = facts
+
+    def __getattr__(self, name):
+        fact = self._facts.get(name)
+        return None if fact is None else _Fact(fact)
 
 
-def _content_key(value) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=repr).encode()).hexdigest()
+class _Fact(dict):
+    """A matched fact; a field missing reads as None, as in durable's ``Content``."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name):
+        return self.get(name)
+
+
+def _json(fact: dict) -> str:
+    """A fact's JSON as the engine reads it, keys sorted: the same content, the same text."""
+    return json.dumps(fact, sort_keys=True, ensure_ascii=False, default=repr)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
