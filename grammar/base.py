@@ -230,6 +230,15 @@ def text_lines(text: str) -> list[str]:
     return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
+def head_lines(text: str, count: int) -> list[str]:
+    """``text_lines(text)[:count]`` without splitting the rest of the text: a sniffer
+    looks at the first lines of a text that may be thousands of lines long."""
+    lines = text.split("\n", count)
+    if len(lines) <= count and lines[-1] == "":    # the whole text, ending in a newline
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines[:count]]
+
+
 def line_problem(lineno: int, error, what: str) -> Problem:
     """The problem of one line a line-by-line parser could not read:
     ``not a WHAT line: <lark's reason>``, at that line, with lark's column."""

@@ -27,7 +27,7 @@ from pathlib import Path
 from lark import Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import LazyLark, ParseResult, lark_cache, line_problem, text_lines
+from grammar.base import LazyLark, ParseResult, head_lines, lark_cache, line_problem, text_lines
 
 KIND = "cli_error"
 FACT_TYPES = {
@@ -78,7 +78,7 @@ _PARSER = LazyLark((Path(__file__).parent / "cli_error.lark").read_text(), parse
 
 
 def looks_like(text: str) -> bool:
-    lines = [l for l in text_lines(text)[:5] if l.strip()]
+    lines = [l for l in head_lines(text, 5) if l.strip()]
     return len(lines) <= 3 and bool(lines) and bool(_LOOKS.match(lines[0]))
 
 

@@ -50,7 +50,7 @@ from lark import Transformer
 from lark.exceptions import LarkError
 
 from grammar import cli_error
-from grammar.base import LazyLark, ParseResult, Problem, lark_cache, lark_problem, problem_column, text_lines
+from grammar.base import LazyLark, ParseResult, Problem, head_lines, lark_cache, lark_problem, problem_column, text_lines
 
 KIND = "cli_table"
 FACT_TYPES = {
@@ -151,7 +151,7 @@ _PARSER = LazyLark(
 
 
 def looks_like(text: str) -> bool:
-    lines = [l for l in text_lines(text)[:10] if l.strip()]
+    lines = [l for l in head_lines(text, 10) if l.strip()]
     return len(lines) >= 3 and bool(_BORDER.match(lines[0])) and lines[1].lstrip().startswith("|")
 
 

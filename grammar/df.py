@@ -35,7 +35,7 @@ from pathlib import Path
 from lark import Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import LazyLark, ParseResult, Problem, lark_cache, line_problem, text_lines
+from grammar.base import LazyLark, ParseResult, Problem, head_lines, lark_cache, line_problem, text_lines
 
 KIND = "df"
 FACT_TYPES = {
@@ -105,7 +105,7 @@ def _record(line, name, fstype, size, used, available, percent, mount, inodes) -
 
 
 def looks_like(text: str) -> bool:
-    lines = [l for l in text_lines(text)[:5] if l.strip()]
+    lines = [l for l in head_lines(text, 5) if l.strip()]
     return bool(lines) and bool(_HEADER.match(lines[0]))
 
 

@@ -42,7 +42,7 @@ from pathlib import Path
 from lark import Token, Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import LazyLark, ParseResult, Problem, lark_cache, line_problem, text_lines
+from grammar.base import LazyLark, ParseResult, Problem, head_lines, lark_cache, line_problem, text_lines
 
 KIND = "dpkg_list"
 # The facts this kind gives, each field in words (collected by kb/schema.py into
@@ -158,7 +158,7 @@ def _record(line: int, name: str, status: str | None, installed: bool,
 
 
 def looks_like(text: str) -> bool:
-    lines = [l for l in text_lines(text)[:10] if l.strip()]
+    lines = [l for l in head_lines(text, 10) if l.strip()]
     return bool(lines) and bool(_LOOKS.match(lines[0]))
 
 

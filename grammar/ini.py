@@ -34,7 +34,7 @@ from pathlib import Path
 from lark import Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import LazyLark, ParseResult, Problem, lark_cache, line_problem, text_lines
+from grammar.base import LazyLark, ParseResult, Problem, head_lines, lark_cache, line_problem, text_lines
 
 KIND = "ini"
 # The facts this kind gives, each field in words (collected by kb/schema.py into
@@ -112,7 +112,7 @@ _PARSER = LazyLark(
 def looks_like(text: str) -> bool:
     """True when the first meaningful lines are a section header and options, or
     grep lines prefixed with a configuration file name."""
-    lines = [l.rstrip() for l in text_lines(text)[:40]]
+    lines = [l.rstrip() for l in head_lines(text, 40)]
     meaningful = [l for l in lines if l.strip() and not l.lstrip().startswith(("#", ";"))][:10]
     if not meaningful:
         return False

@@ -42,7 +42,7 @@ from pathlib import Path
 from lark import Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import LazyLark, ParseResult, lark_cache, line_problem, text_lines
+from grammar.base import LazyLark, ParseResult, head_lines, lark_cache, line_problem, text_lines
 
 KIND = "iscsiadm"
 FACT_TYPES = {
@@ -114,7 +114,7 @@ def _reason(message: str) -> str:
 
 
 def looks_like(text: str) -> bool:
-    lines = [l for l in text_lines(text)[:5] if l.strip()]
+    lines = [l for l in head_lines(text, 5) if l.strip()]
     return bool(lines) and bool(_LOOKS.match(lines[0]))
 
 

@@ -40,10 +40,16 @@ PATTERN_CACHE = _GRAMMAR.parent / ".cache" / "kinds"
 class _Parsers(Mapping):
     """The parser modules by kind, each imported on first use."""
 
+    def __init__(self):
+        self._imported: dict[str, ModuleType] = {}
+
     def __getitem__(self, kind: str) -> ModuleType:
-        if kind not in KIND_NAMES:
-            raise KeyError(kind)
-        return importlib.import_module(f"grammar.{kind}")
+        module = self._imported.get(kind)
+        if module is None:
+            if kind not in KIND_NAMES:
+                raise KeyError(kind)
+            module = self._imported[kind] = importlib.import_module(f"grammar.{kind}")
+        return module
 
     def __iter__(self):
         return iter(KIND_NAMES)

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from lark import Transformer
 
-from grammar.base import LazyLark, ParseResult, Problem, lark_cache, parsed_lines, text_lines
+from grammar.base import LazyLark, ParseResult, Problem, head_lines, lark_cache, parsed_lines
 
 KIND = "listening"
 FACT_TYPES = {
@@ -96,7 +96,7 @@ def _split(endpoint: str) -> tuple[str, int | None]:
 
 
 def looks_like(text: str) -> bool:
-    lines = [l for l in text_lines(text)[:5] if l.strip()]
+    lines = [l for l in head_lines(text, 5) if l.strip()]
     return bool(lines) and bool(_LOOKS.match(lines[0]))
 
 

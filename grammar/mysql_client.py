@@ -48,7 +48,7 @@ from pathlib import Path
 from lark import Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import LazyLark, ParseResult, lark_cache, line_problem, text_lines
+from grammar.base import LazyLark, ParseResult, head_lines, lark_cache, line_problem, text_lines
 
 KIND = "mysql_client"
 FACT_TYPES = {
@@ -184,7 +184,7 @@ def _command_options(command: str) -> dict:
 
 
 def looks_like(text: str) -> bool:
-    lines = [l for l in text_lines(text)[:5] if l.strip()]
+    lines = [l for l in head_lines(text, 5) if l.strip()]
     return bool(lines) and bool(_LOOKS.match(lines[0].strip()))
 
 

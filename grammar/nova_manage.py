@@ -36,7 +36,7 @@ from pathlib import Path
 from lark import Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import LazyLark, ParseResult, Problem, lark_cache, lark_problem, problem_column, text_lines
+from grammar.base import LazyLark, ParseResult, Problem, head_lines, lark_cache, lark_problem, problem_column, text_lines
 
 KIND = "nova_manage"
 FACT_TYPES = {
@@ -120,7 +120,7 @@ _PARSER = LazyLark(
 
 
 def looks_like(text: str) -> bool:
-    lines = [l for l in text_lines(text)[:10] if l.strip()]
+    lines = [l for l in head_lines(text, 10) if l.strip()]
     return bool(lines) and bool(_LOOKS.match(lines[0]))
 
 

@@ -51,7 +51,7 @@ from pathlib import Path
 from lark import Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import ParseResult, Problem, lark_problem, text_lines, lark_cache, LazyLark
+from grammar.base import LazyLark, ParseResult, Problem, head_lines, lark_cache, lark_problem, text_lines
 from grammar.traceback import HEADER, read_lines
 
 KIND = "oslo_log"
@@ -248,7 +248,7 @@ def _is_text(line: str) -> bool:
 
 def looks_like(text: str) -> bool:
     """True when most of the first non-blank lines are oslo.log lines."""
-    lines = [line for line in text_lines(text)[:20] if line.strip()][:10]
+    lines = [line for line in head_lines(text, 20) if line.strip()][:10]
     if not lines:
         return False
     # A command that logs to the terminal (rally, nova-manage) may print a line or two

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from lark import Transformer
 
-from grammar.base import LazyLark, ParseResult, Problem, lark_cache, parsed_lines, text_lines
+from grammar.base import LazyLark, ParseResult, Problem, head_lines, lark_cache, parsed_lines
 
 KIND = "ping"
 FACT_TYPES = {
@@ -80,7 +80,7 @@ _PARSER = LazyLark((Path(__file__).parent / "ping.lark").read_text(), parser="la
 
 
 def looks_like(text: str) -> bool:
-    lines = [l for l in text_lines(text)[:5] if l.strip()]
+    lines = [l for l in head_lines(text, 5) if l.strip()]
     return bool(lines) and bool(_LOOKS.match(lines[0]))
 
 

@@ -42,7 +42,7 @@ from pathlib import Path
 from lark.exceptions import LarkError
 
 from grammar import commands
-from grammar.base import LazyLark, ParseResult, Problem, lark_cache, line_problem, text_lines
+from grammar.base import LazyLark, ParseResult, Problem, head_lines, lark_cache, line_problem, text_lines
 
 KIND = "processes"
 FACT_TYPES = {
@@ -175,7 +175,7 @@ def _search(command: str) -> tuple[str, str] | None:
 
 
 def looks_like(text: str) -> bool:
-    lines = [l for l in text_lines(text)[:5] if l.strip()]
+    lines = [l for l in head_lines(text, 5) if l.strip()]
     return bool(lines) and bool(_LOOKS.match(lines[0]))
 
 

@@ -35,6 +35,7 @@ gives ``{"type": "route", "line": 3, "destination": "0.0.0.0/0", "via": "10.20.4
 from __future__ import annotations
 
 import re
+from itertools import islice
 from pathlib import Path
 
 from lark import Transformer
@@ -78,7 +79,7 @@ _TITLE = re.compile(r"^Kernel IP(?:v6)? routing table\s*$")
 
 def looks_like(text: str) -> bool:
     """True when the text opens with net-tools' title or column header."""
-    lines = [line.strip() for line in text.split("\n") if line.strip()][:2]
+    lines = list(islice((line.strip() for line in text.split("\n") if line.strip()), 2))
     if not lines:
         return False
     if _TITLE.match(lines[0]):

@@ -43,7 +43,7 @@ from pathlib import Path
 from lark import Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import LazyLark, ParseResult, Problem, lark_cache, line_problem, text_lines
+from grammar.base import LazyLark, ParseResult, Problem, head_lines, lark_cache, line_problem, text_lines
 
 KIND = "ssh"
 FACT_TYPES = {"reachability": "grammar.ping"}
@@ -152,7 +152,7 @@ def _record(line: int, target: str, port: int, outcome: str, detail: str) -> dic
 
 
 def looks_like(text: str) -> bool:
-    lines = [l for l in text_lines(text)[:5] if l.strip()]
+    lines = [l for l in head_lines(text, 5) if l.strip()]
     return bool(lines) and bool(_LOOKS.match(lines[0]))
 
 

@@ -34,6 +34,7 @@ gives ``{"type": "sysctl", "line": 1, "key": "net.ipv4.ip_forward", "value": "1"
 from __future__ import annotations
 
 import re
+from itertools import islice
 import shlex
 from pathlib import Path
 
@@ -90,8 +91,8 @@ def looks_like(text: str) -> bool:
     """True when the first lines that are not comments are all key = value settings
     (or sysctl's own errors) and one is under a kernel top-level (net., kernel., ...),
     or when they are `grep . /proc/sys/...` lines."""
-    lines = [line.strip() for line in text.split("\n")
-             if line.strip() and not line.lstrip().startswith(("#", ";"))][:6]
+    lines = list(islice((line.strip() for line in text.split("\n")
+                         if line.strip() and not line.lstrip().startswith(("#", ";"))), 6))
     if lines and all(_PROC_LINE.match(line) for line in lines):
         return True
     return (bool(lines) and all(_KEY_LIKE.match(line) or line.startswith("sysctl: ")

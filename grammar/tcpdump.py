@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from itertools import islice
 from pathlib import Path
 
 from lark import Transformer
@@ -135,7 +136,7 @@ _IPV4_WITH_PORT = re.compile(r"^(\d{1,3}(?:\.\d{1,3}){3})\.([\w-]+)$")
 
 def looks_like(text: str) -> bool:
     """True when the text opens with tcpdump's banner or with timestamped packets."""
-    lines = [line for line in text.split("\n") if line.strip()][:3]
+    lines = list(islice((line for line in text.split("\n") if line.strip()), 3))
     if not lines:
         return False
     if _HEADER.match(lines[0]) or _LISTENING.match(lines[0]):

@@ -252,6 +252,8 @@ def read_lines(texts: list[str], linenos: list[int]) -> tuple[dict | None, list[
 
 def looks_like(text: str) -> bool:
     """True when a traceback header is followed by a frame line."""
+    if HEADER not in text:     # most texts sniffed are not tracebacks: no line to walk
+        return False
     lines = text_lines(text)
     for i, line in enumerate(lines):
         if line.strip() == HEADER:
