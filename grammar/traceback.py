@@ -160,6 +160,13 @@ def block_extent(texts: list[str], start: int) -> tuple[int, int | None]:
         return exception_index + 1, exception_index
 
 
+# Blocks read before, by their text: a service logs the same traceback each time the
+# same thing fails (a broker down, a database refusing), and a block reads the same
+# wherever it is. Bounded: text of endless distinct tracebacks starts it afresh.
+_read_before: dict[str, list[dict]] = {}
+_MAX_BLOCKS_KEPT = 1024
+
+
 def read_block(texts: list[str], linenos: list[int]) -> tuple[dict | None, list[Problem]]:
     """Parse one traceback block (``texts``, dedented, from its header on).
 
@@ -168,8 +175,9 @@ def read_block(texts: list[str], linenos: list[int]) -> tuple[dict | None, list[
     not be read, and the problems met.
     """
     problems: list[Problem] = []
+    block = "\n".join(texts) + "\n"
     try:
-        parts = _PARSER.parse("\n".join(texts) + "\n")
+        parts = _read_before.get(block) or _PARSER.parse(block)
     except LarkError as error:
         problem = lark_problem(error)
         if problem.reason == "the text ends too early":
@@ -186,6 +194,10 @@ def read_block(texts: list[str], linenos: list[int]) -> tuple[dict | None, list[
             parts = None
         if not parts:
             return None, problems
+    else:
+        if len(_read_before) >= _MAX_BLOCKS_KEPT:
+            _read_before.clear()
+        _read_before[block] = parts
     last = parts[-1]
     version = None
     for part in parts:
@@ -197,7 +209,7 @@ def read_block(texts: list[str], linenos: list[int]) -> tuple[dict | None, list[
         if version:
             break
     fields = {
-        "frames": last["frames"],
+        "frames": [dict(frame) for frame in last["frames"]],   # each record its own
         "exception_type": last["exception_type"],
         "exception_message": last["exception_message"],
         "causes": [

@@ -119,3 +119,14 @@ def test_shuffled_real_lines_never_raise(lines):
 def test_never_raises(text):
     traceback.parse(text)
     traceback.looks_like(text)
+
+
+def test_a_traceback_read_again_reads_the_same_and_is_its_own():
+    # a service logs the same traceback over and over: read once, each record its own
+    text = fixture("elasticluster_py26_importerror")
+    first = traceback.parse(text).records
+    again = traceback.parse(text).records
+    assert first == again and first[0]["frames"]
+    first[0]["frames"][0]["line"] = -1
+    assert again[0]["frames"][0]["line"] != -1
+    assert traceback.parse(text).records[0]["frames"][0]["line"] != -1
