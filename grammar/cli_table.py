@@ -51,6 +51,7 @@ from lark.exceptions import LarkError
 
 from grammar import cli_error
 from grammar.base import LazyLark, ParseResult, Problem, head_lines, lark_cache, lark_problem, problem_column, text_lines
+from grammar.shapecache import LineMemo
 
 KIND = "cli_table"
 FACT_TYPES = {
@@ -148,6 +149,10 @@ _PARSER = LazyLark(
     lexer="contextual",
     transformer=_ToLine(),
 )
+
+# Each distinct line is read by lark once per process: output repeats its lines (every
+# node's same answers); the readings are shared, and only read.
+_READ = LineMemo(lambda line, _start: _PARSER.parse(line))
 
 
 def looks_like(text: str) -> bool:
@@ -386,7 +391,7 @@ def parse(text: str, command: str = "") -> ParseResult:
             close()
             continue
         try:
-            parsed = _PARSER.parse(line)
+            parsed = _READ(line, "")
         except LarkError as error:
             problem = lark_problem(error)
             result.problems.append(Problem(lineno, f"not a line of a table: {problem.reason}",
@@ -408,6 +413,6 @@ def parse(text: str, command: str = "") -> ParseResult:
         elif rows and not cells[0] and header[0].lower() in ("property", "field"):
             rows[-1][1][1] += " " + cells[1]  # prettytable wraps a long value onto the next row
         else:
-            rows.append((lineno, cells))
+            rows.append((lineno, list(cells)))   # a row of its own: a wrapped value is added to it
     close()
     return result

@@ -43,6 +43,7 @@ from lark import Token, Transformer
 from lark.exceptions import LarkError
 
 from grammar.base import LazyLark, ParseResult, Problem, head_lines, lark_cache, line_problem, text_lines
+from grammar.shapecache import LineMemo
 
 KIND = "dpkg_list"
 # The facts this kind gives, each field in words (collected by kb/schema.py into
@@ -146,6 +147,10 @@ _PARSER = LazyLark(
     transformer=_ToLine(),
 )
 
+# Each distinct line is read by lark once per process: output repeats its lines (every
+# node's same answers); the readings are shared, and only read.
+_READ = LineMemo(lambda line, _start: _PARSER.parse(line))
+
 
 def _none(value: str | None) -> str | None:
     return None if value in (None, "<none>", "(no description available)") else value
@@ -172,7 +177,7 @@ def parse(text: str, command: str = "") -> ParseResult:
             stanza = None
             continue
         try:
-            parsed = _PARSER.parse(line)
+            parsed = _READ(line, "")
         except LarkError as error:
             result.problems.append(line_problem(lineno, error, "a package"))
             continue

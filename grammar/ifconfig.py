@@ -49,6 +49,7 @@ from lark.exceptions import LarkError
 
 from grammar.base import ParseResult, Problem, lark_problem, lark_cache, LazyLark
 from grammar.ip_addr import new_address, new_interface
+from grammar.shapecache import LineMemo
 
 KIND = "ifconfig"
 # The facts this kind gives: the same records as ip_addr's, declared there (kb/schema.py).
@@ -165,6 +166,10 @@ class _Line(Transformer):
 
 _TRANSFORMER = _Line()
 
+# Each distinct line is read by lark once per process: output repeats its lines (every
+# node's same answers); the readings are shared, and only read.
+_READ = LineMemo(lambda line, start: _TRANSFORMER.transform(_PARSER.parse(line, start=start)))
+
 
 def parse(text: str, command: str = "") -> ParseResult:
     result = ParseResult()
@@ -176,7 +181,7 @@ def parse(text: str, command: str = "") -> ParseResult:
             continue
         start = "detail" if line[0] in " \t" else "header"
         try:
-            kind, data = _TRANSFORMER.transform(_PARSER.parse(line, start=start))
+            kind, data = _READ(line, start)
         except LarkError as error:
             result.problems.append(lark_problem(error, number - 1, number))
             if start == "header" and _HEADER_ATTEMPT.match(line):
@@ -216,5 +221,5 @@ def parse(text: str, command: str = "") -> ParseResult:
             if kind == "link" and data["mac"]:
                 interface["mac"] = data["mac"].lower()
             elif kind == "flags":
-                interface["flags"], interface["mtu"] = data["flags"], data["mtu"]
+                interface["flags"], interface["mtu"] = list(data["flags"]), data["mtu"]
     return result

@@ -42,6 +42,7 @@ from lark import Transformer
 from lark.exceptions import LarkError
 
 from grammar.base import ParseResult, Problem, lark_problem, lark_cache, LazyLark
+from grammar.shapecache import LineMemo
 
 KIND = "route_n"
 # The facts this kind gives: the same records as ip_route's, declared there (kb/schema.py).
@@ -112,6 +113,10 @@ class _Line(Transformer):
 
 _TRANSFORMER = _Line()
 
+# Each distinct line is read by lark once per process: output repeats its lines (every
+# node's same answers); the readings are shared, and only read.
+_READ = LineMemo(lambda line, _start: _TRANSFORMER.transform(_PARSER.parse(line)))
+
 
 def _prefix_length(netmask: str) -> int | None:
     """255.255.252.0 -> 22; None for a mask whose ones are not contiguous."""
@@ -165,7 +170,7 @@ def parse(text: str, command: str = "") -> ParseResult:
         if not line.strip():
             continue
         try:
-            kind, data = _TRANSFORMER.transform(_PARSER.parse(line))
+            kind, data = _READ(line, "")
         except LarkError as error:
             result.problems.append(lark_problem(error, number - 1, number))
             continue

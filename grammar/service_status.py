@@ -59,6 +59,7 @@ from lark import Token, Transformer
 from lark.exceptions import LarkError
 
 from grammar.base import LazyLark, ParseResult, Problem, head_lines, lark_cache, line_problem, text_lines
+from grammar.shapecache import LineMemo
 
 KIND = "service_status"
 # The facts this kind gives, each field in words (collected by kb/schema.py into
@@ -207,6 +208,10 @@ _PARSER = LazyLark(
     transformer=_ToLine(),
 )
 
+# Each distinct line is read by lark once per process: output repeats its lines (every
+# node's same answers); the readings are shared, and only read.
+_READ = LineMemo(lambda line, _start: _PARSER.parse(line))
+
 
 def _command_service(command: str) -> str | None:
     for pattern in _COMMAND_SERVICE:
@@ -295,7 +300,7 @@ def parse(text: str, command: str = "") -> ParseResult:
         if not line.strip():
             continue
         try:
-            parsed = _PARSER.parse(line)
+            parsed = _READ(line, "")
         except LarkError as error:
             if unit is not None or rabbit is not None:
                 continue  # the rest of a unit's report (CGroup, journal) or of rabbit's

@@ -44,6 +44,7 @@ from lark import Transformer
 from lark.exceptions import LarkError
 
 from grammar.base import LazyLark, ParseResult, Problem, head_lines, lark_cache, line_problem, text_lines
+from grammar.shapecache import LineMemo
 
 KIND = "ssh"
 FACT_TYPES = {"reachability": "grammar.ping"}
@@ -107,6 +108,10 @@ class _ToLine(Transformer):
 _PARSER = LazyLark((Path(__file__).parent / "ssh.lark").read_text(), parser="lalr",
                    cache=lark_cache(__file__), lexer="contextual", maybe_placeholders=True,
                    transformer=_ToLine())
+
+# Each distinct line is read by lark once per process: output repeats its lines (every
+# node's same answers); the readings are shared, and only read.
+_READ = LineMemo(lambda line, _start: _PARSER.parse(line))
 
 
 def _outcome(reason: str) -> str:
@@ -174,7 +179,7 @@ def parse(text: str, command: str = "") -> ParseResult:
         if not line:
             continue
         try:
-            parsed = _PARSER.parse(line)
+            parsed = _READ(line, "")
         except LarkError as error:
             if not logged_in:
                 result.problems.append(line_problem(lineno, error, "an ssh"))

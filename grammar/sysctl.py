@@ -42,6 +42,7 @@ from lark import Transformer
 from lark.exceptions import LarkError
 
 from grammar.base import ParseResult, Problem, lark_problem, lark_cache, LazyLark
+from grammar.shapecache import LineMemo
 
 KIND = "sysctl"
 # The facts this kind gives, each field in words (collected by kb/schema.py into
@@ -155,6 +156,10 @@ class _Line(Transformer):
 
 _TRANSFORMER = _Line()
 
+# Each distinct line is read by lark once per process: output repeats its lines (every
+# node's same answers); the readings are shared, and only read.
+_READ = LineMemo(lambda line, start: _TRANSFORMER.transform(_PARSER.parse(line, start=start)))
+
 
 def _command_keys(command: str) -> tuple[bool, list[str]]:
     """Whether the text holds bare values, and the keys they belong to, in order."""
@@ -195,8 +200,7 @@ def parse(text: str, command: str = "") -> ParseResult:
         if not line.strip():
             continue
         try:
-            kind, data = _TRANSFORMER.transform(
-                _PARSER.parse(line, start="bare_value" if bare else "line"))
+            kind, data = _READ(line, "bare_value" if bare else "line")
         except LarkError as error:
             result.problems.append(lark_problem(error, number - 1, number))
             continue

@@ -64,6 +64,7 @@ from lark import Transformer
 from lark.exceptions import LarkError
 
 from grammar.base import ParseResult, Problem, lark_problem, lark_cache, LazyLark
+from grammar.shapecache import LineMemo
 
 KIND = "tcpdump"
 # The facts this kind gives, each field in words (collected by kb/schema.py into
@@ -234,6 +235,10 @@ _PARSER = LazyLark(
     transformer=_Line(),
 )
 
+# Each distinct line is read by lark once per process: output repeats its lines (every
+# node's same answers); the readings are shared, and only read.
+_READ = LineMemo(lambda line, start: _PARSER.parse(line, start=start))
+
 
 def _split_port(endpoint: str) -> tuple[str, str] | None:
     """"10.0.0.1.45678" -> ("10.0.0.1", "45678"); "fe80::1.546" -> ("fe80::1", "546");
@@ -315,9 +320,9 @@ def parse(text: str, command: str = "") -> ParseResult:
         indented = line[0] in " \t"
         try:
             if indented:
-                kind, data = "endpoints", _PARSER.parse(line, start="continuation")
+                kind, data = "endpoints", _READ(line, "continuation")
             else:
-                kind, data = _PARSER.parse(line, start="line")
+                kind, data = _READ(line, "line")
         except LarkError as error:
             if indented and last_packet is not None:
                 continue  # -v decode lines and -x hex dumps below a packet: read, let go

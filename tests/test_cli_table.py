@@ -141,3 +141,18 @@ def test_openstack_role_assignments_by_name_and_the_empty_line():
 def test_openstack_user_list():
     users = cli_table.parse(fixture("osc_user_list"), "openstack user list").records
     assert [u["name"] for u in users] == ["admin", "nova", "glance", "cinder", "heat"]
+
+
+def test_the_same_table_twice_reads_the_same_twice():
+    # Each distinct line is read once; a value prettytable wrapped onto the next row is
+    # added to its own row, never to the reading the next table shares.
+    lines = fixture("nova_show_fixed_only").splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("| private network"))
+    lines.insert(at + 1, "|                      | 10.20.4.6                            |")
+    table = "\n".join(lines) + "\n"
+    first, second = (cli_table.parse(table).records, cli_table.parse(table).records)
+    both = cli_table.parse(table + table).records
+    assert first == second and len(both) == 2 * len(first)
+    assert [{k: v for k, v in r.items() if k != "line"} for r in both[len(first):]] == \
+        [{k: v for k, v in r.items() if k != "line"} for r in first]
+    assert any("10.20.4.5 10.20.4.6" in str(r) for r in first)

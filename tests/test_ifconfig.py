@@ -117,3 +117,17 @@ def test_details_without_a_header_are_problems():
 def test_never_raises(text):
     result = ifconfig.parse(text, "ifconfig")
     assert all(p.line >= 1 for p in result.problems)
+
+
+@pytest.mark.parametrize("name", ["net01_ifconfig", "nt160_ifconfig"])
+def test_the_same_output_twice_gives_records_of_their_own(name):
+    # each distinct line is read once; what one record holds is its own
+    path = FIXTURES / "ifconfig" / f"{name}.out"
+    first = ifconfig.parse(path.read_text()).records
+    again = ifconfig.parse(path.read_text()).records
+    assert first == again
+    for record in first:
+        if record.get("flags"):
+            record["flags"].append("CHANGED")
+    assert ifconfig.parse(path.read_text()).records == again
+    assert not any("CHANGED" in (r.get("flags") or []) for r in again)
