@@ -141,12 +141,15 @@ class _Lines:
     same traceback each time, from the same process, differing only in the time. lark
     lexes a line left to right and no terminal looks back, so what follows the
     timestamp (lark's TIMESTAMP, matched at the line's start) reads the same whatever
-    time precedes it: a line whose rest was read before takes that reading."""
+    time precedes it: a line whose rest was read before takes that reading. A line that
+    is no log line (a message's second line, a traceback's body) comes back just as
+    often: lark's error for it is kept too."""
 
     MAX_LINES = 8192   # starts afresh when full: text of endless distinct lines cannot grow it
 
     def __init__(self):
         self.readings: dict[str, tuple] = {}
+        self.unreadable: dict[str, LarkError] = {}
         self._timestamp = self._header = None
 
     def _terminals(self):
@@ -167,11 +170,22 @@ class _Lines:
             known = self.readings.get(line[stamp.end():])
             if known is not None:
                 return (stamp.group(), *known)
+        else:
+            error = self.unreadable.get(line)
+            if error is not None:
+                raise error.with_traceback(None)
         try:
             header, context, instance, text = _PARSER.parse(line, start="line")
         except LarkError:
             # field by field, to say where the line stops being a log line (it raises)
-            return _PARSER.parse(line, start="line_by_field")
+            try:
+                return _PARSER.parse(line, start="line_by_field")
+            except LarkError as error:
+                if stamp is None:
+                    if len(self.unreadable) >= self.MAX_LINES:
+                        self.unreadable.clear()
+                    self.unreadable[line] = error
+                raise
         time, pid, level, logger = self._header.fullmatch(header).groups()
         reading = (int(pid) if pid is not None else None, level[1:], logger[1:], context, instance, text)
         if len(self.readings) >= self.MAX_LINES:
