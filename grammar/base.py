@@ -230,6 +230,44 @@ def text_lines(text: str) -> list[str]:
     return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
+class LineReadings:
+    """A line-by-line parser's reading of each distinct line, kept for the process: output
+    repeats whole lines (every node's same answers, every unit's same journal lines), and
+    lark reads a line the same wherever it is. ``read(line, start)`` must depend on
+    nothing but its arguments. Lark's error for a line that is no line of the kind is
+    kept too (and raised again): such lines repeat as much. The readings are shared
+    between the lines that gave them: callers read them and never change them. Bounded
+    (it starts afresh when full), so text of endless distinct lines cannot grow it."""
+
+    def __init__(self, read, max_lines: int = 8192):
+        self.read = read
+        self.max_lines = max_lines
+        self.readings: dict[tuple[str, str], object] = {}
+
+    def __call__(self, line: str, start: str = ""):
+        from lark.exceptions import LarkError
+        key = (start, line)
+        reading = self.readings.get(key)
+        if reading is None:
+            try:
+                reading = self.read(line, start)
+            except LarkError as error:
+                reading = _Unreadable(error)
+            if len(self.readings) >= self.max_lines:
+                self.readings.clear()
+            self.readings[key] = reading
+        if type(reading) is _Unreadable:
+            raise reading.error.with_traceback(None)
+        return reading
+
+
+class _Unreadable:
+    __slots__ = ("error",)
+
+    def __init__(self, error):
+        self.error = error
+
+
 def head_lines(text: str, count: int) -> list[str]:
     """``text_lines(text)[:count]`` without splitting the rest of the text: a sniffer
     looks at the first lines of a text that may be thousands of lines long."""

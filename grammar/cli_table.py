@@ -50,8 +50,7 @@ from lark import Transformer
 from lark.exceptions import LarkError
 
 from grammar import cli_error
-from grammar.base import LazyLark, ParseResult, Problem, head_lines, lark_cache, lark_problem, problem_column, text_lines
-from grammar.shapecache import LineMemo
+from grammar.base import LazyLark, LineReadings, ParseResult, Problem, head_lines, lark_cache, lark_problem, problem_column, text_lines
 
 KIND = "cli_table"
 FACT_TYPES = {
@@ -150,9 +149,8 @@ _PARSER = LazyLark(
     transformer=_ToLine(),
 )
 
-# Each distinct line is read by lark once per process: output repeats its lines (every
-# node's same answers); the readings are shared, and only read.
-_READ = LineMemo(lambda line, _start: _PARSER.parse(line))
+# Each distinct line read by lark once per process (base.LineReadings).
+_READ = LineReadings(lambda line, _start: _PARSER.parse(line))
 
 
 def looks_like(text: str) -> bool:

@@ -42,8 +42,7 @@ from pathlib import Path
 from lark import Token, Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import LazyLark, ParseResult, Problem, head_lines, lark_cache, line_problem, text_lines
-from grammar.shapecache import LineMemo
+from grammar.base import LazyLark, LineReadings, ParseResult, Problem, head_lines, lark_cache, line_problem, text_lines
 
 KIND = "dpkg_list"
 # The facts this kind gives, each field in words (collected by kb/schema.py into
@@ -147,9 +146,8 @@ _PARSER = LazyLark(
     transformer=_ToLine(),
 )
 
-# Each distinct line is read by lark once per process: output repeats its lines (every
-# node's same answers); the readings are shared, and only read.
-_READ = LineMemo(lambda line, _start: _PARSER.parse(line))
+# Each distinct line read by lark once per process (base.LineReadings).
+_READ = LineReadings(lambda line, _start: _PARSER.parse(line))
 
 
 def _none(value: str | None) -> str | None:

@@ -47,9 +47,8 @@ from pathlib import Path
 from lark import Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import ParseResult, Problem, lark_problem, lark_cache, LazyLark
+from grammar.base import LazyLark, LineReadings, ParseResult, Problem, lark_cache, lark_problem
 from grammar.ip_addr import new_address, new_interface
-from grammar.shapecache import LineMemo
 
 KIND = "ifconfig"
 # The facts this kind gives: the same records as ip_addr's, declared there (kb/schema.py).
@@ -166,9 +165,8 @@ class _Line(Transformer):
 
 _TRANSFORMER = _Line()
 
-# Each distinct line is read by lark once per process: output repeats its lines (every
-# node's same answers); the readings are shared, and only read.
-_READ = LineMemo(lambda line, start: _TRANSFORMER.transform(_PARSER.parse(line, start=start)))
+# Each distinct line read by lark once per process (base.LineReadings).
+_READ = LineReadings(lambda line, start: _TRANSFORMER.transform(_PARSER.parse(line, start=start)))
 
 
 def parse(text: str, command: str = "") -> ParseResult:

@@ -34,7 +34,7 @@ from pathlib import Path
 from lark import Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import LazyLark, ParseResult, Problem, head_lines, lark_cache, line_problem, text_lines
+from grammar.base import LazyLark, LineReadings, ParseResult, Problem, head_lines, lark_cache, line_problem, text_lines
 
 KIND = "ini"
 # The facts this kind gives, each field in words (collected by kb/schema.py into
@@ -108,6 +108,9 @@ _PARSER = LazyLark(
     transformer=_ToLine(),
 )
 
+# Each distinct line read by lark once per process (base.LineReadings).
+_READ = LineReadings(lambda line, _start: _PARSER.parse(line))
+
 
 def looks_like(text: str) -> bool:
     """True when the first meaningful lines are a section header and options, or
@@ -134,7 +137,7 @@ def parse(text: str, command: str = "") -> ParseResult:
             open_option.clear()
             continue
         try:
-            grep_file, content = _PARSER.parse(line)
+            grep_file, content = _READ(line)
         except LarkError as error:
             result.problems.append(line_problem(lineno, error, "an INI"))
             continue

@@ -36,7 +36,7 @@ from pathlib import Path
 from lark import Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import LazyLark, ParseResult, Problem, head_lines, lark_cache, lark_problem, problem_column, text_lines
+from grammar.base import LazyLark, LineReadings, ParseResult, Problem, head_lines, lark_cache, lark_problem, problem_column, text_lines
 
 KIND = "nova_manage"
 FACT_TYPES = {
@@ -118,6 +118,9 @@ _PARSER = LazyLark(
     transformer=_ToRecord(),
 )
 
+# Each distinct line read by lark once per process (base.LineReadings).
+_READ = LineReadings(lambda line, start: _PARSER.parse(line, start=start))
+
 
 def looks_like(text: str) -> bool:
     lines = [l for l in head_lines(text, 10) if l.strip()]
@@ -132,7 +135,7 @@ def parse(text: str, command: str = "") -> ParseResult:
             continue
         start = "floating_line" if "\t" in line else "service_line"
         try:
-            parsed = _PARSER.parse(line, start=start)
+            parsed = _READ(line, start)
         except LarkError as error:
             problem = lark_problem(error)
             what = "floating IP" if start == "floating_line" else "service"

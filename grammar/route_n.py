@@ -41,8 +41,7 @@ from pathlib import Path
 from lark import Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import ParseResult, Problem, lark_problem, lark_cache, LazyLark
-from grammar.shapecache import LineMemo
+from grammar.base import LazyLark, LineReadings, ParseResult, Problem, lark_cache, lark_problem
 
 KIND = "route_n"
 # The facts this kind gives: the same records as ip_route's, declared there (kb/schema.py).
@@ -113,9 +112,8 @@ class _Line(Transformer):
 
 _TRANSFORMER = _Line()
 
-# Each distinct line is read by lark once per process: output repeats its lines (every
-# node's same answers); the readings are shared, and only read.
-_READ = LineMemo(lambda line, _start: _TRANSFORMER.transform(_PARSER.parse(line)))
+# Each distinct line read by lark once per process (base.LineReadings).
+_READ = LineReadings(lambda line, _start: _TRANSFORMER.transform(_PARSER.parse(line)))
 
 
 def _prefix_length(netmask: str) -> int | None:

@@ -43,8 +43,7 @@ from pathlib import Path
 from lark import Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import LazyLark, ParseResult, Problem, head_lines, lark_cache, line_problem, text_lines
-from grammar.shapecache import LineMemo
+from grammar.base import LazyLark, LineReadings, ParseResult, Problem, head_lines, lark_cache, line_problem, text_lines
 
 KIND = "ssh"
 FACT_TYPES = {"reachability": "grammar.ping"}
@@ -109,9 +108,8 @@ _PARSER = LazyLark((Path(__file__).parent / "ssh.lark").read_text(), parser="lal
                    cache=lark_cache(__file__), lexer="contextual", maybe_placeholders=True,
                    transformer=_ToLine())
 
-# Each distinct line is read by lark once per process: output repeats its lines (every
-# node's same answers); the readings are shared, and only read.
-_READ = LineMemo(lambda line, _start: _PARSER.parse(line))
+# Each distinct line read by lark once per process (base.LineReadings).
+_READ = LineReadings(lambda line, _start: _PARSER.parse(line))
 
 
 def _outcome(reason: str) -> str:

@@ -63,8 +63,7 @@ from pathlib import Path
 from lark import Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import ParseResult, Problem, lark_problem, lark_cache, LazyLark
-from grammar.shapecache import LineMemo
+from grammar.base import LazyLark, LineReadings, ParseResult, Problem, lark_cache, lark_problem
 
 KIND = "tcpdump"
 # The facts this kind gives, each field in words (collected by kb/schema.py into
@@ -235,9 +234,8 @@ _PARSER = LazyLark(
     transformer=_Line(),
 )
 
-# Each distinct line is read by lark once per process: output repeats its lines (every
-# node's same answers); the readings are shared, and only read.
-_READ = LineMemo(lambda line, start: _PARSER.parse(line, start=start))
+# Each distinct line read by lark once per process (base.LineReadings).
+_READ = LineReadings(lambda line, start: _PARSER.parse(line, start=start))
 
 
 def _split_port(endpoint: str) -> tuple[str, str] | None:

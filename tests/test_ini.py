@@ -143,3 +143,17 @@ def test_never_raises(text):
     result = ini.parse(text)
     assert all(p.line >= 1 for p in result.problems)
     ini.looks_like(text)
+
+
+def test_a_broken_line_read_again_is_the_same_problem_at_its_own_line():
+    # each distinct line (and lark's error for it) is kept: the second copy of a file
+    # says the same, at its own lines
+    lines = fixture("grep_v_comments_nova_conf_debian12").splitlines()
+    lines.insert(17, "[database")
+    text = "\n".join(lines) + "\n"
+    once = ini.parse(text)
+    twice = ini.parse(text + "\n" + text)
+    offset = len(lines) + 1
+    assert [(p.line, p.reason, p.column) for p in twice.problems] == [
+        (p.line + extra, p.reason, p.column) for extra in (0, offset) for p in once.problems]
+    assert len(twice.records) == 2 * len(once.records)
