@@ -166,9 +166,26 @@ def _url_spans(line: str) -> list[tuple[int, int]]:
     return spans
 
 
+# Lines looked at before, with their spans: logs and listings repeat whole lines (the
+# same keystonemiddleware.auth_token warning, the same URL), and a line's secrets are
+# where they are whatever surrounds it. Bounded: it starts afresh when full.
+_SPANS_SEEN: dict[tuple[str, bool], tuple[tuple[int, int], ...]] = {}
+_MAX_LINES_SEEN = 8192
+
+
 def secret_spans(line: str, whole_line: bool = True) -> list[tuple[int, int]]:
     """The (start, end) spans of the secrets in one line, in any order, maybe overlapping;
     ``whole_line=False`` leaves out the key = value reading of the whole line."""
+    key = (line, whole_line)
+    seen = _SPANS_SEEN.get(key)
+    if seen is None:
+        if len(_SPANS_SEEN) >= _MAX_LINES_SEEN:
+            _SPANS_SEEN.clear()
+        seen = _SPANS_SEEN[key] = tuple(_spans_in(line, whole_line))
+    return list(seen)
+
+
+def _spans_in(line: str, whole_line: bool) -> list[tuple[int, int]]:
     if not _TRIGGER.search(line):
         return []
     # Each pattern needs one of its words in the line; on ASCII text (where IGNORECASE

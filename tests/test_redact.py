@@ -260,3 +260,22 @@ def test_the_quick_look_for_secret_words_finds_what_the_pattern_finds(text):
     assert module._LOWER_TRIGGER.search(lowered)
     assert any(word in lowered for word in module._TRIGGER_LITERALS)
     assert "Zq8ex" not in redact(text)
+
+
+def test_a_line_seen_before_is_masked_as_a_fresh_one_would_be():
+    # each line's secrets are found once; a wrap that adds to a line's spans in one text
+    # adds nothing to the next text holding that line
+    from grammar import redact as module
+    pastes = [paste for _, paste in VARIANTS]
+    module._SPANS_SEEN.clear()
+    fresh = []
+    for paste in pastes:
+        module._SPANS_SEEN.clear()
+        fresh.append(redact(paste))
+    module._SPANS_SEEN.clear()
+    assert [redact(paste) for paste in pastes + pastes] == fresh + fresh
+    assert module._SPANS_SEEN
+    # the spans handed out are the caller's own: redact() adds a wrap's to them
+    spans = module.secret_spans("rabbit_password = Zq8ex")
+    spans.append((0, 6))
+    assert module.secret_spans("rabbit_password = Zq8ex") == spans[:-1]
