@@ -17,14 +17,18 @@ It then times ``python app.py diagnose DIR`` as a user's second run does (compil
 modules and ``.cache/`` warm from one untimed run), median wall and CPU time of
 ``REPEATS`` fresh processes, beside two floors in the same run: ``grep -rc`` over the
 folder (reading every byte once) and a bare ``python -c pass`` (the interpreter's own
-start). ``--profile`` adds where the time goes inside one diagnosis (cProfile, by
-package: reading, deriving, reasoning, start-up).
+start). Each run says the load average it met: on a shared machine the wall time moves
+with it, the CPU time less, the instruction count (``--instructions``: one more run
+under valgrind's callgrind, ~1.5 min, where valgrind is installed) not at all.
+``--profile`` adds where the time goes inside one diagnosis (cProfile, by package:
+reading, deriving, reasoning, start-up).
 
-    python -m benchmarks.bench_class [--profile] [--keep DIR]
+    python -m benchmarks.bench_class [--profile] [--instructions] [--keep DIR]
 """
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import statistics
@@ -32,7 +36,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.bench_diagnose import _USER_ENVIRONMENT, _process_seconds
+from benchmarks.bench_diagnose import _USER_ENVIRONMENT, _process_seconds, instructions
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "rules" / "examples"
@@ -168,11 +172,14 @@ def build_folder(folder: Path, all_labs: bool = False) -> dict:
     return counts
 
 
-def measure(folder: Path, repeats: int = REPEATS) -> dict:
+def measure(folder: Path, repeats: int = REPEATS, count_instructions: bool = False) -> dict:
     ours = [sys.executable, "app.py", "diagnose", str(folder)]
     _process_seconds(ours, None, 1)          # the user's first run: fills .cache/
-    result = {"seconds": _process_seconds(ours, None, repeats)}
+    result = {"load_before": os.getloadavg()[0]}
+    result["seconds"] = _process_seconds(ours, None, repeats)
     result["cpu"] = _process_seconds.cpu
+    result["load_after"] = os.getloadavg()[0]
+    result["instructions"] = instructions(ours) if count_instructions else None
     grep = shutil.which("grep") or "grep"
     result["grep_seconds"] = _process_seconds([grep, "-rc", "", str(folder)], None, repeats)
     result["grep_cpu"] = _process_seconds.cpu
@@ -242,15 +249,19 @@ def stages(folder: Path) -> dict:
     return result
 
 
-def report(label: str, folder: Path, all_labs: bool, show_profile: bool) -> dict:
+def report(label: str, folder: Path, all_labs: bool, show_profile: bool,
+           count_instructions: bool = False) -> dict:
     counts = build_folder(folder, all_labs=all_labs)
     print(f"{label}: {counts['nodes']} nodes, {counts['files']} files, {counts['lines']:,} lines "
           f"({counts['bytes'] / 1e3:.0f} kB), {counts['log_lines']:,} of them service log lines; "
           f"fixtures of {len(counts['kinds'])} parser kinds")
-    result = measure(folder)
-    print("  whole process, a user's second run (median wall time; CPU time)")
+    result = measure(folder, count_instructions=count_instructions)
+    print(f"  whole process, a user's second run (median wall time; CPU time; load average "
+          f"{result['load_before']:.1f} before, {result['load_after']:.1f} after, on {os.cpu_count()} cores)")
     print(f"  app.py diagnose DIR:        {result['seconds']:6.3f} s; {result['cpu']:.3f} s CPU "
           f"(aim < {AIM_SECONDS:.0f} s: {'met' if result['seconds'] < AIM_SECONDS else 'NOT met'})")
+    if result["instructions"]:
+        print(f"    {result['instructions'] / 1e9:.2f} G instructions (callgrind, one run)")
     print(f"  grep -rc '' DIR (floor):    {result['grep_seconds']:6.3f} s; {result['grep_cpu']:.3f} s CPU")
     print(f"  python -c pass (floor):     {result['python_seconds']:6.3f} s; {result['python_cpu']:.3f} s CPU")
     print(f"    -> {result['seconds'] / result['grep_seconds']:.0f}x grep, "
@@ -278,7 +289,8 @@ def main(argv: list[str] | None = None) -> None:
             folder = base / name
             if folder.exists():
                 shutil.rmtree(folder)
-            result = report(label, folder, all_labs, "--profile" in argv)
+            result = report(label, folder, all_labs, "--profile" in argv,
+                            "--instructions" in argv and not all_labs)
             if not all_labs and result["seconds"] >= AIM_SECONDS and "--profile" not in argv:
                 print("  over the aim; where the time goes:")
                 for area, seconds in profile(folder):
