@@ -245,10 +245,10 @@ class LineReadings:
         self.readings: dict[tuple[str, str], object] = {}
 
     def __call__(self, line: str, start: str = ""):
-        from lark.exceptions import LarkError
         key = (start, line)
         reading = self.readings.get(key)
         if reading is None:
+            from lark.exceptions import LarkError
             try:
                 reading = self.read(line, start)
             except LarkError as error:
