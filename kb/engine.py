@@ -175,9 +175,11 @@ class Session:
     def _assert_one(self, fact: dict) -> None:
         if self.closed:
             raise RuntimeError("this diagnosis session is closed")
-        bad = {"id", "sid"} & set(fact)
-        if bad or any(str(key).startswith("$") for key in fact):
-            raise ValueError(f"fact uses a name reserved by the engine: {sorted(bad) or fact}")
+        names = "\0" + "\0".join(map(str, fact)) + "\0"   # one C-level look for reserved names
+        if "\0id\0" in names or "\0sid\0" in names or "\0$" in names:
+            bad = {"id", "sid"} & set(fact)
+            if bad or any(str(key).startswith("$") for key in fact):
+                raise ValueError(f"fact uses a name reserved by the engine: {sorted(bad) or fact}")
         prepared = self.engine.prepare(dict(fact))
         text = _json(prepared)
         digest = _digest(text)
