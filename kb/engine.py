@@ -119,6 +119,8 @@ class Engine:
             "_open": {"all": [{"m": {"type": OPEN_MARKER}}], "run": lambda c: None},
         }
         for rule_name, rule in rules.items():
+            # durable's own path runs only the open marker's rule; the others are guarded
+            # all the same, should anything assert through it
             ruleset[rule_name] = {"all": rule["all"], "run": self._guard(rule["run"])}
         # the actions by rule name, for activations taken from the compiled engine
         self.actions: dict[str, Action | None] = {rule_name: rule["run"] for rule_name, rule in rules.items()}
@@ -215,11 +217,13 @@ class Session:
         knows a fact by a short hash of its content, which collides among tens of
         thousands of facts: a fact it takes for one already observed is asserted again
         with a ``distinct`` field no rule reads."""
-        sid = f', "sid": "{self.sid}"}}'
+        sid = f'"sid": "{self.sid}"}}'
         for attempt in range(8):
             if attempt:
                 text = _json(dict(prepared, distinct=attempt))
-            result = _compiled.assert_fact(self.engine.handle, text[:-1] + sid if len(text) > 2 else text[:-1] + sid[2:])
+            # the session's id added to the object's end: "{...}" -> "{..., "sid": ...}"
+            with_sid = text[:-1] + (", " + sid if len(text) > 2 else sid)
+            result = _compiled.assert_fact(self.engine.handle, with_sid)
             if result[0] == 1:
                 return None   # a fact no rule asks about
             if result[0] == 2:
