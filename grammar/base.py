@@ -230,6 +230,22 @@ def text_lines(text: str) -> list[str]:
     return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
+# What the parsers keep of the lines they read, for the process (LineReadings and the
+# like): each forgets it when asked, so that a measurement of reading can start afresh.
+_FORGETTERS: list = []
+
+
+def keeps_readings(forget) -> None:
+    """Register ``forget()``, which empties what a parser keeps of the lines it read."""
+    _FORGETTERS.append(forget)
+
+
+def forget_readings() -> None:
+    """Every parser reads the next text as a fresh process would (benchmarks/)."""
+    for forget in _FORGETTERS:
+        forget()
+
+
 class LineReadings:
     """A line-by-line parser's reading of each distinct line, kept for the process: output
     repeats whole lines (every node's same answers, every unit's same journal lines), and
@@ -243,6 +259,7 @@ class LineReadings:
         self.read = read
         self.max_lines = max_lines
         self.readings: dict[tuple[str, str], object] = {}
+        keeps_readings(self.readings.clear)
 
     def __call__(self, line: str, start: str = ""):
         key = (start, line)

@@ -51,7 +51,7 @@ from pathlib import Path
 from lark import Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import LazyLark, ParseResult, Problem, head_lines, lark_cache, lark_problem, text_lines
+from grammar.base import LazyLark, ParseResult, Problem, head_lines, keeps_readings, lark_cache, lark_problem, text_lines
 from grammar.traceback import HEADER, read_lines
 
 KIND = "oslo_log"
@@ -195,6 +195,7 @@ class _Lines:
 
 
 _LINES = _Lines()
+keeps_readings(lambda: (_LINES.readings.clear(), _LINES.unreadable.clear()))
 
 
 def _request_id(context: str | None) -> str | None:

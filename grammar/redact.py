@@ -41,6 +41,8 @@ import re
 from bisect import bisect_right
 from itertools import accumulate
 
+from grammar.base import keeps_readings
+
 MASK = "***"
 
 # The narrowest terminal a transcript is plausibly copied from; shorter lines are not
@@ -171,6 +173,7 @@ def _url_spans(line: str) -> list[tuple[int, int]]:
 # where they are whatever surrounds it. Bounded: it starts afresh when full.
 _SPANS_SEEN: dict[tuple[str, bool], tuple[tuple[int, int], ...]] = {}
 _MAX_LINES_SEEN = 8192
+keeps_readings(_SPANS_SEEN.clear)
 
 
 def secret_spans(line: str, whole_line: bool = True) -> list[tuple[int, int]]:

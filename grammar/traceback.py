@@ -43,7 +43,7 @@ from pathlib import Path
 from lark import Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import ParseResult, Problem, lark_problem, text_lines, lark_cache, LazyLark
+from grammar.base import LazyLark, ParseResult, Problem, keeps_readings, lark_cache, lark_problem, text_lines
 
 KIND = "traceback"
 # The facts this kind gives, each field in words (collected by kb/schema.py into
@@ -165,6 +165,7 @@ def block_extent(texts: list[str], start: int) -> tuple[int, int | None]:
 # wherever it is. Bounded: text of endless distinct tracebacks starts it afresh.
 _read_before: dict[str, list[dict]] = {}
 _MAX_BLOCKS_KEPT = 1024
+keeps_readings(_read_before.clear)
 
 
 def read_block(texts: list[str], linenos: list[int]) -> tuple[dict | None, list[Problem]]:

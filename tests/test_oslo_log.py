@@ -249,3 +249,15 @@ def test_a_line_read_again_after_another_time_reads_as_lark_reads_it():
             variant = time_ + line[line.index(" ", 11):] if found else line
             assert _reading(shared, variant) == _field_by_field(variant)
     assert len(shared.readings) == kept   # each read again, not parsed again
+
+
+def test_what_the_parsers_keep_of_lines_read_can_be_forgotten():
+    # benchmarks/ measure reading as a fresh process reads: nothing kept from before
+    from grammar import redact, traceback
+    from grammar.base import forget_readings
+    oslo_log.parse(fixture("y2014_cinder_api_glance_refused"))
+    redact.redact("rabbit_password = Zq8ex")
+    assert oslo_log._LINES.readings and traceback._read_before and redact._SPANS_SEEN
+    forget_readings()
+    assert not (oslo_log._LINES.readings or traceback._read_before or redact._SPANS_SEEN)
+    assert oslo_log.parse(fixture("y2014_cinder_api_glance_refused")).records[1]["exception_type"] == "CommunicationError"
