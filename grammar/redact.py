@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
+from hashlib import sha256
 from itertools import accumulate
 
 from grammar.base import keeps_readings
@@ -170,8 +171,10 @@ def _url_spans(line: str) -> list[tuple[int, int]]:
 
 # Lines looked at before, with their spans: logs and listings repeat whole lines (the
 # same keystonemiddleware.auth_token warning, the same URL), and a line's secrets are
-# where they are whatever surrounds it. Bounded: it starts afresh when full.
-_SPANS_SEEN: dict[tuple[str, bool], tuple[tuple[int, int], ...]] = {}
+# where they are whatever surrounds it. A line is kept by its digest, never as text: the
+# secrets it may hold do not stay in a long-lived process (the chat's server). Bounded:
+# it starts afresh when full.
+_SPANS_SEEN: dict[tuple[bytes, bool], tuple[tuple[int, int], ...]] = {}
 _MAX_LINES_SEEN = 8192
 keeps_readings(_SPANS_SEEN.clear)
 
@@ -179,7 +182,7 @@ keeps_readings(_SPANS_SEEN.clear)
 def secret_spans(line: str, whole_line: bool = True) -> list[tuple[int, int]]:
     """The (start, end) spans of the secrets in one line, in any order, maybe overlapping;
     ``whole_line=False`` leaves out the key = value reading of the whole line."""
-    key = (line, whole_line)
+    key = (sha256(line.encode("utf-8", "surrogatepass")).digest(), whole_line)
     seen = _SPANS_SEEN.get(key)
     if seen is None:
         if len(_SPANS_SEEN) >= _MAX_LINES_SEEN:

@@ -279,3 +279,10 @@ def test_a_line_seen_before_is_masked_as_a_fresh_one_would_be():
     spans = module.secret_spans("rabbit_password = Zq8ex")
     spans.append((0, 6))
     assert module.secret_spans("rabbit_password = Zq8ex") == spans[:-1]
+
+
+def test_a_secret_is_not_kept_in_what_redaction_remembers():
+    from grammar import redact as module
+    redact("rabbit_password = Zq8exKeptNowhere")
+    assert module._SPANS_SEEN
+    assert "Zq8exKeptNowhere" not in repr(module._SPANS_SEEN)
