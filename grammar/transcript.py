@@ -6,11 +6,11 @@ evidence too; its kind is recognised from its content.
 
 Each block of output goes to the parser of its kind (grammar/kinds.py), and every
 record that parser returns becomes a *fact*: the record's fields, the node, the file
-path the output came from (for ``cat``/``tail``/``grep`` of a file) and ``prov``, the
-provenance that lets a conclusion show its evidence::
+path the output came from (``path``, only for ``cat``/``tail``/``grep`` of a file) and
+``prov``, the provenance that lets a conclusion show its evidence::
 
     {"type": "route", "destination": "0.0.0.0/0", "via": "10.20.0.1", "dev": "ens3", ...,
-     "node": "net01", "path": None,
+     "node": "net01",
      "prov": {"node": "net01", "command": "ip route", "source": "lab.txt",
               "line": 12, "text": "default via 10.20.0.1 dev ens3"}}
 
@@ -274,8 +274,7 @@ def _read_block(block: Block) -> Evidence:
         kind, path, changes = _command_reading(block.command)
         for change in changes:
             evidence.facts.append(dict(change, type="state_change", node=block.node,
-                                       path=None, prov=_prov(block, block.prompt_line,
-                                                             _prompt_text(block))))
+                                       prov=_prov(block, block.prompt_line, _prompt_text(block))))
         if kind is None and text.strip():
             kind = kinds.kind_for_text(text)
     else:
@@ -322,21 +321,26 @@ def _read_block(block: Block) -> Evidence:
     last_index = max(len(lines) - 1, 0)
     first_line = block.first_line
     facts = evidence.facts
+    line_numbers = _line_numbers()
     for record in result.records:
         bad_value = invalid_value(record)
         if bad_value:
             problems.append(Problem(line=record.get("line", 1) or 1, reason=bad_value))
             continue
         kept += 1
-        fact = record    # the parser's result is handed over: its records become the facts
-        relative = fact.pop("line", 1) or 1
-        if "end_line" in fact:
-            del fact["end_line"]
+        relative = record.get("line", 1) or 1
         line_index = relative - 1 if 0 < relative <= last_index + 1 else (0 if relative < 1 else last_index)
+        # A new dict of the fields a fact keeps: the record, its place in the block
+        # taken out, would keep a slot for each field taken out and grow again for the
+        # fields added here and the fact's number (kb/facts.py), a third larger.
+        fact = {name: value for name, value in record.items() if name not in _PLACE_IN_BLOCK}
         fact["node"] = node
-        fact["path"] = fact.pop("file", None) or path
+        read_from = record.get("file") or path
+        if read_from is not None:       # most output is no file's: no field to say so
+            fact["path"] = read_from
+        number = first_line + line_index
         fact["prov"] = {"node": node, "command": command, "source": source,
-                        "line": first_line + line_index,
+                        "line": line_numbers.setdefault(number, number),
                         "text": lines[line_index].strip() if lines else ""}
         facts.append(fact)
     evidence.parsed_count += kept
@@ -352,6 +356,20 @@ def _read_block(block: Block) -> Evidence:
             f"{kind.replace('_', ' ')}: {len(problems) - MAX_PROBLEMS_PER_BLOCK} more lines "
             "could not be read"))
     return evidence
+
+
+# What a parser's record says of where it sits in its block; the fact says it in ``prov``.
+_PLACE_IN_BLOCK = frozenset({"line", "end_line", "file"})
+# One int object per line number, shared by the provenance of every file's line of that
+# number (Python makes a new one, 32 bytes, for each number above 256); bounded.
+_LINE_NUMBERS: dict[int, int] = {}
+_MAX_LINE_NUMBERS = 1 << 16
+
+
+def _line_numbers() -> dict[int, int]:
+    if len(_LINE_NUMBERS) > _MAX_LINE_NUMBERS:
+        _LINE_NUMBERS.clear()
+    return _LINE_NUMBERS
 
 
 @functools.lru_cache(maxsize=1024)

@@ -244,8 +244,8 @@ class _Reasoning:
                 limits = [e for e in getattr(error, "errors", [error]) if isinstance(e, EngineLimit)]
                 if not limits:
                     raise
-                return state, limits[0], fed
-        return state, None, fed
+                return state.closed(), limits[0], fed
+        return state.closed(), None, fed
 
     def _checkpoint(self):
         return len(self.table.facts), self.answerer.checkpoint()
@@ -453,6 +453,14 @@ class _SessionState:
         self._findings: dict[tuple, Finding] = {}
         self.firings: dict[tuple, list[int]] = {}
         self.alike: dict[tuple, set[int]] = {}
+
+    def closed(self) -> "_SessionState":
+        """The state once its session is over: what only the session's rules needed
+        (which conclusions it drew, how often a case fired) is let go, as a folder of
+        a thousand labs keeps a state per session."""
+        self.concluded.clear()
+        self.firings.clear()
+        return self
 
     def _overrule(self, finding: Finding) -> None:
         """Observations outrank what the evidence implies: a finding yields to one its
