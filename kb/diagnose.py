@@ -168,8 +168,10 @@ class _Reasoning:
         batch: list[list[dict]] = []
         size = 0
         reach = components.reach(self.rulebook, COMPUTED)
-        for group in groups:
-            part = [facts[i] for i in group]
+        parts = len(groups)
+        groups.reverse()
+        while groups:           # each group let go once its part is made
+            part = [facts[i] for i in groups.pop()]
             if self.compact:
                 part = self._without_repeats(part)
             worth = reach.types({fact["type"] for fact in part})
@@ -177,12 +179,12 @@ class _Reasoning:
             if not part:
                 continue
             if batch and size + len(part) > SESSION_FACTS:
-                self._batch(batch, len(groups), left_out)
+                self._batch(batch, parts, left_out)
                 batch, size = [], 0
             batch.append(part)
             size += len(part)
         if batch:
-            self._batch(batch, len(groups), left_out)
+            self._batch(batch, parts, left_out)
         return left_out
 
     def _batch(self, batch: list[list[dict]], parts: int, left_out: list[str]) -> None:
