@@ -31,6 +31,7 @@ from lark import Lark, LarkError, Transformer
 
 from grammar import commands, kinds
 from grammar.base import lark_cache
+from grammar.compact import compact
 from grammar.base import Problem
 from grammar.redact import redact
 from grammar.values import invalid_value
@@ -345,10 +346,10 @@ def _read_block(block: Block) -> Evidence:
         if read_from is not None:       # most output is no file's: no field to say so
             fact["path"] = read_from
         number = first_line + line_index
-        fact["prov"] = {"node": node, "command": command, "source": source,
-                        "line": line_numbers.setdefault(number, number),
-                        "text": intern(lines[line_index].strip()) if lines else ""}
-        facts.append(fact)
+        fact["prov"] = compact({"node": node, "command": command, "source": source,
+                                "line": line_numbers.setdefault(number, number),
+                                "text": intern(lines[line_index].strip()) if lines else ""})
+        facts.append(compact(fact))     # the same dict, in less memory (grammar/compact.py)
     evidence.parsed_count += kept
     problems.sort(key=lambda problem: problem.line)
     for problem in problems[:MAX_PROBLEMS_PER_BLOCK]:

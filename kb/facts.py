@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from grammar.compact import compact
+
 # Fields that stay out of the engine: provenance lives here, not in durable-rules, and
 # nested structures (traceback frames) are for explanations, not for matching.
 _KEEP_OUT_OF_ENGINE = {"prov", "derived_from", "because", "traceback", "frames"}
@@ -34,7 +36,7 @@ class FactTable:
         fact = {"type": fact_type, "node": node, **fields,
                 "derived_from": sorted({s["fact_id"] for s in sources if s and "fact_id" in s}),
                 "because": because}
-        return self.add(fact)
+        return self.add(compact(fact))     # the same dict, in less memory
 
     def truncate(self, length: int) -> None:
         """Forget the facts added after the first ``length`` (what a diagnosis cut short
