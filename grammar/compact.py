@@ -1,13 +1,13 @@
 """Facts as dicts that share their field names with every fact of the same fields.
 
 A folder of labs gives hundreds of thousands of facts, each a plain dict: in CPython a
-dict holds, besides its values, its keys and their hashes in a table of its own (~840
-bytes for the 28 fields of an iptables rule). The attributes of objects of one class
-are kept otherwise (a *key-sharing dictionary*, PEP 412): their names once, in the
-class, and per object only its values, 8 bytes each. An object's ``__dict__`` is such a
-dict, and stays one when the object is gone; so ``compact`` gives back the same fields
-as the ``__dict__`` of an object of a class made for that list of field names (~330
-bytes for the iptables rule, ~180 instead of ~280 for a ten-field fact).
+dict holds, besides its values, its keys and their hashes in a table of its own (~470
+bytes for the 17 fields of a captured packet, ~280 for ten fields). The attributes of
+objects of one class are kept otherwise (a *key-sharing dictionary*, PEP 412): their
+names once, in the class, and per object only its values, 8 bytes each. An object's
+``__dict__`` is such a dict, and stays one when the object is gone; so ``compact`` gives
+back the same fields as the ``__dict__`` of an object of a class made for that list of
+field names (~240 bytes for the packet, ~175 for ten fields).
 
 It is a dict like any other: it compares, copies, pickles and serialises as one, and
 nothing in it depends on how its memory is laid out. A field added afterwards is taken
@@ -17,37 +17,52 @@ more memory), so a fact is only made compact when it has room for its number.
 """
 from __future__ import annotations
 
-# CPython shares at most 30 names per class, and a dict whose names reach that many is
-# converted at twice an ordinary dict's size: one name is left for the fact's number.
+import keyword
+
+# CPython 3.11 shares fewer than 30 names per class (SHARED_KEYS_MAX_SIZE), and a dict
+# that reaches that many is converted at twice an ordinary dict's size (29 fields and
+# the fact's number: 1.6 KB instead of 0.84): one name is left for the fact's number.
+# An iptables rule (27 fields, its node and provenance) is left an ordinary dict.
 _MOST_SHARED_FIELDS = 28
-# field names -> the class whose objects hold them; bounded like a shape cache
-_CLASSES: dict[tuple, type | None] = {}
-_MAX_CLASSES = 1024
+# field names -> what makes a compact dict of them (None: they cannot be shared);
+# bounded like a shape cache
+_MAKERS: dict[tuple, object] = {}
+_MAX_MAKERS = 1024
 
 
 def compact(fields: dict) -> dict:
     """``fields`` as a key-sharing dict (equal to it), or ``fields`` itself when its
     names cannot be shared (too many, or not names an attribute can have)."""
     names = tuple(fields)
-    holder = _CLASSES.get(names, ...)
-    if holder is ...:
-        holder = _holder_of(names)
-    if holder is None:
-        return fields
-    instance = holder()
-    for name, value in fields.items():
-        setattr(instance, name, value)
-    return instance.__dict__
+    make = _MAKERS.get(names, ...)
+    if make is ...:
+        make = _maker(names)
+    return fields if make is None else make(fields)
 
 
-def _holder_of(names: tuple) -> type | None:
-    if len(_CLASSES) >= _MAX_CLASSES:
-        _CLASSES.clear()
-    shareable = len(names) <= _MOST_SHARED_FIELDS and all(
-        type(name) is str and name.isidentifier() and not name.startswith("__") for name in names)
+def _maker(names: tuple):
+    """A function of the fields' dict giving its key-sharing copy: the attributes set by
+    name in compiled code, as a dataclass' __init__ does (a loop of ``setattr`` would
+    cost reading a folder of labs a tenth more)."""
+    if len(_MAKERS) >= _MAX_MAKERS:
+        _MAKERS.clear()
+    if not names or len(names) > _MOST_SHARED_FIELDS or not all(
+            type(name) is str and name.isidentifier() and not name.startswith("__") for name in names):
+        _MAKERS[names] = None
+        return None
     # a class per list of names: one holding facts of different fields would collect the
     # names of all of them and soon have too many to share
-    # (a Python keyword, as an iptables rule's ``in``, is an attribute name for setattr)
-    holder = type("Fields", (), {}) if shareable else None
-    _CLASSES[names] = holder
-    return holder
+    holder = type("Fields", (), {})
+    values = [f"_{number}" for number in range(len(names))]
+    lines = [f"def make(fields):",
+             f"    {', '.join(values)}{',' if len(values) == 1 else ''} = fields.values()",
+             f"    held = Holder()"]
+    for name, value in zip(names, values):
+        # a Python keyword (an iptables rule's ``in``) is an attribute only for setattr
+        lines.append(f"    setattr(held, {name!r}, {value})" if keyword.iskeyword(name)
+                     else f"    held.{name} = {value}")
+    lines.append("    return held.__dict__")
+    namespace = {"Holder": holder}
+    exec("\n".join(lines), namespace)
+    _MAKERS[names] = make = namespace["make"]
+    return make
