@@ -34,7 +34,8 @@ class FactTable:
     def derive(self, fact_type: str, node, sources, because: str, **fields) -> dict:
         """A conclusion drawn in code (a combiner) or by a rule, tied to its sources."""
         fact = {"type": fact_type, "node": node, **fields,
-                "derived_from": sorted({s["fact_id"] for s in sources if s and "fact_id" in s}),
+                # a tuple: half a list's memory, for as many as the evidence's facts
+                "derived_from": tuple(sorted({s["fact_id"] for s in sources if s and "fact_id" in s})),
                 "because": because}
         return self.add(compact(fact))     # the same dict, in less memory
 
