@@ -31,7 +31,7 @@ from lark import Lark, LarkError, Transformer
 
 from grammar import commands, kinds
 from grammar.base import lark_cache
-from grammar.compact import compact
+from grammar.compact import compact, record_maker
 from grammar.base import Problem
 from grammar.redact import redact
 from grammar.values import invalid_value
@@ -333,23 +333,20 @@ def _read_block(block: Block) -> Evidence:
         kept += 1
         relative = record.get("line", 1) or 1
         line_index = relative - 1 if 0 < relative <= last_index + 1 else (0 if relative < 1 else last_index)
-        # A new dict of the fields a fact keeps: the record, its place in the block
-        # taken out, would keep a slot for each field taken out and grow again for the
-        # fields added here and the fact's number (kb/facts.py), a third larger. Its
-        # texts are interned: a folder of labs says "ACCEPT", "nat" or an interface's
-        # name a hundred thousand times over, each a string of its own (a tenth of the
-        # facts' memory); an interned string still goes when no fact holds it.
-        fact = {name: intern(value) if value.__class__ is str else value
-                for name, value in record.items() if name not in _PLACE_IN_BLOCK}
-        fact["node"] = node
-        read_from = record.get("file") or path
-        if read_from is not None:       # most output is no file's: no field to say so
-            fact["path"] = read_from
         number = first_line + line_index
-        fact["prov"] = compact({"node": node, "command": command, "source": source,
-                                "line": line_numbers.setdefault(number, number),
-                                "text": intern(lines[line_index].strip()) if lines else ""})
-        facts.append(compact(fact))     # the same dict, in less memory (grammar/compact.py)
+        prov = compact({"node": node, "command": command, "source": source,
+                        "line": line_numbers.setdefault(number, number),
+                        "text": intern(lines[line_index].strip()) if lines else ""})
+        # A new dict of the fields a fact keeps, in less memory (grammar/compact.py):
+        # the record, its place in the block taken out, would keep a slot for each field
+        # taken out and grow again for the fields added here and the fact's number.
+        read_from = record.get("file") or path
+        if read_from is None:       # most output is no file's: no field to say so
+            make = record_maker(tuple(record), _PLACE_IN_BLOCK, _WITHOUT_PATH)
+            facts.append(make(record, node, prov))
+        else:
+            make = record_maker(tuple(record), _PLACE_IN_BLOCK, _WITH_PATH)
+            facts.append(make(record, node, read_from, prov))
     evidence.parsed_count += kept
     problems.sort(key=lambda problem: problem.line)
     for problem in problems[:MAX_PROBLEMS_PER_BLOCK]:
@@ -367,6 +364,8 @@ def _read_block(block: Block) -> Evidence:
 
 # What a parser's record says of where it sits in its block; the fact says it in ``prov``.
 _PLACE_IN_BLOCK = frozenset({"line", "end_line", "file"})
+# the fields a fact is given after its record's
+_WITHOUT_PATH, _WITH_PATH = ("node", "prov"), ("node", "path", "prov")
 # One int object per line number, shared by the provenance of every file's line of that
 # number (Python makes a new one, 32 bytes, for each number above 256); bounded.
 _LINE_NUMBERS: dict[int, int] = {}
