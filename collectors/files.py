@@ -6,7 +6,8 @@ holds the file: ``evidence/net01/iptables.txt`` is evidence from ``net01``.
 Reading is bounded and never trusts the file system:
 
 - files are read in chunks, and a binary file is recognised from its first bytes
-  (``BINARY_SNIFF_BYTES``) without reading the rest;
+  (``BINARY_SNIFF_BYTES``) without reading the rest; each file is read into facts
+  before the next is read (``each_source``), so one file's text is held at a time;
 - all the evidence of one run together may hold at most ``MAX_INPUT_BYTES``: beyond
   that, ``InputTooLarge`` (exit 2) says so before the memory is spent;
 - a directory tree is walked with a stack, not recursion, so any depth is fine; links
@@ -146,14 +147,20 @@ def _walk(root: str):
 
 def sources(paths: list[str], node: str | None = None, stdin=None,
             max_bytes: int | None = None) -> list[Source]:
-    found: list[Source] = []
+    return list(each_source(paths, node, stdin, max_bytes))
+
+
+def each_source(paths: list[str], node: str | None = None, stdin=None,
+                max_bytes: int | None = None):
+    """The sources one after another: a caller that is done with one before it asks for
+    the next holds one file's text at a time, not the whole folder's."""
     budget = _Budget(MAX_INPUT_BYTES if max_bytes is None else max_bytes)
     for given in paths:
         if given == "-":
             stream = stdin if stdin is not None else sys.stdin
             stream = getattr(stream, "buffer", stream)
             text, problem = _read_stream(stream, "<stdin>", budget)
-            found.append(Source("<stdin>", text, node, problem))
+            yield Source("<stdin>", text, node, problem)
             continue
         name = display_name(given)
         try:
@@ -163,18 +170,17 @@ def sources(paths: list[str], node: str | None = None, stdin=None,
         except OSError as error:
             raise InputError(f"{name}: cannot be read: {error.strerror or error}") from None
         if stat.S_ISDIR(mode):
-            found.extend(_directory_sources(given, node, budget))
+            yield from _directory_sources(given, node, budget)
         elif stat.S_ISREG(mode) or stat.S_ISFIFO(mode) or stat.S_ISCHR(mode):
             holder = os.path.basename(os.path.dirname(given))
             text, problem = _read_file(given, budget)
-            found.append(Source(name, text, node or _node_name(display_name(holder)), problem))
+            yield Source(name, text, node or _node_name(display_name(holder)), problem)
         else:
             raise InputError(f"{name}: not a regular file or directory")
-    return found
 
 
-def _directory_sources(root: str, node: str | None, budget: _Budget) -> list[Source]:
-    found = []
+def _directory_sources(root: str, node: str | None, budget: _Budget):
+    found = 0
     root_name = os.path.basename(os.path.abspath(root))
     for path, problem in _walk(root):
         parent = os.path.dirname(path)
@@ -185,7 +191,8 @@ def _directory_sources(root: str, node: str | None, budget: _Budget) -> list[Sou
             text, problem = _read_file(path, budget)
         else:
             text = None
-        found.append(Source(display_name(path), text, source_node, problem))
+        found += 1
+        yield Source(display_name(path), text, source_node, problem)
     if not found:
         raise InputError(f"{display_name(root)}: the directory holds no files")
     return found
@@ -197,7 +204,7 @@ def _node_name(directory: str) -> str | None:
 
 def read_evidence(paths: list[str], node: str | None = None, stdin=None) -> Evidence:
     evidence = Evidence()
-    for source in sources(paths, node, stdin):
+    for source in each_source(paths, node, stdin):      # each file's text let go once read
         if source.problem is not None:
             evidence.unparsed.append({"node": source.node, "command": None,
                                       "source": source.name, "line": None,

@@ -6,11 +6,11 @@ evidence too; its kind is recognised from its content.
 
 Each block of output goes to the parser of its kind (grammar/kinds.py), and every
 record that parser returns becomes a *fact*: the record's fields, the node, the file
-path the output came from (for ``cat``/``tail``/``grep`` of a file) and ``prov``, the
-provenance that lets a conclusion show its evidence::
+path the output came from (``path``, only for ``cat``/``tail``/``grep`` of a file) and
+``prov``, the provenance that lets a conclusion show its evidence::
 
     {"type": "route", "destination": "0.0.0.0/0", "via": "10.20.0.1", "dev": "ens3", ...,
-     "node": "net01", "path": None,
+     "node": "net01",
      "prov": {"node": "net01", "command": "ip route", "source": "lab.txt",
               "line": 12, "text": "default via 10.20.0.1 dev ens3"}}
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import re
+from sys import intern
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from lark import Lark, LarkError, Transformer
 
 from grammar import commands, kinds
 from grammar.base import lark_cache
+from grammar.compact import compact, record_maker
 from grammar.base import Problem
 from grammar.redact import redact
 from grammar.values import invalid_value
@@ -274,8 +276,7 @@ def _read_block(block: Block) -> Evidence:
         kind, path, changes = _command_reading(block.command)
         for change in changes:
             evidence.facts.append(dict(change, type="state_change", node=block.node,
-                                       path=None, prov=_prov(block, block.prompt_line,
-                                                             _prompt_text(block))))
+                                       prov=_prov(block, block.prompt_line, _prompt_text(block))))
         if kind is None and text.strip():
             kind = kinds.kind_for_text(text)
     else:
@@ -318,27 +319,34 @@ def _read_block(block: Block) -> Evidence:
     kept = 0
     # This loop runs once per record (20,000 times for a large nat table): what does
     # not change from record to record is looked up once, before it.
-    lines, node, source, command = block.lines, block.node, block.source, block.command
+    lines, node, source = block.lines, block.node, block.source
+    command = intern(block.command) if block.command else block.command   # every node's
     last_index = max(len(lines) - 1, 0)
     first_line = block.first_line
     facts = evidence.facts
+    line_numbers = _line_numbers()
     for record in result.records:
         bad_value = invalid_value(record)
         if bad_value:
             problems.append(Problem(line=record.get("line", 1) or 1, reason=bad_value))
             continue
         kept += 1
-        fact = record    # the parser's result is handed over: its records become the facts
-        relative = fact.pop("line", 1) or 1
-        if "end_line" in fact:
-            del fact["end_line"]
+        relative = record.get("line", 1) or 1
         line_index = relative - 1 if 0 < relative <= last_index + 1 else (0 if relative < 1 else last_index)
-        fact["node"] = node
-        fact["path"] = fact.pop("file", None) or path
-        fact["prov"] = {"node": node, "command": command, "source": source,
-                        "line": first_line + line_index,
-                        "text": lines[line_index].strip() if lines else ""}
-        facts.append(fact)
+        number = first_line + line_index
+        prov = compact({"node": node, "command": command, "source": source,
+                        "line": line_numbers.setdefault(number, number),
+                        "text": intern(lines[line_index].strip()) if lines else ""})
+        # A new dict of the fields a fact keeps, in less memory (grammar/compact.py):
+        # the record, its place in the block taken out, would keep a slot for each field
+        # taken out and grow again for the fields added here and the fact's number.
+        read_from = record.get("file") or path
+        if read_from is None:       # most output is no file's: no field to say so
+            make = record_maker(tuple(record), _PLACE_IN_BLOCK, _WITHOUT_PATH)
+            facts.append(make(record, node, prov))
+        else:
+            make = record_maker(tuple(record), _PLACE_IN_BLOCK, _WITH_PATH)
+            facts.append(make(record, node, read_from, prov))
     evidence.parsed_count += kept
     problems.sort(key=lambda problem: problem.line)
     for problem in problems[:MAX_PROBLEMS_PER_BLOCK]:
@@ -352,6 +360,22 @@ def _read_block(block: Block) -> Evidence:
             f"{kind.replace('_', ' ')}: {len(problems) - MAX_PROBLEMS_PER_BLOCK} more lines "
             "could not be read"))
     return evidence
+
+
+# What a parser's record says of where it sits in its block; the fact says it in ``prov``.
+_PLACE_IN_BLOCK = frozenset({"line", "end_line", "file"})
+# the fields a fact is given after its record's
+_WITHOUT_PATH, _WITH_PATH = ("node", "prov"), ("node", "path", "prov")
+# One int object per line number, shared by the provenance of every file's line of that
+# number (Python makes a new one, 32 bytes, for each number above 256); bounded.
+_LINE_NUMBERS: dict[int, int] = {}
+_MAX_LINE_NUMBERS = 1 << 16
+
+
+def _line_numbers() -> dict[int, int]:
+    if len(_LINE_NUMBERS) > _MAX_LINE_NUMBERS:
+        _LINE_NUMBERS.clear()
+    return _LINE_NUMBERS
 
 
 @functools.lru_cache(maxsize=1024)

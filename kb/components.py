@@ -363,18 +363,20 @@ def parts(facts: list[dict], layout: Plan) -> list[list[int]]:
             parent[i], i = root, parent[i]
         return root
 
-    def tie(indexes) -> None:
-        first = find(indexes[0])
-        for index in indexes[1:]:
-            other = find(index)
-            if other < first:
-                parent[first], first = other, other
-            elif other > first:
-                parent[other] = first
+    def tie(one: int, other: int) -> None:
+        one, other = find(one), find(other)
+        if other < one:
+            parent[one] = other
+        elif other > one:
+            parent[other] = one
 
-    first_naming: dict = {}                        # node name -> the first fact naming it
-    holders: dict[tuple, list[list[int]]] = {}     # (tie, value) -> facts per side
     names, joined = layout.names, layout.joined
+    # A tie's value ties the facts holding it when they are on both of its sides, or on
+    # side _EITHER: first which sides each value is on (a bit per side), then each
+    # holder of a value that ties is tied to its first holder. Only bits and first
+    # holders are kept, not every holder: a folder of labs holds a value per address.
+    first_naming: dict = {}                        # node name -> the first fact naming it
+    sides: dict[int, dict] = {}                    # tie -> value -> the sides it is on
     for index, fact in enumerate(facts):
         fact_type = fact["type"]
         for name in names.get(fact_type, ()):
@@ -382,36 +384,60 @@ def parts(facts: list[dict], layout: Plan) -> list[list[int]]:
                 value = fact[name]
                 first = first_naming.setdefault(value if type(value) is str else _value_key(value), index)
                 if first != index:
-                    tie((first, index))
+                    tie(first, index)
         for name, number, side in joined.get(fact_type, ()):
             if name in fact:
                 value = fact[name]
-                key = (number, value if type(value) is str else _value_key(value))
-                sides = holders.get(key)
-                if sides is None:
-                    sides = holders[key] = ([], [], [])
-                sides[side].append(index)
+                value = value if type(value) is str else _value_key(value)
+                on = sides.get(number)
+                if on is None:
+                    on = sides[number] = {}
+                on[value] = on.get(value, 0) | 1 << side
     for number, side in layout.name_sides:
+        on = sides.setdefault(number, {})
+        for value in first_naming:
+            on[value] = on.get(value, 0) | 1 << side
+    first_holding: dict[int, dict] = {}            # tie -> value that ties -> its first holder
+
+    def hold(number: int, value, index: int) -> None:
+        if _ties(sides[number][value]):
+            first = first_holding.setdefault(number, {}).setdefault(value, index)
+            if first != index:
+                tie(first, index)
+
+    for index, fact in enumerate(facts):
+        for name, number, _ in joined.get(fact["type"], ()):
+            if name in fact:
+                value = fact[name]
+                hold(number, value if type(value) is str else _value_key(value), index)
+    for number, _ in layout.name_sides:
         for value, index in first_naming.items():
-            holders.setdefault((number, value), ([], [], []))[side].append(index)
-    for one, other, either in holders.values():
-        if either or (one and other):
-            tie(either + one + other)
+            hold(number, value, index)
     if layout.constant_ties:
+        wanted = {held for held, _, _ in layout.constant_ties} | {
+            maker for _, _, made in layout.constant_ties for makers in made.values() for maker in makers}
         of_type: dict[str, list[int]] = {}
         for index, fact in enumerate(facts):
-            of_type.setdefault(fact["type"], []).append(index)
+            if fact["type"] in wanted:
+                of_type.setdefault(fact["type"], []).append(index)
         for fact_type, name, made in layout.constant_ties:
             for constant, makers in made.items():
                 holding = [i for i in of_type.get(fact_type, ()) if name in facts[i]
                            and _value_key(facts[i][name]) == constant]
                 making = [i for t in sorted(makers) for i in of_type.get(t, ())]
                 if holding and making:
-                    tie(holding + making)
+                    tied = holding + making
+                    for index in tied[1:]:
+                        tie(tied[0], index)
     grouped: dict[int, list[int]] = {}
     for index in range(len(facts)):
         grouped.setdefault(find(index), []).append(index)
     return list(grouped.values())
+
+
+def _ties(on: int) -> bool:
+    """Whether a value on these sides (bits 1 << side) ties its holders together."""
+    return bool(on & 1 << _EITHER) or on & 3 == 3
 
 
 class Reach:

@@ -119,8 +119,9 @@ def diagnose(evidence, rulebook: Rulebook | None = None, handed_over: bool = Fal
 # Facts per engine session: parts of the evidence (kb/components.py) go into one session
 # together up to this many, so that a folder of small labs does not pay a session per
 # node, and the engine never holds more than a part or a few at once (it costs about
-# 10 KB per fact).
-SESSION_FACTS = 1000
+# 10 KB per fact). 300 facts (a handful of small labs) hold 6 MB less than 1,000 at
+# the peak of a 10 MB folder, in the same time: a session costs little of its own.
+SESSION_FACTS = 300
 
 
 class _Reasoning:
@@ -167,8 +168,10 @@ class _Reasoning:
         batch: list[list[dict]] = []
         size = 0
         reach = components.reach(self.rulebook, COMPUTED)
-        for group in groups:
-            part = [facts[i] for i in group]
+        parts = len(groups)
+        groups.reverse()
+        while groups:           # each group let go once its part is made
+            part = [facts[i] for i in groups.pop()]
             if self.compact:
                 part = self._without_repeats(part)
             worth = reach.types({fact["type"] for fact in part})
@@ -176,12 +179,12 @@ class _Reasoning:
             if not part:
                 continue
             if batch and size + len(part) > SESSION_FACTS:
-                self._batch(batch, len(groups), left_out)
+                self._batch(batch, parts, left_out)
                 batch, size = [], 0
             batch.append(part)
             size += len(part)
         if batch:
-            self._batch(batch, len(groups), left_out)
+            self._batch(batch, parts, left_out)
         return left_out
 
     def _batch(self, batch: list[list[dict]], parts: int, left_out: list[str]) -> None:
@@ -196,6 +199,10 @@ class _Reasoning:
             state, limit, _ = self._session(facts)
             if limit is None:
                 self.states.append(state)
+                # no later part asks about these nodes: what the walks compiled of
+                # their tables is not kept while the rest is reasoned about
+                self.answerer.forget_tables({fact["node"] for fact in facts
+                                             if isinstance(fact.get("node"), str)})
                 return
             self._rollback(mark)
         if len(batch) > 1:
@@ -244,8 +251,8 @@ class _Reasoning:
                 limits = [e for e in getattr(error, "errors", [error]) if isinstance(e, EngineLimit)]
                 if not limits:
                     raise
-                return state, limits[0], fed
-        return state, None, fed
+                return state.closed(), limits[0], fed
+        return state.closed(), None, fed
 
     def _checkpoint(self):
         return len(self.table.facts), self.answerer.checkpoint()
@@ -453,6 +460,14 @@ class _SessionState:
         self._findings: dict[tuple, Finding] = {}
         self.firings: dict[tuple, list[int]] = {}
         self.alike: dict[tuple, set[int]] = {}
+
+    def closed(self) -> "_SessionState":
+        """The state once its session is over: what only the session's rules needed
+        (which conclusions it drew, how often a case fired) is let go, as a folder of
+        a thousand labs keeps a state per session."""
+        self.concluded.clear()
+        self.firings.clear()
+        return self
 
     def _overrule(self, finding: Finding) -> None:
         """Observations outrank what the evidence implies: a finding yields to one its

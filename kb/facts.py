@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from grammar.compact import compact
+
 # Fields that stay out of the engine: provenance lives here, not in durable-rules, and
 # nested structures (traceback frames) are for explanations, not for matching.
 _KEEP_OUT_OF_ENGINE = {"prov", "derived_from", "because", "traceback", "frames"}
@@ -13,41 +15,50 @@ class FactTable:
     def __init__(self):
         self.facts: list[dict] = []
         self._by_type: dict[str, list[dict]] = defaultdict(list)
-        # by type and node too: derivations ask per node, and a scan of every fact of
-        # the type per node is quadratic in a folder of thousands of nodes
-        self._by_type_node: dict[tuple, list[dict]] = defaultdict(list)
+        # by node too, for the few types asked about per node (routes, addresses ...):
+        # a scan of every fact of the type per node is quadratic in a folder of thousands
+        # of nodes. A type's index is made on the first such question: one for every
+        # type would cost a list per type and node, as much as a tenth of the facts.
+        self._by_node: dict[str, dict] = {}
 
     def add(self, fact: dict) -> dict:
         fact["fact_id"] = len(self.facts)
         self.facts.append(fact)
         fact_type = fact["type"]
         self._by_type[fact_type].append(fact)
-        node = fact.get("node")
-        if node is not None and node.__class__ is not str:   # once per fact: the usual kinds need no check
-            node = _hashable(node)
-        self._by_type_node[fact_type, node].append(fact)
+        by_node = self._by_node.get(fact_type)
+        if by_node is not None:
+            by_node.setdefault(_node_key(fact), []).append(fact)
         return fact
 
     def derive(self, fact_type: str, node, sources, because: str, **fields) -> dict:
         """A conclusion drawn in code (a combiner) or by a rule, tied to its sources."""
         fact = {"type": fact_type, "node": node, **fields,
-                "derived_from": sorted({s["fact_id"] for s in sources if s and "fact_id" in s}),
+                # a tuple: half a list's memory, for as many as the evidence's facts
+                "derived_from": tuple(sorted({s["fact_id"] for s in sources if s and "fact_id" in s})),
                 "because": because}
-        return self.add(fact)
+        return self.add(compact(fact))     # the same dict, in less memory
 
     def truncate(self, length: int) -> None:
         """Forget the facts added after the first ``length`` (what a diagnosis cut short
         by a limit derived, before it goes again)."""
         for fact in reversed(self.facts[length:]):     # each index ends with them, in order
             self._by_type[fact["type"]].pop()
-            self._by_type_node[fact["type"], _hashable(fact.get("node"))].pop()
+            by_node = self._by_node.get(fact["type"])
+            if by_node is not None:
+                by_node[_node_key(fact)].pop()
         del self.facts[length:]
 
     def of(self, fact_type: str, node=...) -> list[dict]:
         found = self._by_type.get(fact_type, [])
         if node is ...:
             return list(found)
-        return list(self._by_type_node.get((fact_type, _hashable(node)), ()))
+        by_node = self._by_node.get(fact_type)
+        if by_node is None:
+            by_node = self._by_node[fact_type] = {}
+            for fact in found:
+                by_node.setdefault(_node_key(fact), []).append(fact)
+        return list(by_node.get(_hashable(node), ()))
 
     def nodes(self, fact_type: str) -> list:
         return sorted({f.get("node") for f in self._by_type.get(fact_type, [])},
@@ -100,6 +111,12 @@ class FactTable:
             fact = self.facts[fact_id]
             yield fact
             stack.extend(reversed(fact.get("derived_from", [])))
+
+
+def _node_key(fact: dict):
+    node = fact.get("node")
+    # the usual kinds need no check
+    return node if node is None or node.__class__ is str else _hashable(node)
 
 
 def _hashable(node):

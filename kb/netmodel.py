@@ -65,6 +65,7 @@ class Tables(dict):
     def __init__(self):
         super().__init__()
         self._pending: dict = {}
+        self._builders: dict = {}  # of the tables built, to build again once forgotten
         self.resolve = None        # host name -> address values, for rules that print names
 
     def defer(self, name: str, build) -> None:
@@ -77,6 +78,16 @@ class Tables(dict):
             for chain in ruleset.chains.values():
                 chain.resolve = self.resolve
             dict.__setitem__(self, name, ruleset)
+            self._builders[name] = build
+
+    def forget(self) -> None:
+        """Let the tables built from listings go, to be built again when asked for: a
+        diagnosis done with the nodes of one part of the evidence keeps no compiled
+        rules of theirs while it reasons about the next (kb/diagnose.py)."""
+        for name, build in self._builders.items():
+            dict.pop(self, name, None)
+            self._pending[name] = build
+        self._builders.clear()
 
     def get(self, name, default=None):
         self._built(name)
@@ -183,6 +194,13 @@ class NetModel:
             if owner[0] != besides:
                 return owner
         return None
+
+    def forget_tables(self, names) -> None:
+        """The compiled tables of these nodes let go (``Tables.forget``)."""
+        for name in names:
+            node = self.nodes.get(name)
+            if node is not None:
+                node.tables.forget()
 
     def addresses_of_node(self, name: str) -> frozenset | None:
         node = self.nodes.get(name)

@@ -140,6 +140,11 @@ class Answerer:
             self._memo[memo_key] = [f for f in method(**keys) if f is not None]
         return self._memo[memo_key]
 
+    def forget_tables(self, nodes) -> None:
+        """Done with these nodes: their compiled iptables tables go (built again if asked)."""
+        if self._model is not None:
+            self._model.forget_tables(nodes)
+
     def checkpoint(self):
         """What has been answered so far, for ``restore``."""
         return (len(self._memo), {node: set(done) for node, done in self._walked.items()},

@@ -1,0 +1,106 @@
+"""Facts as dicts that share their field names with every fact of the same fields.
+
+A folder of labs gives hundreds of thousands of facts, each a plain dict: in CPython a
+dict holds, besides its values, its keys and their hashes in a table of its own (~470
+bytes for the 17 fields of a captured packet, ~280 for ten fields). The attributes of
+objects of one class are kept otherwise (a *key-sharing dictionary*, PEP 412): their
+names once, in the class, and per object only its values, 8 bytes each. An object's
+``__dict__`` is such a dict, and stays one when the object is gone; so ``compact`` gives
+back the same fields as the ``__dict__`` of an object of a class made for that list of
+field names (~240 bytes for the packet, ~175 for ten fields).
+
+It is a dict like any other: it compares, copies, pickles and serialises as one, and
+nothing in it depends on how its memory is laid out. A field added afterwards is taken
+into the shared names while they are few (the fact's number, kb/facts.py); past
+``_MOST_SHARED_FIELDS`` CPython gives the dict a table of its own again (same content,
+more memory), so a fact is only made compact when it has room for its number.
+"""
+from __future__ import annotations
+
+import keyword
+from sys import intern
+
+# CPython 3.11 shares fewer than 30 names per class (SHARED_KEYS_MAX_SIZE), and a dict
+# that reaches that many is converted at twice an ordinary dict's size (29 fields and
+# the fact's number: 1.6 KB instead of 0.84): one name is left for the fact's number.
+# An iptables rule (27 fields, its node and provenance) is left an ordinary dict.
+_MOST_SHARED_FIELDS = 28
+# field names -> what makes a compact dict of them (None: they cannot be shared);
+# bounded like a shape cache
+_MAKERS: dict[tuple, object] = {}
+_MAX_MAKERS = 1024
+
+
+def compact(fields: dict) -> dict:
+    """``fields`` as a key-sharing dict (equal to it), or ``fields`` itself when its
+    names cannot be shared (too many, or not names an attribute can have)."""
+    names = tuple(fields)
+    make = _MAKERS.get(names, ...)
+    if make is ...:
+        make = _maker(names)
+    return fields if make is None else make(fields)
+
+
+def _maker(names: tuple):
+    """A function of the fields' dict giving its key-sharing copy: the attributes set by
+    name in compiled code, as a dataclass' __init__ does (a loop of ``setattr`` would
+    cost reading a folder of labs a tenth more)."""
+    if len(_MAKERS) >= _MAX_MAKERS:
+        _MAKERS.clear()
+    if not names or len(names) > _MOST_SHARED_FIELDS or not all(
+            type(name) is str and name.isidentifier() and not name.startswith("__") for name in names):
+        _MAKERS[names] = None
+        return None
+    # a class per list of names: one holding facts of different fields would collect the
+    # names of all of them and soon have too many to share
+    holder = type("Fields", (), {})
+    values = [f"_{number}" for number in range(len(names))]
+    lines = [f"def make(fields):",
+             f"    {', '.join(values)}{',' if len(values) == 1 else ''} = fields.values()",
+             f"    held = Holder()"]
+    for name, value in zip(names, values):
+        # a Python keyword (an iptables rule's ``in``) is an attribute only for setattr
+        lines.append(f"    setattr(held, {name!r}, {value})" if keyword.iskeyword(name)
+                     else f"    held.{name} = {value}")
+    lines.append("    return held.__dict__")
+    namespace = {"Holder": holder}
+    exec("\n".join(lines), namespace)
+    _MAKERS[names] = make = namespace["make"]
+    return make
+
+
+_RECORD_MAKERS: dict[tuple, object] = {}
+
+
+def record_maker(names: tuple, left_out: frozenset, then: tuple):
+    """``make(record, *values)``: the dict of a record's fields (``names``, in order)
+    but those ``left_out``, its texts interned (a folder of labs says "ACCEPT" or an
+    interface's name a hundred thousand times over: each is held once, and still goes
+    when no fact holds it), then the fields ``then`` with ``values``; compact where
+    its names can be shared, else a dict made at its size. What reading gives each
+    record of one kind, in one compiled step instead of a dict made twice."""
+    key = (names, left_out, then)
+    make = _RECORD_MAKERS.get(key)
+    if make is not None:
+        return make
+    if len(_RECORD_MAKERS) >= _MAX_MAKERS:
+        _RECORD_MAKERS.clear()
+    values = [f"_{number}" for number in range(len(names))]
+    given = [f"_given{number}" for number in range(len(then))]
+    fields = [(name, f"intern({value}) if {value}.__class__ is str else {value}")
+              for name, value in zip(names, values) if name not in left_out] + list(zip(then, given))
+    lines = [f"def make(record, {', '.join(given)}):" if given else "def make(record):"]
+    if values:
+        lines.append(f"    {', '.join(values)}{',' if len(values) == 1 else ''} = record.values()")
+    if _maker(tuple(dict.fromkeys(name for name, _ in fields))) is None:
+        lines.append("    return {" + ", ".join(f"{name!r}: {value}" for name, value in fields) + "}")
+    else:
+        lines.append("    held = Holder()")
+        for name, value in fields:
+            lines.append(f"    setattr(held, {name!r}, {value})" if keyword.iskeyword(name)
+                         else f"    held.{name} = {value}")
+        lines.append("    return held.__dict__")
+    namespace = {"Holder": type("Fields", (), {}), "intern": intern}
+    exec("\n".join(lines), namespace)
+    _RECORD_MAKERS[key] = make = namespace["make"]
+    return make
