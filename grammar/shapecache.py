@@ -70,6 +70,16 @@ _BEFORE_SLOT = (
 )
 _AFTER_SLOT = r"(?![\w.,/-])(?!:[0-9A-Fa-f]{2}:)"
 
+# The body of each kind of slot after its first digit, by the kind's name in a shape.
+_SLOT_BODIES = {
+    "...": r"\d{0,2}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?:/\d{1,2})?",   # an IPv4 address, its prefix
+    "K": r"\d*[KMGT]",                                               # a scaled counter
+    "": r"\d*",                                                      # an integer
+}
+_DIGIT = re.compile(r"\d")
+# A digit right after one of these never starts a slot (_BEFORE_SLOT).
+_NEVER_BEFORE_SLOT = re.compile(r"[\w.,/-]")
+_SLOT_OR_SPACE = re.compile(r"[\d./KMGT\s]")
 _SPACE_RUN = re.compile(r"  +")
 # A slot's text less its digits (and an address's prefix length): what kind of slot it
 # is, "..." (IPv4), "K" (scaled counter: K, M, G or T) or "" (integer).
@@ -94,16 +104,21 @@ class SlotScanner:
         # One split() gives the text between slots and the slots: an IPv4 address (with
         # its prefix), a scaled counter (when asked), or an integer. Which of the three
         # a slot is shows in its own text (_SLOT_KIND).
-        scaled = r"|\d*[KMGT]" if scaled_counters else ""
+        scaled = "|" + _SLOT_BODIES["K"] if scaled_counters else ""
         self.pattern = re.compile(
-            r"(\d" + _BEFORE_SLOT + r"(?:\d{0,2}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?:/\d{1,2})?"
-            + scaled + r"|\d*)" + _AFTER_SLOT + ")")
+            r"(\d" + _BEFORE_SLOT + "(?:" + _SLOT_BODIES["..."] + scaled + "|" + _SLOT_BODIES[""]
+            + ")" + _AFTER_SLOT + ")")
         self.scaled_counters = scaled_counters
         self.openers = whitespace_tokens_start_with
         # "a in line or b in line ..." written out is twice as fast as a loop, and this
         # runs for every line.
-        self._holds_opener = eval("lambda line: " + (
-            " or ".join(f"{o!r} in line" for o in whitespace_tokens_start_with) or "False"))
+        self._holds_opener = _any_in(whitespace_tokens_start_with)
+        # An opener that no constant text, whitespace run or slot can make up between
+        # them cannot appear in a line a shape's pattern matches (see line_pattern); the
+        # others are looked for in each such line.
+        self._holds_unsafe_opener = _any_in(
+            [o for o in whitespace_tokens_start_with if _SLOT_OR_SPACE.search(o)]) \
+            if any(_SLOT_OR_SPACE.search(o) for o in whitespace_tokens_start_with) else None
 
     def shape(self, line: str) -> tuple[tuple, list[str]] | None:
         """(shape key, slot values), or None when the line cannot use the cache."""
@@ -124,6 +139,49 @@ class SlotScanner:
     def spans(self, line: str) -> list[tuple[int, int]]:
         """Where each slot is in the line, in the order of ``shape``'s values."""
         return [match.span() for match in self.pattern.finditer(line)]
+
+    def line_pattern(self, shape: tuple) -> Callable[[str], Any] | None:
+        """A regular expression's ``fullmatch`` that matches a line only if the line has
+        this shape, its groups being the line's slot values; None where no such
+        expression is sure (the caller then computes the shape of each line).
+
+        Why a match proves the shape: the pattern is the shape's constant text word for
+        word, a whitespace run wherever the shape has a space (re's ``\\s`` is exactly
+        ``str.isspace``), and at each slot the scanner's own slot expression for that
+        slot's kind, with its look-arounds. A slot's extent is fixed by what follows it
+        (it ends before the first character outside ``[\\w.,/-]``, and the three kinds
+        cannot match the same text), so the scanner finds the same slot there. It finds
+        none elsewhere only if no digit of the constant text can start one: the pattern
+        is refused for a shape where a digit of its constant text follows a space or
+        starts the line (one following a word character, ``.``, ``,``, ``/``, ``-`` or a
+        slot can never start a slot, whatever the slots around it hold). A shape that
+        keeps exact spaces (the line holds a quote or a comment) is refused too.
+        """
+        exact_spaces, constants, kinds = shape
+        if exact_spaces:
+            return None
+        constants = constants.split(_SLOT_MARK)
+        kinds = kinds.split(_SLOT_MARK) if len(constants) > 1 else []
+        pieces = [r"\s*"]
+        for index, constant in enumerate(constants):
+            for found in _DIGIT.finditer(constant):
+                at = found.start()
+                if at == 0 and index == 0:
+                    return None
+                if at > 0 and not _NEVER_BEFORE_SLOT.match(constant[at - 1]):
+                    return None
+            pieces.append(r"\s+".join(re.escape(word) for word in constant.split(" ")))
+            if index < len(kinds):
+                if kinds[index] not in _SLOT_BODIES or (kinds[index] == "K" and not self.scaled_counters):
+                    return None
+                pieces.append(r"(\d" + _BEFORE_SLOT + "(?:" + _SLOT_BODIES[kinds[index]] + ")"
+                              + _AFTER_SLOT + ")")
+        pieces.append(r"\s*")
+        return re.compile("".join(pieces)).fullmatch
+
+
+def _any_in(words) -> Callable[[str], bool]:
+    return eval("lambda line: " + (" or ".join(f"{w!r} in line" for w in words) or "False"))
 
 
 class Derived:
@@ -155,6 +213,11 @@ def resolve(fields: dict) -> dict:
 
 # The sighting of a shape at which its template is compiled.
 COMPILE_AT = 4
+
+
+# How many of the templates last used from one start symbol are tried before a line's
+# shape is computed (each a failed match at most, where the line is of another shape).
+RECENT_TEMPLATES = 2
 
 
 class Uncacheable(Exception):
@@ -264,8 +327,25 @@ class ShapeCache:
         self.templates: dict[tuple, Any] = {}
         self.lark_parses = 0
         self.template_fills = 0
+        # start symbol -> [(line pattern, template)] of the templates it last used
+        self._recent: dict[str, list] = {}
+        self._unsafe = self.scanner._holds_unsafe_opener
 
     def fields(self, line: str, start: str) -> dict:
+        # Machine output comes in runs of a shape or two (a nat table's 5,000 DNAT
+        # rules, nova's two float-snat rules per floating IP): the templates last used
+        # from this start symbol are tried first, each by a pattern that matches only
+        # lines of its shape (SlotScanner.line_pattern) and gives their slot values
+        # without computing the shape.
+        recent = self._recent.get(start)
+        if recent is not None:
+            for pattern, template in recent:
+                matched = pattern(line)
+                if matched is not None:
+                    if self._unsafe and self._unsafe(line):
+                        break
+                    self.template_fills += 1
+                    return template(matched.groups())
         shaped = self.scanner.shape(line)
         if shaped is None:
             return self._parse(line, start)
@@ -295,7 +375,11 @@ class ShapeCache:
             except Uncacheable:
                 self.templates[key] = _UNCACHEABLE
                 return self._parse(line, start)
+            entry.line_pattern = self.scanner.line_pattern(shape)
             self.templates[key] = entry
+        if entry.line_pattern is not None:
+            recent = self._recent.setdefault(start, [])
+            recent[:] = [(entry.line_pattern, entry), *(r for r in recent if r[1] is not entry)][:RECENT_TEMPLATES]
         self.template_fills += 1
         return entry(values)
 
