@@ -147,21 +147,26 @@ class SlotScanner:
 
         Why a match proves the shape: the pattern is the shape's constant text word for
         word, a whitespace run wherever the shape has a space (re's ``\\s`` is exactly
-        ``str.isspace``), and at each slot the scanner's own slot expression for that
-        slot's kind, with its look-arounds. A slot's extent is fixed by what follows it
-        (it ends before the first character outside ``[\\w.,/-]``, and the three kinds
-        cannot match the same text), so the scanner finds the same slot there. It finds
-        none elsewhere only if no digit of the constant text can start one: the pattern
-        is refused for a shape where a digit of its constant text follows a space or
-        starts the line (one following a word character, ``.``, ``,``, ``/``, ``-`` or a
-        slot can never start a slot, whatever the slots around it hold). A shape that
-        keeps exact spaces (the line holds a quote or a comment) is refused too.
+        ``str.isspace``), and at each slot the body of that slot's kind. The scanner's
+        look-arounds are judged here, once, from the constant text beside the slot:
+        past it lie only whitespace, a line's end or another slot, and none of them
+        holds a ``:``, so only a MAC address's octet (``:ab:``) spanning a short slot
+        is left for the pattern to test. A slot's extent is then fixed by the constant
+        text after it (it ends before the first character outside ``[\\w.,/-]``, and
+        the three kinds cannot match the same text), so the scanner finds the same slot
+        there. It finds none elsewhere only if no digit of the constant text can start
+        one: the pattern is refused for a shape where a digit of its constant text
+        follows a space or starts the line (one following a word character, ``.``,
+        ``,``, ``/``, ``-`` or a slot can never start a slot, whatever the slots around
+        it hold). A shape that keeps exact spaces (the line holds a quote or a comment)
+        is refused too.
         """
         exact_spaces, constants, kinds = shape
         if exact_spaces:
             return None
         constants = constants.split(_SLOT_MARK)
         kinds = kinds.split(_SLOT_MARK) if len(constants) > 1 else []
+        last = len(constants) - 1
         pieces = [r"\s*"]
         for index, constant in enumerate(constants):
             for found in _DIGIT.finditer(constant):
@@ -172,12 +177,45 @@ class SlotScanner:
                     return None
             pieces.append(r"\s+".join(re.escape(word) for word in constant.split(" ")))
             if index < len(kinds):
-                if kinds[index] not in _SLOT_BODIES or (kinds[index] == "K" and not self.scaled_counters):
+                kind = kinds[index]
+                around = _slot_surroundings(constant, index == 0, constants[index + 1], index + 1 == last)
+                if kind not in _SLOT_BODIES or (kind == "K" and not self.scaled_counters) or around is None:
                     return None
-                pieces.append(r"(\d" + _BEFORE_SLOT + "(?:" + _SLOT_BODIES[kinds[index]] + ")"
-                              + _AFTER_SLOT + ")")
+                pieces.append(around[0] + r"(\d" + _SLOT_BODIES[kind] + ")" + around[1])
         pieces.append(r"\s*")
         return re.compile("".join(pieces)).fullmatch
+
+
+_MAC_OCTET_BEFORE = re.compile(r":[0-9A-Fa-f]{2}:\Z")
+_MAC_OCTET_AFTER = re.compile(r":[0-9A-Fa-f]{2}:")
+
+
+def _slot_surroundings(before: str, at_start: bool, after: str, at_end: bool) -> tuple[str, str] | None:
+    """The scanner's look-arounds for a slot between these constant texts of a shape
+    (single-spaced; ``at_start``/``at_end``: the line begins/ends there), judged from
+    the texts: None when no slot can stand there, else the look-behind and look-ahead
+    still to test, "" for one the texts decide. Only a MAC address's octet (":ab:")
+    can reach past the constant text, across a short slot beside it."""
+    behind = ahead = ""
+    if before:
+        last = before[-1]
+        if last != " ":
+            if _NEVER_BEFORE_SLOT.match(last) or _MAC_OCTET_BEFORE.search(before):
+                return None
+            if last == ":" and len(before) < 4 and not at_start:
+                behind = r"(?<!:[0-9A-Fa-f]{2}:)"
+    elif not at_start:
+        return None           # right after another slot
+    if after:
+        first = after[0]
+        if first != " ":
+            if _NEVER_BEFORE_SLOT.match(first) or _MAC_OCTET_AFTER.match(after):
+                return None
+            if first == ":" and len(after) < 4 and not at_end:
+                ahead = r"(?!:[0-9A-Fa-f]{2}:)"
+    elif not at_end:
+        return None           # right before another slot
+    return behind, ahead
 
 
 def _any_in(words) -> Callable[[str], bool]:

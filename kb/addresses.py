@@ -27,23 +27,22 @@ _PRIVATE = ((0x0A000000, 8), (0xAC100000, 12), (0xC0A80000, 16), (0x64400000, 10
 _PRIVATE_MASKED = tuple(((ALL_ONES << (32 - length)) & ALL_ONES, prefix) for prefix, length in _PRIVATE)
 
 
+# The octets of a dotted quad as written: 0 to 255 in ASCII digits, no leading zero.
+# Looking each up is a third of the work of checking and converting its digits, and
+# each of a large nat table's 10,000 addresses is asked about once.
+_OCTETS = {str(octet): octet for octet in range(256)}
+
+
 @lru_cache(maxsize=262144)
 def address_int(text) -> int | None:
     """An IPv4 address as an int; None for anything else (IPv6, a host name, a CIDR)."""
     if not isinstance(text, str):
         return None
-    parts = text.split(".")
-    if len(parts) != 4:
+    try:
+        first, second, third, fourth = text.split(".")
+        return (_OCTETS[first] << 24) | (_OCTETS[second] << 16) | (_OCTETS[third] << 8) | _OCTETS[fourth]
+    except (ValueError, KeyError):
         return None
-    value = 0
-    for part in parts:
-        if not part.isdigit() or len(part) > 3 or (len(part) > 1 and part[0] == "0"):
-            return None
-        octet = int(part)
-        if octet > 255:
-            return None
-        value = (value << 8) | octet
-    return value
 
 
 @lru_cache(maxsize=262144)

@@ -66,12 +66,29 @@ def _relisted(facts: list[dict], position: dict, stale: dict[int, dict]) -> None
     if not latest:
         return
     listings: dict[tuple, dict] = {}
+    # once per rule of every listing (20,000 for a large nat table): the chain's key
+    # is looked up as it stands, and made hashable only where it is not
     for index, fact in enumerate(facts):
-        if index in stale or fact["type"] not in _LISTED:
+        if fact["type"] not in _LISTED or index in stale:
             continue
-        prov = fact.get("prov") or {}
-        for header in latest.get(_chain_key(fact), {}).values():
-            if header is not fact and _comes_after(header["prov"], prov, position):
+        get = fact.get
+        try:
+            headers = latest.get((get("node"), get("table"), get("chain")))
+        except TypeError:
+            headers = latest.get(_chain_key(fact))
+        if not headers:
+            continue
+        prov = get("prov") or {}
+        source, line = prov.get("source"), prov.get("line") or 0
+        for header in headers.values():
+            if header is fact:
+                continue
+            header_prov = header["prov"]
+            if header_prov["source"] == source:
+                later = (header_prov["line"] or 0) > line
+            else:
+                later = _comes_after(header_prov, prov, position)
+            if later:
                 where = (_node_key(header.get("node")), header["prov"]["source"], header["prov"]["command"])
                 stale[index] = listings.setdefault(where, {
                     "type": "state_change", "change": "listing", "target": header.get("table"),
