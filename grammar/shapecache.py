@@ -263,10 +263,14 @@ class Uncacheable(Exception):
 
 
 def compile_template(fields: dict, spans: list[tuple[int, int]],
-                     exact_spaces: bool = True) -> Callable[[list[str]], dict]:
+                     exact_spaces: bool = True, kinds: list[str] | None = None) -> Callable[[list[str]], dict]:
     """A function slot-values -> fields that gives what ``resolve`` gives for every line of
     this shape; raises Uncacheable when the tokens do not line up with the slots.
-    ``exact_spaces`` says whether the shape kept single spaces (see SlotScanner)."""
+    ``exact_spaces`` says whether the shape kept single spaces (see SlotScanner);
+    ``kinds``, the kind of each slot ("..." an IPv4 address, "K" a scaled counter, ""
+    an integer): a build whose ``for_slot_kind`` names a simpler function for the kind
+    of its one part, a slot, is given that function instead (it must return the same
+    for every text a slot of that kind can hold)."""
     slot_of_span = {span: index for index, span in enumerate(spans)}
     namespace: dict[str, Any] = {}
     # The record starts as a copy of its constant fields (every key in its place, the
@@ -321,11 +325,15 @@ def compile_template(fields: dict, spans: list[tuple[int, int]],
             set_constant(name, fixed)
             continue
         base[name] = None
-        if value.build is identity and len(codes) == 1:
+        build = value.build
+        if kinds and len(value.parts) == 1 and hasattr(build, "for_slot_kind"):
+            part = value.parts[0]
+            build = build.for_slot_kind.get(kinds[slot_of_span[part.start_pos, part.end_pos]], build)
+        if build is identity and len(codes) == 1:
             entries.append((name, codes[0][0]))
         else:
             builder = f"f{len(namespace)}"
-            namespace[builder] = value.build
+            namespace[builder] = build
             arguments = ", ".join(code for code, _ in codes)
             entries.append((name, f"{builder}({arguments})"))
     namespace["copy"] = copy.copy
@@ -409,7 +417,8 @@ class ShapeCache:
                 self.templates[key] = (parsed, spans, seen + 1)
                 return self._parse(line, start)
             try:
-                entry = compile_template(parsed, spans, exact_spaces=shape[0])
+                entry = compile_template(parsed, spans, exact_spaces=shape[0],
+                                         kinds=shape[2].split(_SLOT_MARK) if spans else [])
             except Uncacheable:
                 self.templates[key] = _UNCACHEABLE
                 return self._parse(line, start)

@@ -143,11 +143,20 @@ _PLAIN_ADDRESS_FIELDS = tuple(field for field in ADDRESS_FIELDS if field != "to_
 _NOT_PORTS = frozenset(("icmp", "icmp6"))
 
 
+# Values already found valid: an address or network comes back in many records (each
+# of nova's floating IPs in two rules, 0.0.0.0/0 in most), and a value known costs a
+# set lookup instead of a match. Each starts afresh when full, like the caches above.
+_VALID_ADDRESSES: set[str] = set()
+_VALID_NETWORKS: set[str] = set()
+_MAX_REMEMBERED = 65536
+
+
 def invalid_value(record: dict) -> str | None:
     """Why the record holds a value no kernel would print, or None. Problems are told
     in the order of the fields: addresses (ADDRESS_FIELDS), networks, ports."""
     # Runs once per record read (20,000 times for a large nat table): fields a record
-    # does not have cost one C-level test together, and a value surely valid one match.
+    # does not have cost one C-level test together, and a value surely valid one
+    # lookup or one match.
     get = record.get
     if not record.keys().isdisjoint(_PLAIN_ADDRESS_FIELDS):
         for field in _PLAIN_ADDRESS_FIELDS:
@@ -157,13 +166,23 @@ def invalid_value(record: dict) -> str | None:
                 if problem:
                     return problem
     value = get("to_address")
-    if value and isinstance(value, str) and not _SURELY_ADDRESS(value):
-        problem = _address_or_range_problem(value)
-        if problem:
-            return problem
+    if value and isinstance(value, str) and value not in _VALID_ADDRESSES:
+        if _SURELY_ADDRESS(value):
+            if len(_VALID_ADDRESSES) >= _MAX_REMEMBERED:
+                _VALID_ADDRESSES.clear()
+            _VALID_ADDRESSES.add(value)
+        else:
+            problem = _address_or_range_problem(value)
+            if problem:
+                return problem
     for field in NETWORK_FIELDS:
         value = get(field)
-        if value and isinstance(value, str) and not _SURELY_NETWORK(value):
+        if value and isinstance(value, str) and value not in _VALID_NETWORKS:
+            if _SURELY_NETWORK(value):
+                if len(_VALID_NETWORKS) >= _MAX_REMEMBERED:
+                    _VALID_NETWORKS.clear()
+                _VALID_NETWORKS.add(value)
+                continue
             problem = _network_value_problem(value)
             if problem:
                 return problem
