@@ -253,11 +253,6 @@ def resolve(fields: dict) -> dict:
 COMPILE_AT = 4
 
 
-# How many of the templates last used from one start symbol are tried before a line's
-# shape is computed (each a failed match at most, where the line is of another shape).
-RECENT_TEMPLATES = 2
-
-
 class Uncacheable(Exception):
     """The first parse of a shape cannot be turned into a template."""
 
@@ -373,25 +368,32 @@ class ShapeCache:
         self.templates: dict[tuple, Any] = {}
         self.lark_parses = 0
         self.template_fills = 0
-        # start symbol -> [(line pattern, template)] of the templates it last used
-        self._recent: dict[str, list] = {}
+        # start symbol -> the template it last used (one with a line pattern); template
+        # -> the template used after it, the last time
+        self._last: dict[str, Any] = {}
+        self._following: dict[Any, Any] = {}
         self._unsafe = self.scanner._holds_unsafe_opener
 
     def fields(self, line: str, start: str) -> dict:
-        # Machine output comes in runs of a shape or two (a nat table's 5,000 DNAT
-        # rules, nova's two float-snat rules per floating IP): the templates last used
-        # from this start symbol are tried first, each by a pattern that matches only
-        # lines of its shape (SlotScanner.line_pattern) and gives their slot values
-        # without computing the shape.
-        recent = self._recent.get(start)
-        if recent is not None:
-            for pattern, template in recent:
-                matched = pattern(line)
+        # Machine output comes in runs of a shape (a nat table's 5,000 DNAT rules) or
+        # in a round of shapes (nova's two float-snat rules per floating IP): the
+        # template that followed the last one used from this start symbol, then the last
+        # one itself, is tried first, by a pattern that matches only lines of its shape
+        # (SlotScanner.line_pattern) and gives their slot values without computing it.
+        last = self._last.get(start)
+        if last is not None:
+            guess = self._following.get(last, last)
+            matched = guess.line_pattern(line)
+            if matched is None and guess is not last:
+                guess = last
+                matched = last.line_pattern(line)
                 if matched is not None:
-                    if self._unsafe and self._unsafe(line):
-                        break
-                    self.template_fills += 1
-                    return template(matched.groups())
+                    self._following[last] = last
+            if matched is not None and not (self._unsafe and self._unsafe(line)):
+                if guess is not last:
+                    self._last[start] = guess
+                self.template_fills += 1
+                return guess(matched.groups())
         shaped = self.scanner.shape(line)
         if shaped is None:
             return self._parse(line, start)
@@ -405,6 +407,7 @@ class ShapeCache:
             self.lark_parses += 1
             if len(self.templates) >= self.max_shapes:
                 self.templates.clear()
+                self._following.clear()
             self.templates[key] = (parsed, self.scanner.spans(line), 1)
             return resolve(parsed)
         if entry is _UNCACHEABLE:
@@ -425,8 +428,10 @@ class ShapeCache:
             entry.line_pattern = self.scanner.line_pattern(shape)
             self.templates[key] = entry
         if entry.line_pattern is not None:
-            recent = self._recent.setdefault(start, [])
-            recent[:] = [(entry.line_pattern, entry), *(r for r in recent if r[1] is not entry)][:RECENT_TEMPLATES]
+            previous = self._last.get(start)
+            if previous is not None:
+                self._following[previous] = entry
+            self._last[start] = entry
         self.template_fills += 1
         return entry(values)
 
