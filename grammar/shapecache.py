@@ -79,7 +79,7 @@ _SLOT_BODIES = {
 _DIGIT = re.compile(r"\d")
 # A digit right after one of these never starts a slot (_BEFORE_SLOT).
 _NEVER_BEFORE_SLOT = re.compile(r"[\w.,/-]")
-_SLOT_OR_SPACE = re.compile(r"[\d./KMGT\s]")
+_SLOT_DIGIT_OR_SPACE = re.compile(r"[\d\s]")
 _SPACE_RUN = re.compile(r"  +")
 # A slot's text less its digits (and an address's prefix length): what kind of slot it
 # is, "..." (IPv4), "K" (scaled counter: K, M, G or T) or "" (integer).
@@ -113,12 +113,12 @@ class SlotScanner:
         # "a in line or b in line ..." written out is twice as fast as a loop, and this
         # runs for every line.
         self._holds_opener = _any_in(whitespace_tokens_start_with)
-        # An opener that no constant text, whitespace run or slot can make up between
-        # them cannot appear in a line a shape's pattern matches (see line_pattern); the
-        # others are looked for in each such line.
-        self._holds_unsafe_opener = _any_in(
-            [o for o in whitespace_tokens_start_with if _SLOT_OR_SPACE.search(o)]) \
-            if any(_SLOT_OR_SPACE.search(o) for o in whitespace_tokens_start_with) else None
+        # A line holding an opener is shaped another way; a shape's pattern (see
+        # line_pattern) cannot make one up between its constant text, whitespace and
+        # slots, unless the opener could overlap a slot or whitespace: the pattern
+        # itself refuses lines holding those.
+        spanning = [o for o in whitespace_tokens_start_with if _may_span_a_slot(o)]
+        self._refuse_openers = "(?![\\s\\S]*(?:" + "|".join(map(re.escape, spanning)) + "))" if spanning else ""
 
     def shape(self, line: str) -> tuple[tuple, list[str]] | None:
         """(shape key, slot values), or None when the line cannot use the cache."""
@@ -159,7 +159,9 @@ class SlotScanner:
         follows a space or starts the line (one following a word character, ``.``,
         ``,``, ``/``, ``-`` or a slot can never start a slot, whatever the slots around
         it hold). A shape that keeps exact spaces (the line holds a quote or a comment)
-        is refused too.
+        is refused too, and a line holding such an opener never matches: its text
+        would be in the constant text, unless the opener can overlap a slot or a
+        whitespace run, and the pattern looks for those openers (see __init__).
         """
         exact_spaces, constants, kinds = shape
         if exact_spaces:
@@ -167,7 +169,7 @@ class SlotScanner:
         constants = constants.split(_SLOT_MARK)
         kinds = kinds.split(_SLOT_MARK) if len(constants) > 1 else []
         last = len(constants) - 1
-        pieces = [r"\s*"]
+        pieces = [self._refuse_openers, r"\s*"]
         for index, constant in enumerate(constants):
             for found in _DIGIT.finditer(constant):
                 at = found.start()
@@ -216,6 +218,14 @@ def _slot_surroundings(before: str, at_start: bool, after: str, at_end: bool) ->
     elif not at_end:
         return None           # right before another slot
     return behind, ahead
+
+
+def _may_span_a_slot(text: str) -> bool:
+    """Whether ``text`` could appear in a line only across a slot or a whitespace run
+    (a slot holds digits, and ``.`` or ``/`` always before a digit, K, M, G or T always
+    after one): then a shape's constant text does not rule it out."""
+    return bool(_SLOT_DIGIT_OR_SPACE.search(text)) or text.endswith((".", "/")) \
+        or text.startswith(("K", "M", "G", "T"))
 
 
 def _any_in(words) -> Callable[[str], bool]:
@@ -372,7 +382,6 @@ class ShapeCache:
         # -> the template used after it, the last time
         self._last: dict[str, Any] = {}
         self._following: dict[Any, Any] = {}
-        self._unsafe = self.scanner._holds_unsafe_opener
 
     def fields(self, line: str, start: str) -> dict:
         # Machine output comes in runs of a shape (a nat table's 5,000 DNAT rules) or
@@ -389,7 +398,7 @@ class ShapeCache:
                 matched = last.line_pattern(line)
                 if matched is not None:
                     self._following[last] = last
-            if matched is not None and not (self._unsafe and self._unsafe(line)):
+            if matched is not None:
                 if guess is not last:
                     self._last[start] = guess
                 self.template_fills += 1

@@ -376,15 +376,18 @@ def test_a_line_pattern_matches_the_listing_lines_of_its_shape_only(data):
 def test_a_line_pattern_matches_exactly_the_lines_of_its_shape_among_all_short_lines():
     # Every line of up to five of these pieces, against each of its digit runs grown by
     # a digit: every way two slots and the text between them can meet.
-    pieces = ["12", "3", ":", ".", "/", " ", "a", "K"]
-    scanner = SlotScanner(scaled_counters=True)
+    pieces = ["12", "3", ":", ".", "/", " ", "a", "K", "*"]
+    # the usual openers ("/*" cannot be made up across a slot), and openers that can
+    scanners = [SlotScanner(scaled_counters=True),
+                SlotScanner(scaled_counters=True, whitespace_tokens_start_with=("3:", "3K", "a a"))]
     lines = [""]
     for _ in range(5):
         lines = [line + piece for line in lines for piece in pieces]
         for line in lines:
             runs = list(re.finditer(r"\d+", line))
             for run in runs:
-                _pattern_agrees_with_shape(scanner, line, line[:run.end()] + "3" + line[run.end():])
+                for scanner in scanners:
+                    _pattern_agrees_with_shape(scanner, line, line[:run.end()] + "3" + line[run.end():])
 
 
 def test_a_digit_whose_neighbours_are_slots_keeps_the_line_off_the_pattern():
