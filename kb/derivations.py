@@ -204,9 +204,10 @@ def _nat_rules(table: FactTable) -> list[dict]:
 
 
 def snat_scopes(table: FactTable) -> None:
-    candidates = [r for r in _nat_rules(table) if r.get("target") == "SNAT"
-                  and str(r.get("chain") or "").endswith("snat") and r.get("out")
-                  and not r.get("out_negated")]
+    # the cheap tests first: this runs once per rule of every table
+    candidates = [r for r in table.of("iptables_rule") if r.get("target") == "SNAT"
+                  and r.get("table") == "nat" and r.get("out") and not r.get("out_negated")
+                  and str(r.get("chain") or "").endswith("snat")]
     # One float-snat rule per floating IP says the same as the fixed range's rule: keep
     # those only on a node whose fixed-range rule was not shown.
     with_fixed = {r.get("node") for r in candidates if not str(r["chain"]).endswith("float-snat")}
