@@ -24,6 +24,10 @@ import functools
 import ipaddress
 import re
 
+# socket.py's own import costs more than all the checks it would speed up; its C half
+# is enough
+import _socket
+
 # Fields holding one address (a host name where no -n was given).
 ADDRESS_FIELDS = ("address", "via", "src", "dst", "broadcast", "peer", "to_address")
 # Fields holding an address with a prefix (or, for iptables, a dotted mask).
@@ -38,15 +42,32 @@ _PORT_SEPARATORS = re.compile(r"[,:\-]")
 # 60,000 of them)
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 _IPV4 = re.compile(rf"^{_OCTET}(?:\.{_OCTET}){{3}}$")
-# Valid beyond doubt, told by one match in C before any other test: the dotted quad,
-# and the dotted quad with a prefix of 0 to 32 (each address of a 20,000-rule listing is
-# another value, so a cache of answers by value would not help). [0-9], not \d: no
-# other digits are valid in an address.
-_SURELY_ADDRESS = re.compile(r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-                             r"(?:\.(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}").fullmatch
-_SURELY_NETWORK = re.compile(r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-                             r"(?:\.(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}"
-                             r"(?:/(?:3[0-2]|[12]?[0-9]))?").fullmatch
+# Valid beyond doubt, told before any other test: the dotted quad (four octets 0 to 255
+# in ASCII digits, no leading zero), read by the C library's inet_pton, which accepts
+# exactly those (glibc, musl and the BSDs alike) in less time than a match; and the
+# same with a prefix of 0 to 32.
+_PTON = _socket.inet_pton
+_INET = _socket.AF_INET
+_PREFIX_LENGTHS = frozenset(str(length) for length in range(33))
+
+
+def _surely_address(value: str) -> bool:
+    try:
+        _PTON(_INET, value)
+    except (OSError, ValueError):     # not a dotted quad; a NUL or an unencodable character
+        return False
+    return True
+
+
+def _surely_network(value: str) -> bool:
+    address, slash, prefix = value.partition("/")
+    if slash and prefix not in _PREFIX_LENGTHS:
+        return False
+    try:
+        _PTON(_INET, address)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 @functools.lru_cache(maxsize=65536)
@@ -162,34 +183,50 @@ def invalid_value(record: dict) -> str | None:
             or "broadcast" in record or "peer" in record:        # _PLAIN_ADDRESS_FIELDS
         for field in _PLAIN_ADDRESS_FIELDS:
             value = get(field)
-            if value and isinstance(value, str) and not _SURELY_ADDRESS(value):
+            if value and isinstance(value, str) and not _surely_address(value):
                 problem = _address_problem(value)
                 if problem:
                     return problem
     value = get("to_address")
     if value and isinstance(value, str) and value not in _VALID_ADDRESSES:
-        problem = _address_or_range_problem(value) if not _SURELY_ADDRESS(value) else _remember(
-            _VALID_ADDRESSES, value)
-        if problem:
-            return problem
+        if _surely_address(value):
+            if len(_VALID_ADDRESSES) >= _MAX_REMEMBERED:
+                _VALID_ADDRESSES.clear()
+            _VALID_ADDRESSES.add(value)
+        else:
+            problem = _address_or_range_problem(value)
+            if problem:
+                return problem
     value = get("cidr")                                              # NETWORK_FIELDS
     if value and isinstance(value, str) and value not in _VALID_NETWORKS:
-        problem = _network_value_problem(value) if not _SURELY_NETWORK(value) else _remember(
-            _VALID_NETWORKS, value)
-        if problem:
-            return problem
+        if _surely_network(value):
+            if len(_VALID_NETWORKS) >= _MAX_REMEMBERED:
+                _VALID_NETWORKS.clear()
+            _VALID_NETWORKS.add(value)
+        else:
+            problem = _network_value_problem(value)
+            if problem:
+                return problem
     value = get("destination")
     if value and isinstance(value, str) and value not in _VALID_NETWORKS:
-        problem = _network_value_problem(value) if not _SURELY_NETWORK(value) else _remember(
-            _VALID_NETWORKS, value)
-        if problem:
-            return problem
+        if _surely_network(value):
+            if len(_VALID_NETWORKS) >= _MAX_REMEMBERED:
+                _VALID_NETWORKS.clear()
+            _VALID_NETWORKS.add(value)
+        else:
+            problem = _network_value_problem(value)
+            if problem:
+                return problem
     value = get("source")
     if value and isinstance(value, str) and value not in _VALID_NETWORKS:
-        problem = _network_value_problem(value) if not _SURELY_NETWORK(value) else _remember(
-            _VALID_NETWORKS, value)
-        if problem:
-            return problem
+        if _surely_network(value):
+            if len(_VALID_NETWORKS) >= _MAX_REMEMBERED:
+                _VALID_NETWORKS.clear()
+            _VALID_NETWORKS.add(value)
+        else:
+            problem = _network_value_problem(value)
+            if problem:
+                return problem
     if get("dport") is None and get("sport") is None and get("to_port") is None:   # PORT_FIELDS
         return _prefixlen_problem(record) if "prefixlen" in record else None
     # for icmp, nova's security group rules carry the icmp type and code in the port
@@ -203,12 +240,6 @@ def invalid_value(record: dict) -> str | None:
             if problem:
                 return problem
     return _prefixlen_problem(record) if "prefixlen" in record else None
-
-
-def _remember(valid: set, value: str) -> None:
-    if len(valid) >= _MAX_REMEMBERED:
-        valid.clear()
-    valid.add(value)
 
 
 # invalid_value names the fields one by one: they must be these.
