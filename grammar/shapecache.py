@@ -221,9 +221,9 @@ def _slot_surroundings(before: str, at_start: bool, after: str, at_end: bool) ->
 
 
 def _may_span_a_slot(text: str) -> bool:
-    """Whether ``text`` could appear in a line only across a slot or a whitespace run
-    (a slot holds digits, and ``.`` or ``/`` always before a digit, K, M, G or T always
-    after one): then a shape's constant text does not rule it out."""
+    """Whether ``text`` could occur in a line across a slot or a whitespace run, where
+    a shape's constant text does not rule it out (a slot holds digits, and ``.`` or
+    ``/`` always before a digit, K, M, G or T always after one)."""
     return bool(_SLOT_DIGIT_OR_SPACE.search(text)) or text.endswith((".", "/")) \
         or text.startswith(("K", "M", "G", "T"))
 
