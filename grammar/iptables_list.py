@@ -214,6 +214,14 @@ def normalise_address(text: str) -> str:
     return text
 
 
+def _address_slot_as_cidr(text: str) -> str:
+    """normalise_address of a shape's IPv4 slot: a dotted quad, with or without prefix."""
+    return text if "/" in text else text + "/32"
+
+
+normalise_address.for_slot_kind = {"...": _address_slot_as_cidr}
+
+
 def normalise_interface(text: str) -> str | None:
     return None if text in ("any", "*") else text
 
@@ -223,8 +231,16 @@ def normalise_protocol(negation: str, text: str) -> str:
     return negation + PROTOCOL_NAMES.get(text, text)
 
 
+# Counters are mostly small (a lab's rules see few packets); looking one up costs a
+# fraction of int() of its digits, and every rule of a -v listing has two.
+_SMALL_NUMBERS = {str(number): number for number in range(1000)}
+
+
 def counter(text: str) -> int:
     """``4523`` -> 4523; ``15K`` -> 15000 (iptables divides by 1000 and rounds)."""
+    small = _SMALL_NUMBERS.get(text)
+    if small is not None:
+        return small
     if text.isdigit():
         return int(text)
     return int(text[:-1]) * _COUNTER_SCALE[text[-1]]

@@ -70,6 +70,16 @@ _BEFORE_SLOT = (
 )
 _AFTER_SLOT = r"(?![\w.,/-])(?!:[0-9A-Fa-f]{2}:)"
 
+# The body of each kind of slot after its first digit, by the kind's name in a shape.
+_SLOT_BODIES = {
+    "...": r"\d{0,2}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?:/\d{1,2})?",   # an IPv4 address, its prefix
+    "K": r"\d*[KMGT]",                                               # a scaled counter
+    "": r"\d*",                                                      # an integer
+}
+_DIGIT = re.compile(r"\d")
+# A digit right after one of these never starts a slot (_BEFORE_SLOT).
+_NEVER_BEFORE_SLOT = re.compile(r"[\w.,/-]")
+_SLOT_DIGIT_OR_SPACE = re.compile(r"[\d\s]")
 _SPACE_RUN = re.compile(r"  +")
 # A slot's text less its digits (and an address's prefix length): what kind of slot it
 # is, "..." (IPv4), "K" (scaled counter: K, M, G or T) or "" (integer).
@@ -94,16 +104,21 @@ class SlotScanner:
         # One split() gives the text between slots and the slots: an IPv4 address (with
         # its prefix), a scaled counter (when asked), or an integer. Which of the three
         # a slot is shows in its own text (_SLOT_KIND).
-        scaled = r"|\d*[KMGT]" if scaled_counters else ""
+        scaled = "|" + _SLOT_BODIES["K"] if scaled_counters else ""
         self.pattern = re.compile(
-            r"(\d" + _BEFORE_SLOT + r"(?:\d{0,2}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?:/\d{1,2})?"
-            + scaled + r"|\d*)" + _AFTER_SLOT + ")")
+            r"(\d" + _BEFORE_SLOT + "(?:" + _SLOT_BODIES["..."] + scaled + "|" + _SLOT_BODIES[""]
+            + ")" + _AFTER_SLOT + ")")
         self.scaled_counters = scaled_counters
         self.openers = whitespace_tokens_start_with
         # "a in line or b in line ..." written out is twice as fast as a loop, and this
         # runs for every line.
-        self._holds_opener = eval("lambda line: " + (
-            " or ".join(f"{o!r} in line" for o in whitespace_tokens_start_with) or "False"))
+        self._holds_opener = _any_in(whitespace_tokens_start_with)
+        # A line holding an opener is shaped another way; a shape's pattern (see
+        # line_pattern) cannot make one up between its constant text, whitespace and
+        # slots, unless the opener could overlap a slot or whitespace: the pattern
+        # itself refuses lines holding those.
+        spanning = [o for o in whitespace_tokens_start_with if _may_span_a_slot(o)]
+        self._refuse_openers = "(?![\\s\\S]*(?:" + "|".join(map(re.escape, spanning)) + "))" if spanning else ""
 
     def shape(self, line: str) -> tuple[tuple, list[str]] | None:
         """(shape key, slot values), or None when the line cannot use the cache."""
@@ -124,6 +139,97 @@ class SlotScanner:
     def spans(self, line: str) -> list[tuple[int, int]]:
         """Where each slot is in the line, in the order of ``shape``'s values."""
         return [match.span() for match in self.pattern.finditer(line)]
+
+    def line_pattern(self, shape: tuple) -> Callable[[str], Any] | None:
+        """A regular expression's ``fullmatch`` that matches a line only if the line has
+        this shape, its groups being the line's slot values; None where no such
+        expression is sure (the caller then computes the shape of each line).
+
+        Why a match proves the shape: the pattern is the shape's constant text word for
+        word, a whitespace run wherever the shape has a space (re's ``\\s`` is exactly
+        ``str.isspace``), and at each slot the body of that slot's kind. The scanner's
+        look-arounds are judged here, once, from the constant text beside the slot:
+        past it lie only whitespace, a line's end or another slot, and none of them
+        holds a ``:``, so only a MAC address's octet (``:ab:``) spanning a short slot
+        is left for the pattern to test. A slot's extent is then fixed by the constant
+        text after it (it ends before the first character outside ``[\\w.,/-]``, and
+        the three kinds cannot match the same text), so the scanner finds the same slot
+        there. It finds none elsewhere only if no digit of the constant text can start
+        one: the pattern is refused for a shape where a digit of its constant text
+        follows a space or starts the line (one following a word character, ``.``,
+        ``,``, ``/``, ``-`` or a slot can never start a slot, whatever the slots around
+        it hold). A shape that keeps exact spaces (the line holds a quote or a comment)
+        is refused too, and a line holding such an opener never matches: its text
+        would be in the constant text, unless the opener can overlap a slot or a
+        whitespace run, and the pattern looks for those openers (see __init__).
+        """
+        exact_spaces, constants, kinds = shape
+        if exact_spaces:
+            return None
+        constants = constants.split(_SLOT_MARK)
+        kinds = kinds.split(_SLOT_MARK) if len(constants) > 1 else []
+        last = len(constants) - 1
+        pieces = [self._refuse_openers, r"\s*"]
+        for index, constant in enumerate(constants):
+            for found in _DIGIT.finditer(constant):
+                at = found.start()
+                if at == 0 and index == 0:
+                    return None
+                if at > 0 and not _NEVER_BEFORE_SLOT.match(constant[at - 1]):
+                    return None
+            pieces.append(r"\s+".join(re.escape(word) for word in constant.split(" ")))
+            if index < len(kinds):
+                kind = kinds[index]
+                around = _slot_surroundings(constant, index == 0, constants[index + 1], index + 1 == last)
+                if kind not in _SLOT_BODIES or (kind == "K" and not self.scaled_counters) or around is None:
+                    return None
+                pieces.append(around[0] + r"(\d" + _SLOT_BODIES[kind] + ")" + around[1])
+        pieces.append(r"\s*")
+        return re.compile("".join(pieces)).fullmatch
+
+
+_MAC_OCTET_BEFORE = re.compile(r":[0-9A-Fa-f]{2}:\Z")
+_MAC_OCTET_AFTER = re.compile(r":[0-9A-Fa-f]{2}:")
+
+
+def _slot_surroundings(before: str, at_start: bool, after: str, at_end: bool) -> tuple[str, str] | None:
+    """The scanner's look-arounds for a slot between these constant texts of a shape
+    (single-spaced; ``at_start``/``at_end``: the line begins/ends there), judged from
+    the texts: None when no slot can stand there, else the look-behind and look-ahead
+    still to test, "" for one the texts decide. Only a MAC address's octet (":ab:")
+    can reach past the constant text, across a short slot beside it."""
+    behind = ahead = ""
+    if before:
+        last = before[-1]
+        if last != " ":
+            if _NEVER_BEFORE_SLOT.match(last) or _MAC_OCTET_BEFORE.search(before):
+                return None
+            if last == ":" and len(before) < 4 and not at_start:
+                behind = r"(?<!:[0-9A-Fa-f]{2}:)"
+    elif not at_start:
+        return None           # right after another slot
+    if after:
+        first = after[0]
+        if first != " ":
+            if _NEVER_BEFORE_SLOT.match(first) or _MAC_OCTET_AFTER.match(after):
+                return None
+            if first == ":" and len(after) < 4 and not at_end:
+                ahead = r"(?!:[0-9A-Fa-f]{2}:)"
+    elif not at_end:
+        return None           # right before another slot
+    return behind, ahead
+
+
+def _may_span_a_slot(text: str) -> bool:
+    """Whether ``text`` could occur in a line across a slot or a whitespace run, where
+    a shape's constant text does not rule it out (a slot holds digits, and ``.`` or
+    ``/`` always before a digit, K, M, G or T always after one)."""
+    return bool(_SLOT_DIGIT_OR_SPACE.search(text)) or text.endswith((".", "/")) \
+        or text.startswith(("K", "M", "G", "T"))
+
+
+def _any_in(words) -> Callable[[str], bool]:
+    return eval("lambda line: " + (" or ".join(f"{w!r} in line" for w in words) or "False"))
 
 
 class Derived:
@@ -162,10 +268,14 @@ class Uncacheable(Exception):
 
 
 def compile_template(fields: dict, spans: list[tuple[int, int]],
-                     exact_spaces: bool = True) -> Callable[[list[str]], dict]:
+                     exact_spaces: bool = True, kinds: list[str] | None = None) -> Callable[[list[str]], dict]:
     """A function slot-values -> fields that gives what ``resolve`` gives for every line of
     this shape; raises Uncacheable when the tokens do not line up with the slots.
-    ``exact_spaces`` says whether the shape kept single spaces (see SlotScanner)."""
+    ``exact_spaces`` says whether the shape kept single spaces (see SlotScanner);
+    ``kinds``, the kind of each slot ("..." an IPv4 address, "K" a scaled counter, ""
+    an integer): a build whose ``for_slot_kind`` names a simpler function for the kind
+    of its one part, a slot, is given that function instead (it must return the same
+    for every text a slot of that kind can hold)."""
     slot_of_span = {span: index for index, span in enumerate(spans)}
     namespace: dict[str, Any] = {}
     # The record starts as a copy of its constant fields (every key in its place, the
@@ -220,11 +330,15 @@ def compile_template(fields: dict, spans: list[tuple[int, int]],
             set_constant(name, fixed)
             continue
         base[name] = None
-        if value.build is identity and len(codes) == 1:
+        build = value.build
+        if kinds and len(value.parts) == 1 and hasattr(build, "for_slot_kind"):
+            part = value.parts[0]
+            build = build.for_slot_kind.get(kinds[slot_of_span[part.start_pos, part.end_pos]], build)
+        if build is identity and len(codes) == 1:
             entries.append((name, codes[0][0]))
         else:
             builder = f"f{len(namespace)}"
-            namespace[builder] = value.build
+            namespace[builder] = build
             arguments = ", ".join(code for code, _ in codes)
             entries.append((name, f"{builder}({arguments})"))
     namespace["copy"] = copy.copy
@@ -264,8 +378,31 @@ class ShapeCache:
         self.templates: dict[tuple, Any] = {}
         self.lark_parses = 0
         self.template_fills = 0
+        # start symbol -> the template it last used (one with a line pattern); template
+        # -> the template used after it, the last time
+        self._last: dict[str, Any] = {}
+        self._following: dict[Any, Any] = {}
 
     def fields(self, line: str, start: str) -> dict:
+        # Machine output comes in runs of a shape (a nat table's 5,000 DNAT rules) or
+        # in a round of shapes (nova's two float-snat rules per floating IP): the
+        # template that followed the last one used from this start symbol, then the last
+        # one itself, is tried first, by a pattern that matches only lines of its shape
+        # (SlotScanner.line_pattern) and gives their slot values without computing it.
+        last = self._last.get(start)
+        if last is not None:
+            guess = self._following.get(last, last)
+            matched = guess.line_pattern(line)
+            if matched is None and guess is not last:
+                guess = last
+                matched = last.line_pattern(line)
+                if matched is not None:
+                    self._following[last] = last
+            if matched is not None:
+                if guess is not last:
+                    self._last[start] = guess
+                self.template_fills += 1
+                return guess(matched.groups())
         shaped = self.scanner.shape(line)
         if shaped is None:
             return self._parse(line, start)
@@ -279,6 +416,7 @@ class ShapeCache:
             self.lark_parses += 1
             if len(self.templates) >= self.max_shapes:
                 self.templates.clear()
+                self._following.clear()
             self.templates[key] = (parsed, self.scanner.spans(line), 1)
             return resolve(parsed)
         if entry is _UNCACHEABLE:
@@ -291,11 +429,18 @@ class ShapeCache:
                 self.templates[key] = (parsed, spans, seen + 1)
                 return self._parse(line, start)
             try:
-                entry = compile_template(parsed, spans, exact_spaces=shape[0])
+                entry = compile_template(parsed, spans, exact_spaces=shape[0],
+                                         kinds=shape[2].split(_SLOT_MARK) if spans else [])
             except Uncacheable:
                 self.templates[key] = _UNCACHEABLE
                 return self._parse(line, start)
+            entry.line_pattern = self.scanner.line_pattern(shape)
             self.templates[key] = entry
+        if entry.line_pattern is not None:
+            previous = self._last.get(start)
+            if previous is not None:
+                self._following[previous] = entry
+            self._last[start] = entry
         self.template_fills += 1
         return entry(values)
 

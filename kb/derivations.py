@@ -204,9 +204,10 @@ def _nat_rules(table: FactTable) -> list[dict]:
 
 
 def snat_scopes(table: FactTable) -> None:
-    candidates = [r for r in _nat_rules(table) if r.get("target") == "SNAT"
-                  and str(r.get("chain") or "").endswith("snat") and r.get("out")
-                  and not r.get("out_negated")]
+    # the cheap tests first: this runs once per rule of every table
+    candidates = [r for r in table.of("iptables_rule") if r.get("target") == "SNAT"
+                  and r.get("table") == "nat" and r.get("out") and not r.get("out_negated")
+                  and str(r.get("chain") or "").endswith("snat")]
     # One float-snat rule per floating IP says the same as the fixed range's rule: keep
     # those only on a node whose fixed-range rule was not shown.
     with_fixed = {r.get("node") for r in candidates if not str(r["chain"]).endswith("float-snat")}
@@ -228,24 +229,27 @@ def floating_ips(table: FactTable) -> None:
     nova_network_nodes = set()
     # Once per nat rule (four per floating IP): the cheap tests first.
     for rule in _nat_rules(table):
-        chain = str(rule.get("chain") or "")
-        node = rule.get("node")
+        get = rule.get
+        chain = get("chain")
+        if chain.__class__ is not str:
+            chain = str(chain or "")
+        node = get("node")
         nova = chain.startswith("nova-")
         if nova:
             nova_network_nodes.add(node)
-        target = rule.get("target")
+        target = get("target")
         if target == "SNAT" and chain.endswith("float-snat") \
-                and address_int(rule.get("to_address")) is not None:
+                and address_int(get("to_address")) is not None:
             key = (node, rule["to_address"])
             if key in found:
                 found[key].append(rule)
             else:
                 found[key] = [rule]
-                fixed_of[key] = _host(rule.get("source"))
-        elif target == "DNAT" and nova and not rule.get("dport"):
-            destination = rule.get("destination")
+                fixed_of[key] = _host(get("source"))
+        elif target == "DNAT" and nova and not get("dport"):
+            destination = get("destination")
             address = _host(destination)
-            if address and destination != _METADATA_ADDRESS and rule.get("to_address"):
+            if address and destination != _METADATA_ADDRESS and get("to_address"):
                 key = (node, address)
                 if key in found:
                     found[key].append(rule)
@@ -312,6 +316,8 @@ def _connected_networks(table: FactTable, nodes) -> dict:
 
 
 def _home_of(routes, address) -> dict | None:
+    if not routes:
+        return None
     value = address_int(address)
     for (network, mask, _), route in routes:
         if value is not None and (value & mask) == network:

@@ -65,18 +65,35 @@ def _relisted(facts: list[dict], position: dict, stale: dict[int, dict]) -> None
                 by_source[prov.get("source")] = fact
     if not latest:
         return
+    # per chain: (header, its source, its line) of each source's last listing of it
+    headers_of = {key: [(header, header["prov"].get("source"), header["prov"].get("line") or 0)
+                        for header in by_source.values()]
+                  for key, by_source in latest.items()}
     listings: dict[tuple, dict] = {}
+    # once per rule of every listing (20,000 for a large nat table): the chain's key
+    # is looked up as it stands, and made hashable only where it is not
     for index, fact in enumerate(facts):
-        if index in stale or fact["type"] not in _LISTED:
+        if fact["type"] not in _LISTED:
             continue
-        prov = fact.get("prov") or {}
-        for header in latest.get(_chain_key(fact), {}).values():
-            if header is not fact and _comes_after(header["prov"], prov, position):
-                where = (_node_key(header.get("node")), header["prov"]["source"], header["prov"]["command"])
+        get = fact.get
+        try:
+            headers = headers_of.get((get("node"), get("table"), get("chain")))
+        except TypeError:
+            headers = headers_of.get(_chain_key(fact))
+        if headers is None:
+            continue
+        prov = get("prov") or {}
+        source, line = prov.get("source"), prov.get("line") or 0
+        for header, header_source, header_line in headers:
+            if header is fact or not (header_line > line if header_source == source
+                                      else _comes_after(header["prov"], prov, position)):
+                continue
+            if index not in stale:
+                where = (_node_key(header.get("node")), header_source, header["prov"]["command"])
                 stale[index] = listings.setdefault(where, {
                     "type": "state_change", "change": "listing", "target": header.get("table"),
                     "node": header.get("node"), "prov": header["prov"]})
-                break
+            break
 
 
 _LISTED = {"iptables_rule", "iptables_chain"}

@@ -309,13 +309,95 @@ _HEADERS = {
 @given(st.data())
 def test_cached_path_gives_what_lark_gives(data):
     layout, parts = data.draw(listing_skeleton())
-    lines = [_instance(data, parts) for _ in range(data.draw(st.integers(2, 5)))]
+    # from the fifth line of a shape on, lines are read by its line pattern
+    lines = [_instance(data, parts) for _ in range(data.draw(st.integers(2, 7)))]
     text = "\n".join(["Chain INPUT (policy ACCEPT 12K packets, 3M bytes)", _HEADERS[layout], *lines])
     cached = iptables_list.parse(text, "iptables -L")
     with _without_cache():
         uncached = iptables_list.parse(text, "iptables -L")
     assert cached.records == uncached.records
     assert cached.problems == uncached.problems
+
+
+def _same_digits_elsewhere(data, line: str) -> str:
+    """The line with runs of digits kept, grown, shrunk or drawn anew: slots may grow,
+    shrink, vanish or merge with their neighbours."""
+    def redrawn(run):
+        change = data.draw(st.sampled_from(["keep", "grow", "shrink", "anew"]))
+        if change == "grow":
+            return run[0] + "3"
+        if change == "shrink":
+            return run[0][1:]
+        if change == "anew":
+            return data.draw(st.text(alphabet="0123456789", max_size=4))
+        return run[0]
+    return re.sub(r"\d+", redrawn, line)
+
+
+def _pattern_agrees_with_shape(scanner: SlotScanner, first: str, second: str) -> None:
+    shaped = scanner.shape(first)
+    if shaped is None:
+        return
+    pattern = scanner.line_pattern(shaped[0])
+    if pattern is None:
+        return
+    matched = pattern(second)
+    again = scanner.shape(second)
+    if matched is not None:
+        assert again is not None and again[0] == shaped[0] and list(matched.groups()) == again[1]
+    else:
+        assert again is None or again[0] != shaped[0]
+
+
+_PACKED = st.lists(st.sampled_from(["1", "25", "0", "7K", ".", ":", "/", "-", ",", " ", "  ", "\t",
+                                     "a", "f", "x", "M", '"']), max_size=14).map("".join)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.data(), _PACKED, st.booleans())
+def test_a_line_pattern_matches_exactly_the_lines_of_its_shape(data, text, scaled):
+    # digits, dots, colons, slashes and letters packed together: where one slot ends and
+    # the next begins is decided by the look-arounds, which the pattern must honour
+    scanner = SlotScanner(scaled_counters=scaled)
+    _pattern_agrees_with_shape(scanner, text, _same_digits_elsewhere(data, text))
+    _pattern_agrees_with_shape(scanner, text, text)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_a_line_pattern_matches_the_listing_lines_of_its_shape_only(data):
+    _, parts = data.draw(listing_skeleton())
+    first, second = _instance(data, parts), _instance(data, parts)
+    scanner = SlotScanner(scaled_counters=True)
+    _pattern_agrees_with_shape(scanner, first, second)
+    _pattern_agrees_with_shape(scanner, first, _same_digits_elsewhere(data, second))
+
+
+def test_a_line_pattern_matches_exactly_the_lines_of_its_shape_among_all_short_lines():
+    # Every line of up to five of these pieces, against each of its digit runs grown by
+    # a digit: every way two slots and the text between them can meet.
+    pieces = ["12", "3", ":", ".", "/", " ", "a", "K", "*"]
+    # the usual openers ("/*" cannot be made up across a slot), and openers that can
+    scanners = [SlotScanner(scaled_counters=True),
+                SlotScanner(scaled_counters=True, whitespace_tokens_start_with=("3:", "3K", "a a"))]
+    lines = [""]
+    for _ in range(5):
+        lines = [line + piece for line in lines for piece in pieces]
+        for line in lines:
+            runs = list(re.finditer(r"\d+", line))
+            for run in runs:
+                for scanner in scanners:
+                    _pattern_agrees_with_shape(scanner, line, line[:run.end()] + "3" + line[run.end():])
+
+
+def test_a_digit_whose_neighbours_are_slots_keeps_the_line_off_the_pattern():
+    # "3" after "12:" is a MAC address's octet (no slot); after "123:" it is a slot
+    scanner = SlotScanner()
+    shape, values = scanner.shape("x:12:3 y")
+    assert values == ["12"] and scanner.shape("x:123:3 y")[1] == ["123", "3"]
+    assert scanner.line_pattern(shape) is None
+    shape, values = scanner.shape("   7 eth1 to:10.0.0.7  ")
+    assert scanner.line_pattern(shape)("\t12\xa0eth1  to:192.0.2.1").groups() == ("12", "192.0.2.1")
 
 
 def test_whitespace_inside_a_token_is_not_taken_from_the_template():
