@@ -18,12 +18,11 @@ more memory), so a fact is only made compact when it has room for its number.
 from __future__ import annotations
 
 import keyword
-from sys import intern
 
 # CPython 3.11 shares fewer than 30 names per class (SHARED_KEYS_MAX_SIZE), and a dict
 # that reaches that many is converted at twice an ordinary dict's size (29 fields and
 # the fact's number: 1.6 KB instead of 0.84): one name is left for the fact's number.
-# An iptables rule (27 fields, its node and provenance) is left an ordinary dict.
+# An iptables rule (26 fields, its node and provenance) just fits.
 _MOST_SHARED_FIELDS = 28
 # field names -> what makes a compact dict of them (None: they cannot be shared);
 # bounded like a shape cache
@@ -69,16 +68,37 @@ def _maker(names: tuple):
     return make
 
 
+def can_share(count: int) -> bool:
+    """Whether a dict of ``count`` fields, the fact's number not counted, can be compact:
+    a record that cannot is better handed over as it is than copied at the same size."""
+    return count <= _MOST_SHARED_FIELDS
+
+
+def values_maker(names: tuple):
+    """``make(*values)``: the key-sharing dict of ``names`` (attribute names, at most
+    ``_MOST_SHARED_FIELDS``) with ``values``, without a dict of them made first (a
+    fact's provenance, one per fact)."""
+    assert can_share(len(names)) and all(name.isidentifier() and not keyword.iskeyword(name)
+                                         for name in names)
+    lines = [f"def make({', '.join(names)}):", "    held = Holder()"]
+    lines += [f"    held.{name} = {name}" for name in names]
+    lines.append("    return held.__dict__")
+    namespace = {"Holder": type("Fields", (), {})}
+    exec("\n".join(lines), namespace)
+    return namespace["make"]
+
+
 _RECORD_MAKERS: dict[tuple, object] = {}
 
 
 def record_maker(names: tuple, left_out: frozenset, then: tuple):
     """``make(record, *values)``: the dict of a record's fields (``names``, in order)
-    but those ``left_out``, its texts interned (a folder of labs says "ACCEPT" or an
-    interface's name a hundred thousand times over: each is held once, and still goes
-    when no fact holds it), then the fields ``then`` with ``values``; compact where
+    but those ``left_out``, then the fields ``then`` with ``values``; compact where
     its names can be shared, else a dict made at its size. What reading gives each
-    record of one kind, in one compiled step instead of a dict made twice."""
+    record of one kind, in one compiled step instead of a dict made twice. (Its values
+    are not interned: repeated lines already share their readings, grammar/base.py and
+    the shape cache, and interning each value cost reading a 20,000-rule listing a
+    sixth more time for a few MB per 10 MB.)"""
     key = (names, left_out, then)
     make = _RECORD_MAKERS.get(key)
     if make is not None:
@@ -87,7 +107,7 @@ def record_maker(names: tuple, left_out: frozenset, then: tuple):
         _RECORD_MAKERS.clear()
     values = [f"_{number}" for number in range(len(names))]
     given = [f"_given{number}" for number in range(len(then))]
-    fields = [(name, f"intern({value}) if {value}.__class__ is str else {value}")
+    fields = [(name, value)
               for name, value in zip(names, values) if name not in left_out] + list(zip(then, given))
     lines = [f"def make(record, {', '.join(given)}):" if given else "def make(record):"]
     if values:
@@ -100,7 +120,7 @@ def record_maker(names: tuple, left_out: frozenset, then: tuple):
             lines.append(f"    setattr(held, {name!r}, {value})" if keyword.iskeyword(name)
                          else f"    held.{name} = {value}")
         lines.append("    return held.__dict__")
-    namespace = {"Holder": type("Fields", (), {}), "intern": intern}
+    namespace = {"Holder": type("Fields", (), {})}
     exec("\n".join(lines), namespace)
     _RECORD_MAKERS[key] = make = namespace["make"]
     return make

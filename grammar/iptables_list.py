@@ -21,7 +21,7 @@ chain  ``{"type": "iptables_chain", "line", "table", "chain", "policy": "ACCEPT"
 rule   ``{"type": "iptables_rule", "line", "table", "chain", "num", "packets", "bytes",
           "target", "protocol", "in", "in_negated", "out", "out_negated", "source",
           "source_negated", "destination", "destination_negated", "sport", "dport",
-          "ctstate", "ctstate_negated", "state", "to_address", "to_port", "reject_with",
+          "ctstate", "ctstate_negated", "to_address", "to_port", "reject_with",
           "icmp_type", "comment", "extra"}``
 
 Normal forms: addresses are CIDR (``anywhere`` -> ``0.0.0.0/0``, ``10.20.4.5`` ->
@@ -47,7 +47,7 @@ gives, for line 3::
      "source": "0.0.0.0/0", "source_negated": False,
      "destination": "169.254.169.254/32", "destination_negated": False,
      "sport": None, "dport": "80", "ctstate": None, "ctstate_negated": False,
-     "state": None, "to_address": "10.0.0.7", "to_port": "8775", "reject_with": None,
+     "to_address": "10.0.0.7", "to_port": "8775", "reject_with": None,
      "icmp_type": None, "comment": None, "extra": ""}
 
 Speed: lines are parsed one at a time by a multi-start LALR parser, and a shape cache
@@ -101,9 +101,8 @@ FACT_TYPES = {
             "destination_negated": "true for ! -d",
             "sport": "the source port(s) as text, or empty",
             "dport": "the destination port(s) as text, or empty",
-            "ctstate": "the conntrack states it requires (-m conntrack), or empty",
-            "ctstate_negated": "true for ! --ctstate",
-            "state": "the states it requires (-m state), or empty",
+            "ctstate": "the conntrack states it requires (-m conntrack --ctstate, or -m state --state: the kernel's same test), or empty",
+            "ctstate_negated": "true for ! --ctstate or ! --state",
             "to_address": "where SNAT/DNAT translate to, or empty",
             "to_port": "the port DNAT/REDIRECT translate to, or empty",
             "reject_with": "the ICMP a REJECT answers with, or empty",
@@ -126,7 +125,7 @@ CHAIN_KEYS = ("type", "line", "table", "chain", "policy", "references", "packets
 RULE_KEYS = (
     "type", "line", "table", "chain", "num", "packets", "bytes", "target", "protocol",
     "in", "in_negated", "out", "out_negated", "source", "source_negated", "destination",
-    "destination_negated", "sport", "dport", "ctstate", "ctstate_negated", "state",
+    "destination_negated", "sport", "dport", "ctstate", "ctstate_negated",
     "to_address", "to_port", "reject_with", "icmp_type", "comment", "extra",
 )
 ANYWHERE = "0.0.0.0/0"
@@ -553,18 +552,14 @@ class ListingTransformer(Transformer):
             value = Derived(icmp_number, _negation(children), numbers[0], code)
         return Clause({"icmp_type": value}, _tokens_of(children))
 
-    def state_match(self, children):
-        # The schema has no "state_negated": a negated state match stays in extra
-        # rather than being read as its opposite.
-        if _negation(children):
-            return Clause({}, _tokens_of(children), understood=False)
-        states = _typed(children, "STATE_LIST")[0]
-        return Clause({"state": Derived(state_list, states)}, _tokens_of(children))
-
+    # "-m state --state" is the kernel's conntrack state test under its older name: one
+    # field says either (and a rule's fields stay few enough to be held compactly)
     def ctstate_match(self, children):
         states = _typed(children, "STATE_LIST")[0]
         return Clause({"ctstate": Derived(state_list, states),
                        "ctstate_negated": bool(_negation(children))}, _tokens_of(children))
+
+    state_match = ctstate_match
 
     def multiport_match(self, children):
         direction = str(_typed(children, "MULTIPORT_DIRECTION")[0])

@@ -27,7 +27,7 @@ gives::
      "in": None, "in_negated": False, "out": "ens4", "out_negated": False,
      "source": "10.20.4.0/22", "source_negated": False, "destination": "0.0.0.0/0",
      "destination_negated": False, "sport": None, "dport": None, "ctstate": None,
-     "ctstate_negated": False, "state": None, "to_address": "10.20.0.11", "to_port": None,
+     "ctstate_negated": False, "to_address": "10.20.0.11", "to_port": None,
      "reject_with": None, "icmp_type": None, "comment": None, "extra": ""}
 
 Lines are parsed one at a time with a multi-start LALR parser behind the shape cache
@@ -77,7 +77,7 @@ MODULE_OPTIONS = {
     "tcp": {**_PORTS, "--tcp-flags": None, "--syn": None, "--tcp-option": None},
     "udp": _PORTS, "udplite": _PORTS, "sctp": _PORTS, "dccp": _PORTS,
     "icmp": {"--icmp-type": "icmp_type"},
-    "state": {"--state": "state"},
+    "state": {"--state": "ctstate"},      # conntrack's state test under its older name
     "conntrack": {"--ctstate": "ctstate"},
     "multiport": {"--dports": "dport", "--destination-ports": "dport",
                   "--sports": "sport", "--source-ports": "sport"},
@@ -275,12 +275,6 @@ class _Rule:
         elif field == "ctstate":
             self._set(field, Derived(states_value, *first), option)
             self.fields["ctstate_negated"] = bool(option.negation)
-        elif field == "state":
-            if option.negation:
-                # No "state_negated" in the schema: keep it as written.
-                self.extra.extend(option.tokens)
-            else:
-                self._set(field, Derived(states_value, *first), option)
         elif field == "comment":
             self._set(field, Derived(quoted_value, *first), option)
         elif field == "reject_with":

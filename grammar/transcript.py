@@ -31,7 +31,7 @@ from lark import Lark, LarkError, Transformer
 
 from grammar import commands, kinds
 from grammar.base import lark_cache
-from grammar.compact import compact, record_maker
+from grammar.compact import can_share, record_maker, values_maker
 from grammar.base import Problem
 from grammar.redact import redact
 from grammar.values import invalid_value
@@ -334,14 +334,25 @@ def _read_block(block: Block) -> Evidence:
         relative = record.get("line", 1) or 1
         line_index = relative - 1 if 0 < relative <= last_index + 1 else (0 if relative < 1 else last_index)
         number = first_line + line_index
-        prov = compact({"node": node, "command": command, "source": source,
-                        "line": line_numbers.setdefault(number, number),
-                        "text": intern(lines[line_index].strip()) if lines else ""})
+        prov = _provenance(node, command, source, line_numbers.setdefault(number, number),
+                           intern(lines[line_index].strip()) if lines else "")
+        read_from = record.get("file") or path
+        place = ("line" in record) + ("end_line" in record) + ("file" in record)
+        if not can_share(len(record) - place + (2 if read_from is None else 3)):
+            # as large a dict whatever is done (an iptables rule): the record is handed
+            # over, its place in the block taken out, rather than copied
+            fact = record
+            if place:
+                fact.pop("line", None), fact.pop("end_line", None), fact.pop("file", None)
+            fact["node"] = node
+            if read_from is not None:
+                fact["path"] = read_from
+            fact["prov"] = prov
+            facts.append(fact)
         # A new dict of the fields a fact keeps, in less memory (grammar/compact.py):
         # the record, its place in the block taken out, would keep a slot for each field
         # taken out and grow again for the fields added here and the fact's number.
-        read_from = record.get("file") or path
-        if read_from is None:       # most output is no file's: no field to say so
+        elif read_from is None:       # most output is no file's: no field to say so
             make = record_maker(tuple(record), _PLACE_IN_BLOCK, _WITHOUT_PATH)
             facts.append(make(record, node, prov))
         else:
@@ -362,6 +373,8 @@ def _read_block(block: Block) -> Evidence:
     return evidence
 
 
+# A fact's provenance, key-sharing (grammar/compact.py): one per fact.
+_provenance = values_maker(("node", "command", "source", "line", "text"))
 # What a parser's record says of where it sits in its block; the fact says it in ``prov``.
 _PLACE_IN_BLOCK = frozenset({"line", "end_line", "file"})
 # the fields a fact is given after its record's

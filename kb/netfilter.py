@@ -299,7 +299,7 @@ def compile_rule(fact: dict, position: int = 0) -> Rule:
     protocol = str(fact.get("protocol") or "all")
     negated = protocol.startswith("!")
     protocol = protocol.lstrip("!").strip()
-    states = fact.get("ctstate") or fact.get("state")
+    states = fact.get("ctstate")
     if isinstance(states, str):
         states = states.split(",")
     return Rule(

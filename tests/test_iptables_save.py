@@ -90,8 +90,9 @@ def test_comments_counters_goto_and_what_stays_in_extra():
     assert (first["comment"], first["extra"]) == ('say "hi"  twice', "[goto]")
     assert (second["packets"], second["bytes"], second["to_address"]) == (99999, 100000, "1.2.3.4")
     assert second["extra"] == "--to-source 5.6.7.8"
-    assert third["extra"] == "-m mac --mac-source 52:54:00:25:67:05 ! --state NEW"
-    assert third["state"] is None
+    # a negated state match is conntrack's state test negated, like ! --ctstate
+    assert third["extra"] == "-m mac --mac-source 52:54:00:25:67:05"
+    assert (third["ctstate"], third["ctstate_negated"]) == (["NEW"], True)
 
 
 def test_chain_lines():
@@ -272,7 +273,7 @@ COMMIT
 
 _COMPARED = ("table", "chain", "target", "protocol", "source", "source_negated", "destination",
              "destination_negated", "in", "in_negated", "out", "out_negated", "sport", "dport",
-             "to_address", "to_port", "ctstate", "state", "comment", "icmp_type", "reject_with")
+             "to_address", "to_port", "ctstate", "ctstate_negated", "comment", "icmp_type", "reject_with")
 
 
 def _comparable(records):
