@@ -199,12 +199,22 @@ def _on_pool(queue, width, done, worker):
     waiting = iter(queue)
     pending = {}
     broken = []
+    # a job taken from the queue when the pool had just broken (a worker died while
+    # another's result came in): never started, so it goes back to the queue
+    not_started = []
 
     def submit_next() -> bool:
+        if not_started:
+            return False
         job = next(waiting, None)
-        if job is not None:
+        if job is None:
+            return False
+        try:
             pending[executor.submit(worker, job)] = job
-        return job is not None
+        except BrokenProcessPool:
+            not_started.append(job)
+            return False
+        return True
 
     try:
         for _ in range(width):
@@ -226,7 +236,7 @@ def _on_pool(queue, width, done, worker):
         _stop(executor)
         raise
     executor.shutdown(wait=True)
-    return list(waiting), broken
+    return not_started + list(waiting), broken
 
 
 def _stop(executor: ProcessPoolExecutor) -> None:
