@@ -17,6 +17,7 @@ more memory), so a fact is only made compact when it has room for its number.
 """
 from __future__ import annotations
 
+import functools
 import keyword
 
 # CPython 3.11 shares fewer than 30 names per class (SHARED_KEYS_MAX_SIZE), and a dict
@@ -28,14 +29,35 @@ _MOST_SHARED_FIELDS = 28
 # bounded like a shape cache
 _MAKERS: dict[tuple, object] = {}
 _MAX_MAKERS = 1024
+# A maker is compiled code (exec of its source, ~0.4 ms): a list of names is given one
+# at its COMPILE_AT-th sighting, as the shape cache compiles its templates. A small
+# transcript, whose kinds come a few times each, is not worth the compiling; its few
+# facts stay ordinary dicts.
+COMPILE_AT = 8
+_SIGHTINGS: dict[tuple, int] = {}
+
+
+def _sighted(key: tuple) -> bool:
+    """Whether ``key`` has now been seen often enough to be given compiled code."""
+    seen = _SIGHTINGS.get(key, 0) + 1
+    if seen < COMPILE_AT:
+        if len(_SIGHTINGS) >= 4 * _MAX_MAKERS:
+            _SIGHTINGS.clear()
+        _SIGHTINGS[key] = seen
+        return False
+    _SIGHTINGS.pop(key, None)
+    return True
 
 
 def compact(fields: dict) -> dict:
     """``fields`` as a key-sharing dict (equal to it), or ``fields`` itself when its
-    names cannot be shared (too many, or not names an attribute can have)."""
+    names cannot be shared (too many, or not names an attribute can have) or have not
+    come often enough yet to be worth it."""
     names = tuple(fields)
     make = _MAKERS.get(names, ...)
     if make is ...:
+        if not _sighted(names):
+            return fields
         make = _maker(names)
     return fields if make is None else make(fields)
 
@@ -91,6 +113,14 @@ def values_maker(names: tuple):
 _RECORD_MAKERS: dict[tuple, object] = {}
 
 
+def _plain_record(left_out: frozenset, then: tuple, record: dict, *values) -> dict:
+    """What a compiled maker gives, as an ordinary dict (for records of names not yet
+    seen often enough to compile one)."""
+    fields = {name: value for name, value in record.items() if name not in left_out}
+    fields.update(zip(then, values))
+    return fields
+
+
 def record_maker(names: tuple, left_out: frozenset, then: tuple):
     """``make(record, *values)``: the dict of a record's fields (``names``, in order)
     but those ``left_out``, then the fields ``then`` with ``values``; compact where
@@ -103,6 +133,8 @@ def record_maker(names: tuple, left_out: frozenset, then: tuple):
     make = _RECORD_MAKERS.get(key)
     if make is not None:
         return make
+    if not _sighted(key):
+        return functools.partial(_plain_record, left_out, then)
     if len(_RECORD_MAKERS) >= _MAX_MAKERS:
         _RECORD_MAKERS.clear()
     values = [f"_{number}" for number in range(len(names))]
