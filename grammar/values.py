@@ -172,6 +172,26 @@ _VALID_NETWORKS: set[str] = set()
 _MAX_REMEMBERED = 65536
 
 
+def _new_nat_target_problem(value: str) -> str | None:
+    """What is wrong with a NAT target not seen before, or None (then remembered)."""
+    if not _surely_address(value):
+        return _address_or_range_problem(value)
+    if len(_VALID_ADDRESSES) >= _MAX_REMEMBERED:
+        _VALID_ADDRESSES.clear()
+    _VALID_ADDRESSES.add(value)
+    return None
+
+
+def _new_network_problem(value: str) -> str | None:
+    """What is wrong with a network not seen before, or None (then remembered)."""
+    if not _surely_network(value):
+        return _network_value_problem(value)
+    if len(_VALID_NETWORKS) >= _MAX_REMEMBERED:
+        _VALID_NETWORKS.clear()
+    _VALID_NETWORKS.add(value)
+    return None
+
+
 def invalid_value(record: dict) -> str | None:
     """Why the record holds a value no kernel would print, or None. Problems are told
     in the order of the fields: addresses (ADDRESS_FIELDS), networks, ports."""
@@ -187,46 +207,27 @@ def invalid_value(record: dict) -> str | None:
                 problem = _address_problem(value)
                 if problem:
                     return problem
+    # a value known valid costs one set lookup here; only a new one calls out
     value = get("to_address")
     if value and isinstance(value, str) and value not in _VALID_ADDRESSES:
-        if _surely_address(value):
-            if len(_VALID_ADDRESSES) >= _MAX_REMEMBERED:
-                _VALID_ADDRESSES.clear()
-            _VALID_ADDRESSES.add(value)
-        else:
-            problem = _address_or_range_problem(value)
-            if problem:
-                return problem
+        problem = _new_nat_target_problem(value)
+        if problem:
+            return problem
     value = get("cidr")                                              # NETWORK_FIELDS
     if value and isinstance(value, str) and value not in _VALID_NETWORKS:
-        if _surely_network(value):
-            if len(_VALID_NETWORKS) >= _MAX_REMEMBERED:
-                _VALID_NETWORKS.clear()
-            _VALID_NETWORKS.add(value)
-        else:
-            problem = _network_value_problem(value)
-            if problem:
-                return problem
+        problem = _new_network_problem(value)
+        if problem:
+            return problem
     value = get("destination")
     if value and isinstance(value, str) and value not in _VALID_NETWORKS:
-        if _surely_network(value):
-            if len(_VALID_NETWORKS) >= _MAX_REMEMBERED:
-                _VALID_NETWORKS.clear()
-            _VALID_NETWORKS.add(value)
-        else:
-            problem = _network_value_problem(value)
-            if problem:
-                return problem
+        problem = _new_network_problem(value)
+        if problem:
+            return problem
     value = get("source")
     if value and isinstance(value, str) and value not in _VALID_NETWORKS:
-        if _surely_network(value):
-            if len(_VALID_NETWORKS) >= _MAX_REMEMBERED:
-                _VALID_NETWORKS.clear()
-            _VALID_NETWORKS.add(value)
-        else:
-            problem = _network_value_problem(value)
-            if problem:
-                return problem
+        problem = _new_network_problem(value)
+        if problem:
+            return problem
     if get("dport") is None and get("sport") is None and get("to_port") is None:   # PORT_FIELDS
         return _prefixlen_problem(record) if "prefixlen" in record else None
     # for icmp, nova's security group rules carry the icmp type and code in the port
