@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import keyword
+from sys import intern
 
 # CPython 3.11 shares fewer than 30 names per class (SHARED_KEYS_MAX_SIZE), and a dict
 # that reaches that many is converted at twice an ordinary dict's size (29 fields and
@@ -113,33 +114,35 @@ def values_maker(names: tuple):
 _RECORD_MAKERS: dict[tuple, object] = {}
 
 
-def _plain_record(left_out: frozenset, then: tuple, record: dict, *values) -> dict:
+def _plain_record(left_out: frozenset, then: tuple, interned: bool, record: dict, *values) -> dict:
     """What a compiled maker gives, as an ordinary dict (for records of names not yet
     seen often enough to compile one)."""
-    fields = {name: value for name, value in record.items() if name not in left_out}
+    fields = {name: intern(value) if interned and value.__class__ is str else value
+              for name, value in record.items() if name not in left_out}
     fields.update(zip(then, values))
     return fields
 
 
-def record_maker(names: tuple, left_out: frozenset, then: tuple):
+def record_maker(names: tuple, left_out: frozenset, then: tuple, interned: bool = False):
     """``make(record, *values)``: the dict of a record's fields (``names``, in order)
     but those ``left_out``, then the fields ``then`` with ``values``; compact where
     its names can be shared, else a dict made at its size. What reading gives each
-    record of one kind, in one compiled step instead of a dict made twice. (Its values
-    are not interned: repeated lines already share their readings, grammar/base.py and
-    the shape cache, and interning each value cost reading a 20,000-rule listing a
-    sixth more time for a few MB per 10 MB.)"""
-    key = (names, left_out, then)
+    record of one kind, in one compiled step instead of a dict made twice. With
+    ``interned``, its texts are interned: a command run again prints much of what it
+    printed before, and the two outputs' facts then hold each text once (interning
+    every value of every output would cost reading a 20,000-rule listing a twentieth
+    more for a few MB per 10 MB)."""
+    key = (names, left_out, then, interned)
     make = _RECORD_MAKERS.get(key)
     if make is not None:
         return make
     if not _sighted(key):
-        return functools.partial(_plain_record, left_out, then)
+        return functools.partial(_plain_record, left_out, then, interned)
     if len(_RECORD_MAKERS) >= _MAX_MAKERS:
         _RECORD_MAKERS.clear()
     values = [f"_{number}" for number in range(len(names))]
     given = [f"_given{number}" for number in range(len(then))]
-    fields = [(name, value)
+    fields = [(name, f"intern({value}) if {value}.__class__ is str else {value}" if interned else value)
               for name, value in zip(names, values) if name not in left_out] + list(zip(then, given))
     lines = [f"def make(record, {', '.join(given)}):" if given else "def make(record):"]
     if values:
@@ -152,7 +155,7 @@ def record_maker(names: tuple, left_out: frozenset, then: tuple):
             lines.append(f"    setattr(held, {name!r}, {value})" if keyword.iskeyword(name)
                          else f"    held.{name} = {value}")
         lines.append("    return held.__dict__")
-    namespace = {"Holder": type("Fields", (), {})}
+    namespace = {"Holder": type("Fields", (), {}), "intern": intern}
     exec("\n".join(lines), namespace)
     _RECORD_MAKERS[key] = make = namespace["make"]
     return make

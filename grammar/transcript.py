@@ -325,6 +325,7 @@ def _read_block(block: Block) -> Evidence:
     first_line = block.first_line
     facts = evidence.facts
     line_numbers = _line_numbers()
+    again = _ran_before(node, command, (source, block.prompt_line))
     for record in result.records:
         bad_value = invalid_value(record)
         if bad_value:
@@ -353,10 +354,10 @@ def _read_block(block: Block) -> Evidence:
         # the record, its place in the block taken out, would keep a slot for each field
         # taken out and grow again for the fields added here and the fact's number.
         elif read_from is None:       # most output is no file's: no field to say so
-            make = record_maker(tuple(record), _PLACE_IN_BLOCK, _WITHOUT_PATH)
+            make = record_maker(tuple(record), _PLACE_IN_BLOCK, _WITHOUT_PATH, again)
             facts.append(make(record, node, prov))
         else:
-            make = record_maker(tuple(record), _PLACE_IN_BLOCK, _WITH_PATH)
+            make = record_maker(tuple(record), _PLACE_IN_BLOCK, _WITH_PATH, again)
             facts.append(make(record, node, read_from, prov))
     evidence.parsed_count += kept
     problems.sort(key=lambda problem: problem.line)
@@ -383,6 +384,25 @@ _WITHOUT_PATH, _WITH_PATH = ("node", "prov"), ("node", "path", "prov")
 # number (Python makes a new one, 32 bytes, for each number above 256); bounded.
 _LINE_NUMBERS: dict[int, int] = {}
 _MAX_LINE_NUMBERS = 1 << 16
+
+
+# (node, command) of the outputs read: a command run again (a listing after a change, a
+# transcript pasted twice) prints much of what it printed before, and its facts' texts
+# are interned to be held once with the earlier ones'; bounded.
+_COMMANDS_READ: dict[tuple, tuple] = {}
+
+
+def _ran_before(node: str | None, command: str | None, run: tuple) -> bool:
+    """Whether ``command`` was read on ``node`` from another run than ``run`` (its
+    source and prompt line: the parts of one long output are one run)."""
+    key = (node, command)
+    first = _COMMANDS_READ.get(key)
+    if first is not None:
+        return first != run
+    if len(_COMMANDS_READ) >= _MAX_LINE_NUMBERS:
+        _COMMANDS_READ.clear()
+    _COMMANDS_READ[key] = run
+    return False
 
 
 def _line_numbers() -> dict[int, int]:
