@@ -49,8 +49,7 @@ from pathlib import Path
 from lark import Transformer
 from lark.exceptions import LarkError
 
-from grammar.base import ParseResult, Problem, lark_problem, lark_cache, LazyLark
-from grammar.shapecache import LineMemo
+from grammar.base import LineReadings, ParseResult, Problem, lark_problem, lark_cache, LazyLark
 
 KIND = "ip_addr"
 # The facts this kind gives, each field in words (collected by kb/schema.py into
@@ -284,7 +283,7 @@ class _Line(Transformer):
 
 _TRANSFORMER = _Line()
 # (kind, data) of each distinct line; data is only read below, never changed
-_READ_LINE = LineMemo(lambda line, start: _TRANSFORMER.transform(_PARSER.parse(line, start=start)))
+_READ_LINE = LineReadings(lambda line, start: _TRANSFORMER.transform(_PARSER.parse(line, start=start)))
 
 
 def _address_record(line: int, ifname: str | None, data: dict) -> dict:

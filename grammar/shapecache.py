@@ -447,32 +447,3 @@ class ShapeCache:
     def _parse(self, line: str, start: str) -> dict:
         self.lark_parses += 1
         return resolve(self.parse_fields(line, start))
-
-
-class LineMemo:
-    """The parse of each distinct line, for parsers whose transformer keeps no provenance
-    (so no template can be made of it): the same line read again is not parsed again.
-
-    Output repeats whole lines more than one would think: every address of ``ip addr``
-    has its ``valid_lft forever preferred_lft forever``, every node its loopback and
-    ``link/ether`` lines, every node of a lab the same sysctl answers. ``parse(line,
-    start)`` must depend on nothing but its arguments; its errors are not kept (they
-    propagate, each time). Results are shared between the lines that gave them: callers
-    read them and never change them. Bounded like ShapeCache (it starts afresh when
-    full), so text of endless distinct lines cannot grow it.
-    """
-
-    def __init__(self, parse: Callable[[str, str], Any], max_lines: int = 8192):
-        self.parse = parse
-        self.max_lines = max_lines
-        self.results: dict[tuple[str, str], Any] = {}
-
-    def __call__(self, line: str, start: str) -> Any:
-        key = (start, line)
-        result = self.results.get(key)
-        if result is None:
-            result = self.parse(line, start)
-            if len(self.results) >= self.max_lines:
-                self.results.clear()
-            self.results[key] = result
-        return result

@@ -139,7 +139,7 @@ def test_never_raises(text):
 
 
 def test_lines_read_again_give_the_same_records_and_the_same_problems():
-    """Each distinct line is parsed once (grammar/shapecache.LineMemo): a second node
+    """Each distinct line is parsed once (grammar/base.LineReadings): a second node
     printing the same lines gets records equal to the first's, its own objects, and
     a bad line is reported every time it comes."""
     text = ("1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN group default qlen 1000\n"
