@@ -178,6 +178,30 @@ def run_probes(tb: Testbed, probes: Iterable[str] = PROBES) -> dict[str, ProbeRe
         return {probe: future.result() for probe, future in futures.items()}
 
 
+def record_session(tb: Testbed, order: Sequence[str], fault: str | None) -> tuple[str, dict]:
+    """One terminal session across the lab's nodes, in ``order``: "state" runs the
+    course's state commands on every node, "probes" the probes, and "plant" / "mend"
+    put ``fault`` in or take it out behind the transcript's back (as an instructor does
+    behind a student's). The session's text, and what its last probes did."""
+    steps: list[Step] = []
+    probes = {}
+    for what in order:
+        if what == "plant":
+            tb.inject(fault)
+        elif what == "mend":
+            tb.fix(fault)
+        elif what == "state":
+            for role in ROLES:
+                steps += [run_command(tb, role, command) for command in EVIDENCE_COMMANDS]
+        elif what == "probes":
+            for name, result in run_probes(tb).items():
+                steps.append(result.step)
+                probes[name] = {"succeeded": result.succeeded, "summary": result.summary}
+        else:
+            raise ValueError(f"unknown step {what!r}: plant, mend, state or probes")
+    return "".join(step.text for step in steps), probes
+
+
 # --------------------------------------------------------------------------- tcpdump
 _TCPDUMP_STATS = re.compile(r"^\d+ packets? captured$", re.M)
 

@@ -293,21 +293,6 @@ def _lab():
     return capture, testbed
 
 
-def _session(capture, tb, order, fault):
-    steps = []
-    for what in order:
-        if what == "plant":
-            tb.inject(fault)
-        elif what == "mend":
-            tb.fix(fault)
-        elif what == "state":
-            for role in ("vm", "compute", "network", "gateway", "outside"):
-                steps += [capture.run_command(tb, role, c) for c in capture.EVIDENCE_COMMANDS]
-        else:
-            steps += [r.step for r in capture.run_probes(tb).values()]
-    return "".join(step.text for step in steps)
-
-
 @pytest.mark.root
 @pytest.mark.parametrize("order, status, agrees", [
     (("plant", "state", "probes"), "established", True),
@@ -318,7 +303,7 @@ def test_live_the_lab_mended_or_broken_behind_the_students_back(order, status, a
     capture, testbed = _lab()
     fault = "gateway_no_return_route"
     with testbed.Testbed(names=testbed.OTHER) as tb:
-        text = _session(capture, tb, order, fault)
+        text, _ = capture.record_session(tb, order, fault)
     evidence = _evidence(("live.txt", text))
     table, _ = current_facts(evidence)
     result = walk(table, FIXED, OUTSIDE)
@@ -332,7 +317,7 @@ def test_live_the_lab_mended_or_broken_behind_the_students_back(order, status, a
 def test_live_the_healthy_lab_is_confirmed_by_its_probes():
     capture, testbed = _lab()
     with testbed.Testbed(names=testbed.OTHER) as tb:
-        text = _session(capture, tb, ("state", "probes"), None)
+        text, _ = capture.record_session(tb, ("state", "probes"), None)
     evidence = _evidence(("live.txt", text))
     table, _ = current_facts(evidence)
     for result in (walk(table, FIXED, OUTSIDE), walk(table, GATEWAY, FLOATING, "tcp", 22)):
