@@ -5,7 +5,6 @@ steps of reasoning, the evidence lines with their source and line number, and th
 """
 from __future__ import annotations
 
-import html
 import json
 import re
 
@@ -195,6 +194,7 @@ def _md_code(text: str) -> str:
 
 
 def as_html(diagnosis: Diagnosis) -> str:
+    import html   # only here: its table of entities is a tenth of a short diagnosis's start-up
     e = html.escape
     body = [f"<h1>stackdoc: {e(_headline(diagnosis))}</h1>"]
     for finding in diagnosis.findings:
