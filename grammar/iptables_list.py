@@ -681,14 +681,37 @@ _CACHE = ShapeCache(parse_line_fields, SlotScanner(scaled_counters=True))
 
 def parse(text: str, command: str = "") -> ParseResult:
     result = ParseResult()
-    table = command_table(command)
+    result.records.extend(each_record(text.split("\n"), command, result.problems))
+    return result
+
+
+def each_record(lines: list[str], command: str = "", problems: list[Problem] | None = None):
+    """``parse``'s records one at a time, each as soon as its line is read (``lines``:
+    the text's lines, a list or any iterable; a problem is appended to ``problems`` as
+    it is met). A reader that makes each record a fact before it asks for the next
+    never holds them all: a 20,000-rule listing's records would take 16 MB at once.
+    Where the command names no table, the chains tell it (``_tables_by_chain_names``)
+    once all are read, and the records come then."""
+    if problems is None:
+        problems = []
     named = _TABLE_OPTION.search(command or "") is not None
+    records = _records(lines, command, problems)
+    if named:
+        yield from records
+        return
+    held = list(records)
+    _tables_by_chain_names(held, command_table(command))
+    yield from held
+
+
+def _records(lines: list[str], command: str, problems: list[Problem]):
+    """Each line's record, its table the one the command names (or filter)."""
+    table = command_table(command)
     layout = _command_layout(command)
     cache = _CACHE
     fields_of = cache.fields
-    records = result.records
     chain = None
-    for number, line in enumerate(text.split("\n"), 1):
+    for number, line in enumerate(lines, 1):
         stripped = line.lstrip()
         if not stripped:
             continue
@@ -707,11 +730,10 @@ def parse(text: str, command: str = "") -> ParseResult:
             fields["table"] = table
             if fields["type"] == "iptables_rule":
                 fields["chain"] = chain
-            records.append(fields)
         except LarkError as error:
-            result.problems.append(lark_problem(error, line_offset=number - 1))
+            problems.append(lark_problem(error, line_offset=number - 1))
+            continue
         except Exception as error:  # a defect must not lose the rest of the listing
-            result.problems.append(Problem(number, f"internal error: {error!r}"))
-    if not named:
-        _tables_by_chain_names(records, table)
-    return result
+            problems.append(Problem(number, f"internal error: {error!r}"))
+            continue
+        yield fields

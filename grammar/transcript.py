@@ -267,7 +267,7 @@ def read_block(block: Block) -> Evidence:
 
 def _read_block(block: Block) -> Evidence:
     evidence = Evidence()
-    text = "\n".join(block.lines)
+    lines = block.lines
     path = None
     if block.command and block.judged:
         _, path, _ = _command_reading(block.command)
@@ -277,12 +277,12 @@ def _read_block(block: Block) -> Evidence:
         for change in changes:
             evidence.facts.append(dict(change, type="state_change", node=block.node,
                                        prov=_prov(block, block.prompt_line, _prompt_text(block))))
-        if kind is None and text.strip():
-            kind = kinds.kind_for_text(text)
+        if kind is None and _holds_text(lines):
+            kind = kinds.kind_for_text("\n".join(lines))
     else:
-        kind = block.kind if block.judged else kinds.kind_for_text(text)
+        kind = block.kind if block.judged else kinds.kind_for_text("\n".join(lines))
 
-    if not text.strip() and not (kind and getattr(kinds.parsers()[kind], "READS_EMPTY_OUTPUT", False)):
+    if not _holds_text(lines) and not (kind and getattr(kinds.parsers()[kind], "READS_EMPTY_OUTPUT", False)):
         return evidence
     if kind is None and block.command:
         # Output stackdoc does not read may still hold text it does (a log pasted after
@@ -301,37 +301,72 @@ def _read_block(block: Block) -> Evidence:
         return evidence
 
     parser = kinds.parsers()[kind]
+    each_record = getattr(parser, "each_record", None)
     try:
-        result = parser.parse(text, block.command or "")
+        if each_record is None:
+            result = parser.parse("\n".join(lines), block.command or "")
+            records, parse_problems = result.records, result.problems
+        else:
+            # Each record is made a fact before the parser reads the next line (see
+            # grammar/base.py): its records are never all held at once.
+            parse_problems = []
+            facts, value_problems = _facts_of(
+                block, path, each_record(lines, block.command or "", parse_problems))
     except Exception as error:  # a parser bug must not hide the rest of the evidence
         evidence.unparsed.append(_unparsed(
             block, block.first_line, f"the {kind} reader failed: {type(error).__name__}: {error}"))
         return evidence
+    if each_record is None:
+        facts, value_problems = _facts_of(block, path, records)
 
-    if result.problems:
-        split = _split_where_another_kind_starts(block, kind, result.problems)
+    if parse_problems:
+        split = _split_where_another_kind_starts(block, kind, parse_problems)
         if split:
             for part in split:
                 evidence.extend(_read_block(part))
             return evidence
 
-    problems = list(result.problems)
-    kept = 0
+    evidence.facts.extend(facts)
+    evidence.parsed_count += len(facts)
+    problems = parse_problems + value_problems
+    problems.sort(key=lambda problem: problem.line)
+    for problem in problems[:MAX_PROBLEMS_PER_BLOCK]:
+        reason = f"{kind.replace('_', ' ')}: {problem.reason}"
+        if problem.column:
+            reason += f" (column {problem.column})"
+        evidence.unparsed.append(_unparsed(block, block.first_line + problem.line - 1, reason))
+    if len(problems) > MAX_PROBLEMS_PER_BLOCK:
+        evidence.unparsed.append(_unparsed(
+            block, block.first_line + problems[MAX_PROBLEMS_PER_BLOCK].line - 1,
+            f"{kind.replace('_', ' ')}: {len(problems) - MAX_PROBLEMS_PER_BLOCK} more lines "
+            "could not be read"))
+    return evidence
+
+
+def _holds_text(lines: list[str]) -> bool:
+    """Whether any line is not blank (what ``"\\n".join(lines).strip()`` tells, without
+    the copy)."""
+    return any(not line.isspace() for line in lines if line)
+
+
+def _facts_of(block: Block, path: str | None, records) -> tuple[list[dict], list[Problem]]:
+    """The facts of a block's records, and a problem for each record holding a value
+    no kernel would print (grammar/values.py)."""
+    facts: list[dict] = []
+    problems: list[Problem] = []
     # This loop runs once per record (20,000 times for a large nat table): what does
     # not change from record to record is looked up once, before it.
     lines, node, source = block.lines, block.node, block.source
     command = intern(block.command) if block.command else block.command   # every node's
     last_index = max(len(lines) - 1, 0)
     first_line = block.first_line
-    facts = evidence.facts
     line_numbers = _line_numbers()
     again = _ran_before(node, command, (source, block.prompt_line))
-    for record in result.records:
+    for record in records:
         bad_value = invalid_value(record)
         if bad_value:
             problems.append(Problem(line=record.get("line", 1) or 1, reason=bad_value))
             continue
-        kept += 1
         relative = record.get("line", 1) or 1
         line_index = relative - 1 if 0 < relative <= last_index + 1 else (0 if relative < 1 else last_index)
         number = first_line + line_index
@@ -359,19 +394,7 @@ def _read_block(block: Block) -> Evidence:
         else:
             make = record_maker(tuple(record), _PLACE_IN_BLOCK, _WITH_PATH, again)
             facts.append(make(record, node, read_from, prov))
-    evidence.parsed_count += kept
-    problems.sort(key=lambda problem: problem.line)
-    for problem in problems[:MAX_PROBLEMS_PER_BLOCK]:
-        reason = f"{kind.replace('_', ' ')}: {problem.reason}"
-        if problem.column:
-            reason += f" (column {problem.column})"
-        evidence.unparsed.append(_unparsed(block, block.first_line + problem.line - 1, reason))
-    if len(problems) > MAX_PROBLEMS_PER_BLOCK:
-        evidence.unparsed.append(_unparsed(
-            block, block.first_line + problems[MAX_PROBLEMS_PER_BLOCK].line - 1,
-            f"{kind.replace('_', ' ')}: {len(problems) - MAX_PROBLEMS_PER_BLOCK} more lines "
-            "could not be read"))
-    return evidence
+    return facts, problems
 
 
 # A fact's provenance, key-sharing (grammar/compact.py): one per fact.
