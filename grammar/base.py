@@ -29,6 +29,10 @@ and may export:
     makes each record a fact before the next line is read, so that a long output's
     records are never all held at once (a line-by-line parser's records are large
     dicts: 16 MB for a 20,000-rule listing).
+``RECORD_FIELDS``
+    ``{record type: field names}`` for types whose every record has exactly these
+    fields, in this order: the reader then knows a record's layout by its type (a
+    20,000-rule listing's rules are not each asked for their names).
 
 Every record has ``type`` (the fact type, e.g. ``route``) and ``line``: the 1-based
 line number inside ``text`` where it starts. The transcript reader adds the node,

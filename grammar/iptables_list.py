@@ -129,6 +129,9 @@ RULE_KEYS = (
     "to_address", "to_port", "reject_with", "icmp_type", "comment", "extra",
 )
 ANYWHERE = "0.0.0.0/0"
+# Every record of a type has exactly these fields, in this order (grammar/base.py):
+# each starts from new_chain_fields() or new_rule_fields() and is given no other.
+RECORD_FIELDS = {"iptables_chain": CHAIN_KEYS, "iptables_rule": RULE_KEYS}
 
 
 def new_chain_fields() -> dict:

@@ -318,6 +318,7 @@ def test_cached_path_gives_what_lark_gives(data):
         uncached = iptables_list.parse(text, "iptables -L")
     assert cached.records == uncached.records
     assert cached.problems == uncached.problems
+    assert all(tuple(r) == iptables_list.RECORD_FIELDS[r["type"]] for r in cached.records)
 
 
 def _same_digits_elsewhere(data, line: str) -> str:
@@ -495,3 +496,11 @@ def test_a_listing_told_by_its_chains_gives_its_records_once_every_chain_is_read
     taken = [0]
     records = iptables_list.each_record(_counted(lines, taken), "", [])
     assert next(records)["table"] == "nat" and taken[0] == len(lines)
+
+
+@pytest.mark.parametrize("case, out, expected", cases(KIND), ids=[c[0] for c in cases(KIND)])
+def test_every_record_has_the_fields_its_type_declares_in_their_order(case, out, expected):
+    """The transcript reader trusts RECORD_FIELDS to know a record's layout by its type."""
+    for text in (out.read_text(), gen_nova_nat.listing_text(30)):
+        for record in iptables_list.parse(text, json.loads(expected.read_text()).get("command", "")).records:
+            assert tuple(record) == iptables_list.RECORD_FIELDS[record["type"]]
