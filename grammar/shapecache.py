@@ -169,7 +169,7 @@ class SlotScanner:
         constants = constants.split(_SLOT_MARK)
         kinds = kinds.split(_SLOT_MARK) if len(constants) > 1 else []
         last = len(constants) - 1
-        pieces = [self._refuse_openers, r"\s*"]
+        pieces = [self._refuse_openers, _SPACES]
         for index, constant in enumerate(constants):
             for found in _DIGIT.finditer(constant):
                 at = found.start()
@@ -177,17 +177,22 @@ class SlotScanner:
                     return None
                 if at > 0 and not _NEVER_BEFORE_SLOT.match(constant[at - 1]):
                     return None
-            pieces.append(r"\s+".join(re.escape(word) for word in constant.split(" ")))
+            pieces.append(_SPACE_RUN_PATTERN.join(re.escape(word) for word in constant.split(" ")))
             if index < len(kinds):
                 kind = kinds[index]
                 around = _slot_surroundings(constant, index == 0, constants[index + 1], index + 1 == last)
                 if kind not in _SLOT_BODIES or (kind == "K" and not self.scaled_counters) or around is None:
                     return None
                 pieces.append(around[0] + r"(\d" + _SLOT_BODIES[kind] + ")" + around[1])
-        pieces.append(r"\s*")
+        pieces.append(_SPACES)
         return re.compile("".join(pieces)).fullmatch
 
 
+# A line pattern's whitespace: ``\s+`` and ``\s*``, their spaces read by one fast loop
+# (a listing's columns are padded with tens of them) and all taken at once, as a run is
+# only ever followed by a word, a slot or the line's end, none of them whitespace.
+_SPACE_RUN_PATTERN = r"\s[ ]*+\s*+"
+_SPACES = r"[ ]*+\s*+"
 _MAC_OCTET_BEFORE = re.compile(r":[0-9A-Fa-f]{2}:\Z")
 _MAC_OCTET_AFTER = re.compile(r":[0-9A-Fa-f]{2}:")
 

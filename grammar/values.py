@@ -174,7 +174,9 @@ _MAX_REMEMBERED = 65536
 
 def _new_nat_target_problem(value: str) -> str | None:
     """What is wrong with a NAT target not seen before, or None (then remembered)."""
-    if not _surely_address(value):
+    try:                  # _surely_address, written out: a listing has one per rule
+        _PTON(_INET, value)
+    except (OSError, ValueError):
         return _address_or_range_problem(value)
     if len(_VALID_ADDRESSES) >= _MAX_REMEMBERED:
         _VALID_ADDRESSES.clear()
@@ -184,7 +186,13 @@ def _new_nat_target_problem(value: str) -> str | None:
 
 def _new_network_problem(value: str) -> str | None:
     """What is wrong with a network not seen before, or None (then remembered)."""
-    if not _surely_network(value):
+    # _surely_network, written out: a listing has one per rule
+    address, slash, prefix = value.partition("/")
+    if slash and prefix not in _PREFIX_LENGTHS:
+        return _network_value_problem(value)
+    try:
+        _PTON(_INET, address)
+    except (OSError, ValueError):
         return _network_value_problem(value)
     if len(_VALID_NETWORKS) >= _MAX_REMEMBERED:
         _VALID_NETWORKS.clear()
