@@ -183,16 +183,21 @@ class SlotScanner:
                 around = _slot_surroundings(constant, index == 0, constants[index + 1], index + 1 == last)
                 if kind not in _SLOT_BODIES or (kind == "K" and not self.scaled_counters) or around is None:
                     return None
-                pieces.append(around[0] + r"(\d" + _SLOT_BODIES[kind] + ")" + around[1])
+                body = (r"\d" + _SLOT_BODIES[kind]).replace(r"\d", _DIGIT_PATTERN)
+                pieces.append(around[0] + "(" + body + ")" + around[1])
         pieces.append(_SPACES)
         return re.compile("".join(pieces)).fullmatch
 
 
-# A line pattern's whitespace: ``\s+`` and ``\s*``, their spaces read by one fast loop
-# (a listing's columns are padded with tens of them) and all taken at once, as a run is
-# only ever followed by a word, a slot or the line's end, none of them whitespace.
-_SPACE_RUN_PATTERN = r"\s[ ]*+\s*+"
+# A line pattern's whitespace, ``\s+`` and ``\s*``, written for speed: a space is tried
+# before the rest of ``\s``, a run's spaces are read by one fast loop (a listing's
+# columns are padded with tens of them), and a run is taken whole, never given back
+# (possessive), since only a word, a slot or the line's end follows one, none of them
+# whitespace. The same lines match.
+_SPACE_RUN_PATTERN = r"[ \s][ ]*+\s*+"
 _SPACES = r"[ ]*+\s*+"
+# ``\d`` likewise: an ASCII digit is told before Unicode's tables are asked
+_DIGIT_PATTERN = r"[0-9\d]"
 _MAC_OCTET_BEFORE = re.compile(r":[0-9A-Fa-f]{2}:\Z")
 _MAC_OCTET_AFTER = re.compile(r":[0-9A-Fa-f]{2}:")
 

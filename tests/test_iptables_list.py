@@ -504,3 +504,16 @@ def test_every_record_has_the_fields_its_type_declares_in_their_order(case, out,
     for text in (out.read_text(), gen_nova_nat.listing_text(30)):
         for record in iptables_list.parse(text, json.loads(expected.read_text()).get("command", "")).records:
             assert tuple(record) == iptables_list.RECORD_FIELDS[record["type"]]
+
+
+def test_a_line_pattern_reads_any_whitespace_and_any_decimal_digit():
+    """Its runs read spaces first and its slots ASCII digits first, for speed: a tab, a
+    no-break space and a digit of another script are still whitespace and digits."""
+    scanner = SlotScanner()
+    first = "   7 eth1 to:10.0.0.7  "
+    for second in ("\t12\xa0eth1  to:192.0.2.1", "7 eth1 to:10.0.0.7", "7 eth1to:10.0.0.7",
+                   "7 eth1 to:10.0.0.7 x", "7\u2003 eth1 \x1c\x1c to:10.0.0.7/24\x85"):
+        _pattern_agrees_with_shape(scanner, first, second)
+    pattern = scanner.line_pattern(scanner.shape(first)[0])
+    assert pattern("\u2003\u0663\u0664 eth1\x1cto:10.0.0.\u0667 \t").groups() == ("\u0663\u0664", "10.0.0.\u0667")
+    assert pattern("7 eth1 to:10.0.0.7 x") is None and pattern("7 eth1 to:10.0.0.7\u2003\x85 ")
