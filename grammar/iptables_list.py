@@ -238,6 +238,13 @@ def normalise_protocol(negation: str, text: str) -> str:
 _SMALL_NUMBERS = {str(number): number for number in range(1000)}
 
 
+class _Counters(dict):
+    """Small counters' texts and values, and counter() for any other text."""
+
+    def __missing__(self, text: str) -> int:
+        return counter(text)
+
+
 def counter(text: str) -> int:
     """``4523`` -> 4523; ``15K`` -> 15000 (iptables divides by 1000 and rounds)."""
     small = _SMALL_NUMBERS.get(text)
@@ -246,6 +253,11 @@ def counter(text: str) -> int:
     if text.isdigit():
         return int(text)
     return int(text[:-1]) * _COUNTER_SCALE[text[-1]]
+
+
+# A shape's integer slot (digits only) read by a lookup in C where it is a small number:
+# no call of Python for either counter of a -v listing's rule.
+counter.for_slot_kind = {"": _Counters(_SMALL_NUMBERS).__getitem__}
 
 
 def port_value(text: str) -> str:
@@ -697,13 +709,15 @@ def each_record(lines: list[str], command: str = "", problems: list[Problem] | N
     once all are read, and the records come then."""
     if problems is None:
         problems = []
-    named = _TABLE_OPTION.search(command or "") is not None
     records = _records(lines, command, problems)
-    if named:
-        yield from records
-        return
+    if _TABLE_OPTION.search(command or "") is not None:
+        return records
+    return _told_by_chains(records, command_table(command))
+
+
+def _told_by_chains(records, default: str):
     held = list(records)
-    _tables_by_chain_names(held, command_table(command))
+    _tables_by_chain_names(held, default)
     yield from held
 
 
