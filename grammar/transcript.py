@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import re
+from bisect import bisect_left
 from sys import intern
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,28 +176,18 @@ def split_blocks(text: str, source: str, default_node: str | None = None) -> lis
 
 def _blocks(cleaned: str, source: str, default_node: str | None) -> list[Block]:
     """split_blocks of a text already cleaned."""
-    lines = redact(cleaned).split("\n")
+    text = redact(cleaned)
+    lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    # A prompt holds "$", or "@" and "#" (_PROMPT_CANDIDATE): two substring tests spare
-    # the pattern, and the call, for the other lines of a long output.
-    prompts = [parse_prompt(line) if "$" in line or ("@" in line and "#" in line) else None
-               for line in lines]
+    prompts = _prompts(text, lines)
+    starts = sorted(prompts)      # the prompt lines' indexes
     blocks: list[Block] = []
-    pending: list[str] = []
-    pending_start = 1
-    i = 0
+    i = starts[0] if starts else len(lines)
+    if i:                         # text before the first prompt, or with none
+        blocks.extend(_text_blocks(lines[:i], 1, source, default_node))
     while i < len(lines):
         prompt = prompts[i]
-        if prompt is None:
-            if not pending:
-                pending_start = i + 1
-            pending.append(lines[i])
-            i += 1
-            continue
-        if pending:
-            blocks.extend(_text_blocks(pending, pending_start, source, default_node))
-            pending = []
         prompt_line = i + 1
         indent = lines[i][:len(lines[i]) - len(lines[i].lstrip())]
         command = prompt["command"]
@@ -206,15 +197,43 @@ def _blocks(cleaned: str, source: str, default_node: str | None) -> list[Block]:
             command = command[:-1].rstrip() + " " + lines[i].strip()
             i += 1
         output_start = i
-        while i < len(lines) and prompts[i] is None:
-            i += 1
-        output = [line[len(indent):] if indent and line.startswith(indent) else line
-                  for line in lines[output_start:i]]
+        following = bisect_left(starts, i)
+        i = starts[following] if following < len(starts) else len(lines)
+        output = [line[len(indent):] if line.startswith(indent) else line
+                  for line in lines[output_start:i]] if indent else lines[output_start:i]
         blocks.append(Block(source, prompt["host"] or default_node, commands.strip_wrappers(command),
                             prompt_line, output_start + 1, output))
-    if pending:
-        blocks.extend(_text_blocks(pending, pending_start, source, default_node))
     return blocks
+
+
+def _prompts(text: str, lines: list[str]) -> dict[int, dict]:
+    """The prompt lines among ``text``'s ``lines``, by index: a prompt holds "$", or "@"
+    and "#" (_PROMPT_CANDIDATE), and only lines holding them are asked (found in the
+    whole text at once: a long output has none or few)."""
+    candidates = set(_lines_holding(text, "$"))
+    candidates.update(index for index in _lines_holding(text, "#") if "@" in lines[index])
+    found = {}
+    for index in candidates:
+        prompt = parse_prompt(lines[index])
+        if prompt is not None:
+            found[index] = prompt
+    return found
+
+
+def _lines_holding(text: str, mark: str) -> list[int]:
+    """The indexes of the lines of ``text`` (split at "\\n") holding ``mark``."""
+    found = []
+    line, start = 0, 0
+    at = text.find(mark)
+    while at >= 0:
+        line += text.count("\n", start, at)
+        found.append(line)
+        end = text.find("\n", at)
+        if end < 0:
+            break
+        line, start = line + 1, end + 1
+        at = text.find(mark, start)
+    return found
 
 
 def _text_blocks(lines: list[str], start: int, source: str, node: str | None) -> list[Block]:
