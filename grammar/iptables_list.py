@@ -221,6 +221,10 @@ def _address_slot_as_cidr(text: str) -> str:
     return text if "/" in text else text + "/32"
 
 
+# written out in a template (grammar/shapecache.py): two per rule of a nat listing
+_address_slot_as_cidr.inline = '({0} if "/" in {0} else {0} + "/32")'
+
+
 normalise_address.for_slot_kind = {"...": _address_slot_as_cidr}
 
 

@@ -285,7 +285,9 @@ def compile_template(fields: dict, spans: list[tuple[int, int]],
     ``kinds``, the kind of each slot ("..." an IPv4 address, "K" a scaled counter, ""
     an integer): a build whose ``for_slot_kind`` names a simpler function for the kind
     of its one part, a slot, is given that function instead (it must return the same
-    for every text a slot of that kind can hold)."""
+    for every text a slot of that kind can hold). A build of one part may carry its
+    body as an expression, ``inline`` (``"{0}"`` standing for the part), written in the
+    template instead of a call."""
     slot_of_span = {span: index for index, span in enumerate(spans)}
     namespace: dict[str, Any] = {}
     # The record starts as a copy of its constant fields (every key in its place, the
@@ -346,6 +348,9 @@ def compile_template(fields: dict, spans: list[tuple[int, int]],
             build = build.for_slot_kind.get(kinds[slot_of_span[part.start_pos, part.end_pos]], build)
         if build is identity and len(codes) == 1:
             entries.append((name, codes[0][0]))
+        elif len(codes) == 1 and hasattr(build, "inline"):
+            # the build's own expression written in place of a call of it
+            entries.append((name, build.inline.format(codes[0][0])))
         else:
             builder = f"f{len(namespace)}"
             namespace[builder] = build
