@@ -21,6 +21,19 @@ Each module exports:
     records (plain dicts, JSON-compatible values) and the problems met. A line that
     cannot be read is a problem; the rest of the text is still read.
 
+and may export:
+
+``each_record(lines, command="", problems=None)``
+    ``parse``'s records, one at a time, from the text's lines (``text.split("\n")``),
+    each problem appended to ``problems`` as it is met. The transcript reader then
+    makes each record a fact before the next line is read, so that a long output's
+    records are never all held at once (a line-by-line parser's records are large
+    dicts: 16 MB for a 20,000-rule listing).
+``RECORD_FIELDS``
+    ``{record type: field names}`` for types whose every record has exactly these
+    fields, in this order: the reader then knows a record's layout by its type (a
+    20,000-rule listing's rules are not each asked for their names).
+
 Every record has ``type`` (the fact type, e.g. ``route``) and ``line``: the 1-based
 line number inside ``text`` where it starts. The transcript reader adds the node,
 command, source file and absolute line, so parsers never need to know them.

@@ -124,20 +124,22 @@ def _plain_record(left_out: frozenset, then: tuple, interned: bool, record: dict
 
 
 def record_maker(names: tuple, left_out: frozenset, then: tuple, interned: bool = False):
-    """``make(record, *values)``: the dict of a record's fields (``names``, in order)
-    but those ``left_out``, then the fields ``then`` with ``values``; compact where
-    its names can be shared, else a dict made at its size. What reading gives each
-    record of one kind, in one compiled step instead of a dict made twice. With
-    ``interned``, its texts are interned: a command run again prints much of what it
-    printed before, and the two outputs' facts then hold each text once (interning
-    every value of every output would cost reading a 20,000-rule listing a twentieth
-    more for a few MB per 10 MB)."""
+    """``(make, compiled)``: ``make(record, *values)`` gives the dict of a record's
+    fields (``names``, in order) but those ``left_out``, then the fields ``then`` with
+    ``values``; compact where its names can be shared, else a dict made at its size.
+    What reading gives each record of one kind, in one compiled step instead of a dict
+    made twice. Until the names have come ``COMPILE_AT`` times, ``make`` is a stand-in
+    giving the same dicts, uncompiled and ordinary (``compiled`` False: ask again for
+    a later record). With ``interned``, its texts are interned: a command run again
+    prints much of what it printed before, and the two outputs' facts then hold each
+    text once (interning every value of every output would cost reading a 20,000-rule
+    listing a twentieth more for a few MB per 10 MB)."""
     key = (names, left_out, then, interned)
     make = _RECORD_MAKERS.get(key)
     if make is not None:
-        return make
+        return make, True
     if not _sighted(key):
-        return functools.partial(_plain_record, left_out, then, interned)
+        return functools.partial(_plain_record, left_out, then, interned), False
     if len(_RECORD_MAKERS) >= _MAX_MAKERS:
         _RECORD_MAKERS.clear()
     values = [f"_{number}" for number in range(len(names))]
@@ -158,4 +160,4 @@ def record_maker(names: tuple, left_out: frozenset, then: tuple, interned: bool 
     namespace = {"Holder": type("Fields", (), {}), "intern": intern}
     exec("\n".join(lines), namespace)
     _RECORD_MAKERS[key] = make = namespace["make"]
-    return make
+    return make, True

@@ -129,6 +129,9 @@ RULE_KEYS = (
     "to_address", "to_port", "reject_with", "icmp_type", "comment", "extra",
 )
 ANYWHERE = "0.0.0.0/0"
+# Every record of a type has exactly these fields, in this order (grammar/base.py):
+# each starts from new_chain_fields() or new_rule_fields() and is given no other.
+RECORD_FIELDS = {"iptables_chain": CHAIN_KEYS, "iptables_rule": RULE_KEYS}
 
 
 def new_chain_fields() -> dict:
@@ -218,6 +221,10 @@ def _address_slot_as_cidr(text: str) -> str:
     return text if "/" in text else text + "/32"
 
 
+# written out in a template (grammar/shapecache.py): two per rule of a nat listing
+_address_slot_as_cidr.inline = '({0} if "/" in {0} else {0} + "/32")'
+
+
 normalise_address.for_slot_kind = {"...": _address_slot_as_cidr}
 
 
@@ -235,6 +242,13 @@ def normalise_protocol(negation: str, text: str) -> str:
 _SMALL_NUMBERS = {str(number): number for number in range(1000)}
 
 
+class _Counters(dict):
+    """Small counters' texts and values, and counter() for any other text."""
+
+    def __missing__(self, text: str) -> int:
+        return counter(text)
+
+
 def counter(text: str) -> int:
     """``4523`` -> 4523; ``15K`` -> 15000 (iptables divides by 1000 and rounds)."""
     small = _SMALL_NUMBERS.get(text)
@@ -243,6 +257,11 @@ def counter(text: str) -> int:
     if text.isdigit():
         return int(text)
     return int(text[:-1]) * _COUNTER_SCALE[text[-1]]
+
+
+# A shape's integer slot (digits only) read by a lookup in C where it is a small number:
+# no call of Python for either counter of a -v listing's rule.
+counter.for_slot_kind = {"": _Counters(_SMALL_NUMBERS).__getitem__}
 
 
 def port_value(text: str) -> str:
@@ -681,14 +700,39 @@ _CACHE = ShapeCache(parse_line_fields, SlotScanner(scaled_counters=True))
 
 def parse(text: str, command: str = "") -> ParseResult:
     result = ParseResult()
+    result.records.extend(each_record(text.split("\n"), command, result.problems))
+    return result
+
+
+def each_record(lines: list[str], command: str = "", problems: list[Problem] | None = None):
+    """``parse``'s records one at a time, each as soon as its line is read (``lines``:
+    the text's lines, a list or any iterable; a problem is appended to ``problems`` as
+    it is met). A reader that makes each record a fact before it asks for the next
+    never holds them all: a 20,000-rule listing's records would take 16 MB at once.
+    Where the command names no table, the chains tell it (``_tables_by_chain_names``)
+    once all are read, and the records come then."""
+    if problems is None:
+        problems = []
+    records = _records(lines, command, problems)
+    if _TABLE_OPTION.search(command or "") is not None:
+        return records
+    return _told_by_chains(records, command_table(command))
+
+
+def _told_by_chains(records, default: str):
+    held = list(records)
+    _tables_by_chain_names(held, default)
+    yield from held
+
+
+def _records(lines: list[str], command: str, problems: list[Problem]):
+    """Each line's record, its table the one the command names (or filter)."""
     table = command_table(command)
-    named = _TABLE_OPTION.search(command or "") is not None
     layout = _command_layout(command)
     cache = _CACHE
     fields_of = cache.fields
-    records = result.records
     chain = None
-    for number, line in enumerate(text.split("\n"), 1):
+    for number, line in enumerate(lines, 1):
         stripped = line.lstrip()
         if not stripped:
             continue
@@ -707,11 +751,10 @@ def parse(text: str, command: str = "") -> ParseResult:
             fields["table"] = table
             if fields["type"] == "iptables_rule":
                 fields["chain"] = chain
-            records.append(fields)
         except LarkError as error:
-            result.problems.append(lark_problem(error, line_offset=number - 1))
+            problems.append(lark_problem(error, line_offset=number - 1))
+            continue
         except Exception as error:  # a defect must not lose the rest of the listing
-            result.problems.append(Problem(number, f"internal error: {error!r}"))
-    if not named:
-        _tables_by_chain_names(records, table)
-    return result
+            problems.append(Problem(number, f"internal error: {error!r}"))
+            continue
+        yield fields

@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import functools
 import re
+from bisect import bisect_left
 from sys import intern
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from lark import Lark, LarkError, Transformer
 
@@ -34,7 +36,7 @@ from grammar.base import lark_cache
 from grammar.compact import can_share, record_maker, values_maker
 from grammar.base import Problem
 from grammar.redact import redact
-from grammar.values import invalid_value
+from grammar.values import checker as values_checker, invalid_value
 
 _PROMPT_GRAMMAR = Lark.open(str(Path(__file__).with_name("prompt.lark")),
                             parser="lalr", lexer="contextual", cache=lark_cache("prompt"))
@@ -169,28 +171,23 @@ def clean(text: str) -> str:
 
 def split_blocks(text: str, source: str, default_node: str | None = None) -> list[Block]:
     """The text's blocks, its secrets already masked (grammar/redact.py)."""
-    lines = redact(clean(text)).split("\n")
+    return _blocks(clean(text), source, default_node)
+
+
+def _blocks(cleaned: str, source: str, default_node: str | None) -> list[Block]:
+    """split_blocks of a text already cleaned."""
+    text = redact(cleaned)
+    lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    # A prompt holds "$", or "@" and "#" (_PROMPT_CANDIDATE): two substring tests spare
-    # the pattern, and the call, for the other lines of a long output.
-    prompts = [parse_prompt(line) if "$" in line or ("@" in line and "#" in line) else None
-               for line in lines]
+    prompts = _prompts(text, lines)
+    starts = sorted(prompts)      # the prompt lines' indexes
     blocks: list[Block] = []
-    pending: list[str] = []
-    pending_start = 1
-    i = 0
+    i = starts[0] if starts else len(lines)
+    if i:                         # text before the first prompt, or with none
+        blocks.extend(_text_blocks(lines[:i], 1, source, default_node))
     while i < len(lines):
         prompt = prompts[i]
-        if prompt is None:
-            if not pending:
-                pending_start = i + 1
-            pending.append(lines[i])
-            i += 1
-            continue
-        if pending:
-            blocks.extend(_text_blocks(pending, pending_start, source, default_node))
-            pending = []
         prompt_line = i + 1
         indent = lines[i][:len(lines[i]) - len(lines[i].lstrip())]
         command = prompt["command"]
@@ -200,15 +197,43 @@ def split_blocks(text: str, source: str, default_node: str | None = None) -> lis
             command = command[:-1].rstrip() + " " + lines[i].strip()
             i += 1
         output_start = i
-        while i < len(lines) and prompts[i] is None:
-            i += 1
-        output = [line[len(indent):] if indent and line.startswith(indent) else line
-                  for line in lines[output_start:i]]
+        following = bisect_left(starts, i)
+        i = starts[following] if following < len(starts) else len(lines)
+        output = [line[len(indent):] if line.startswith(indent) else line
+                  for line in lines[output_start:i]] if indent else lines[output_start:i]
         blocks.append(Block(source, prompt["host"] or default_node, commands.strip_wrappers(command),
                             prompt_line, output_start + 1, output))
-    if pending:
-        blocks.extend(_text_blocks(pending, pending_start, source, default_node))
     return blocks
+
+
+def _prompts(text: str, lines: list[str]) -> dict[int, dict]:
+    """The prompt lines among ``text``'s ``lines``, by index: a prompt holds "$", or "@"
+    and "#" (_PROMPT_CANDIDATE), and only lines holding them are asked (found in the
+    whole text at once: a long output has none or few)."""
+    candidates = set(_lines_holding(text, "$"))
+    candidates.update(index for index in _lines_holding(text, "#") if "@" in lines[index])
+    found = {}
+    for index in candidates:
+        prompt = parse_prompt(lines[index])
+        if prompt is not None:
+            found[index] = prompt
+    return found
+
+
+def _lines_holding(text: str, mark: str) -> list[int]:
+    """The indexes of the lines of ``text`` (split at "\\n") holding ``mark``."""
+    found = []
+    line, start = 0, 0
+    at = text.find(mark)
+    while at >= 0:
+        line += text.count("\n", start, at)
+        found.append(line)
+        end = text.find("\n", at)
+        if end < 0:
+            break
+        line, start = line + 1, end + 1
+        at = text.find(mark, start)
+    return found
 
 
 def _text_blocks(lines: list[str], start: int, source: str, node: str | None) -> list[Block]:
@@ -267,7 +292,7 @@ def read_block(block: Block) -> Evidence:
 
 def _read_block(block: Block) -> Evidence:
     evidence = Evidence()
-    text = "\n".join(block.lines)
+    lines = block.lines
     path = None
     if block.command and block.judged:
         _, path, _ = _command_reading(block.command)
@@ -277,12 +302,12 @@ def _read_block(block: Block) -> Evidence:
         for change in changes:
             evidence.facts.append(dict(change, type="state_change", node=block.node,
                                        prov=_prov(block, block.prompt_line, _prompt_text(block))))
-        if kind is None and text.strip():
-            kind = kinds.kind_for_text(text)
+        if kind is None and _holds_text(lines):
+            kind = kinds.kind_for_text("\n".join(lines))
     else:
-        kind = block.kind if block.judged else kinds.kind_for_text(text)
+        kind = block.kind if block.judged else kinds.kind_for_text("\n".join(lines))
 
-    if not text.strip() and not (kind and getattr(kinds.parsers()[kind], "READS_EMPTY_OUTPUT", False)):
+    if not _holds_text(lines) and not (kind and getattr(kinds.parsers()[kind], "READS_EMPTY_OUTPUT", False)):
         return evidence
     if kind is None and block.command:
         # Output stackdoc does not read may still hold text it does (a log pasted after
@@ -301,65 +326,35 @@ def _read_block(block: Block) -> Evidence:
         return evidence
 
     parser = kinds.parsers()[kind]
+    each_record = getattr(parser, "each_record", None)
     try:
-        result = parser.parse(text, block.command or "")
+        if each_record is None:
+            result = parser.parse("\n".join(lines), block.command or "")
+            records, parse_problems = result.records, result.problems
+        else:
+            # Each record is made a fact before the parser reads the next line (see
+            # grammar/base.py): its records are never all held at once.
+            parse_problems = []
+            facts, value_problems = _facts_of(
+                block, path, each_record(lines, block.command or "", parse_problems),
+                getattr(parser, "RECORD_FIELDS", None))
     except Exception as error:  # a parser bug must not hide the rest of the evidence
         evidence.unparsed.append(_unparsed(
             block, block.first_line, f"the {kind} reader failed: {type(error).__name__}: {error}"))
         return evidence
+    if each_record is None:
+        facts, value_problems = _facts_of(block, path, records, getattr(parser, "RECORD_FIELDS", None))
 
-    if result.problems:
-        split = _split_where_another_kind_starts(block, kind, result.problems)
+    if parse_problems:
+        split = _split_where_another_kind_starts(block, kind, parse_problems)
         if split:
             for part in split:
                 evidence.extend(_read_block(part))
             return evidence
 
-    problems = list(result.problems)
-    kept = 0
-    # This loop runs once per record (20,000 times for a large nat table): what does
-    # not change from record to record is looked up once, before it.
-    lines, node, source = block.lines, block.node, block.source
-    command = intern(block.command) if block.command else block.command   # every node's
-    last_index = max(len(lines) - 1, 0)
-    first_line = block.first_line
-    facts = evidence.facts
-    line_numbers = _line_numbers()
-    again = _ran_before(node, command, (source, block.prompt_line))
-    for record in result.records:
-        bad_value = invalid_value(record)
-        if bad_value:
-            problems.append(Problem(line=record.get("line", 1) or 1, reason=bad_value))
-            continue
-        kept += 1
-        relative = record.get("line", 1) or 1
-        line_index = relative - 1 if 0 < relative <= last_index + 1 else (0 if relative < 1 else last_index)
-        number = first_line + line_index
-        prov = _provenance(node, command, source, line_numbers.setdefault(number, number),
-                           intern(lines[line_index].strip()) if lines else "")
-        read_from = record.get("file") or path
-        place = ("line" in record) + ("end_line" in record) + ("file" in record)
-        if not can_share(len(record) - place + (2 if read_from is None else 3)):
-            # as large a dict whatever is done (an iptables rule): the record is handed
-            # over, its place in the block taken out, rather than copied
-            fact = record
-            if place:
-                fact.pop("line", None), fact.pop("end_line", None), fact.pop("file", None)
-            fact["node"] = node
-            if read_from is not None:
-                fact["path"] = read_from
-            fact["prov"] = prov
-            facts.append(fact)
-        # A new dict of the fields a fact keeps, in less memory (grammar/compact.py):
-        # the record, its place in the block taken out, would keep a slot for each field
-        # taken out and grow again for the fields added here and the fact's number.
-        elif read_from is None:       # most output is no file's: no field to say so
-            make = record_maker(tuple(record), _PLACE_IN_BLOCK, _WITHOUT_PATH, again)
-            facts.append(make(record, node, prov))
-        else:
-            make = record_maker(tuple(record), _PLACE_IN_BLOCK, _WITH_PATH, again)
-            facts.append(make(record, node, read_from, prov))
-    evidence.parsed_count += kept
+    evidence.facts.extend(facts)
+    evidence.parsed_count += len(facts)
+    problems = parse_problems + value_problems
     problems.sort(key=lambda problem: problem.line)
     for problem in problems[:MAX_PROBLEMS_PER_BLOCK]:
         reason = f"{kind.replace('_', ' ')}: {problem.reason}"
@@ -372,6 +367,103 @@ def _read_block(block: Block) -> Evidence:
             f"{kind.replace('_', ' ')}: {len(problems) - MAX_PROBLEMS_PER_BLOCK} more lines "
             "could not be read"))
     return evidence
+
+
+def _holds_text(lines: list[str]) -> bool:
+    """Whether any line is not blank (what ``"\\n".join(lines).strip()`` tells, without
+    the copy)."""
+    return any(not line.isspace() for line in lines if line)
+
+
+def _facts_of(block: Block, path: str | None, records,
+              layouts: dict[str, tuple] | None = None) -> tuple[list[dict], list[Problem]]:
+    """The facts of a block's records, and a problem for each record holding a value
+    no kernel would print (grammar/values.py). ``layouts``: the parser's RECORD_FIELDS
+    (grammar/base.py)."""
+    facts: list[dict] = []
+    problems: list[Problem] = []
+    # This loop runs once per record (20,000 times for a large nat table): what does
+    # not change from record to record is looked up once, before it.
+    lines, node, source = block.lines, block.node, block.source
+    command = intern(block.command) if block.command else block.command   # every node's
+    last_index = max(len(lines) - 1, 0)
+    first_line = block.first_line
+    line_numbers = _line_numbers()
+    again = _ran_before(node, command, (source, block.prompt_line))
+    # What checks a record and makes its fact: by its type where the parser says the
+    # type fixes its fields (a lookup instead of reading the names of each), else by
+    # its names (one kind's records come in thousands).
+    by_type: dict[str, tuple] = {}
+    by_names: dict[tuple, Callable] = {}
+    for record in records:
+        known = by_type.get(record["type"]) if layouts else None
+        if known is None:
+            check, make = invalid_value, None
+            names = tuple(record)
+        else:
+            check, make = known
+        bad_value = check(record)
+        if bad_value:
+            problems.append(Problem(line=record.get("line", 1) or 1, reason=bad_value))
+            continue
+        relative = record.get("line", 1) or 1
+        line_index = relative - 1 if 0 < relative <= last_index + 1 else (0 if relative < 1 else last_index)
+        number = first_line + line_index
+        prov = _provenance(node, command, source, line_numbers.setdefault(number, number),
+                           intern(lines[line_index].strip()) if lines else "")
+        if make is None:
+            make = by_names.get(names)
+            if make is None:
+                make, lasting = _fact_maker(names, path, again)
+                if lasting:
+                    by_names[names] = make
+                    if layouts and layouts.get(record["type"]) == names:
+                        by_type[record["type"]] = (values_checker(names), make)
+        facts.append(make(record, node, prov))
+    return facts, problems
+
+
+def _fact_maker(names: tuple, path: str | None, again: bool) -> tuple[Callable, bool]:
+    """``make(record, node, prov)``, the fact of a record of these field names read from
+    ``path``, and whether it is the one to use for the block's later records of these
+    names (see compact.record_maker)."""
+    if "file" in names:      # the record names its file: decided record by record
+        return functools.partial(_fact_of_file_record, path, again), True
+    return _maker_for(names, path, again)
+
+
+def _maker_for(names: tuple, read_from: str | None, again: bool) -> tuple[Callable, bool]:
+    place = len(_PLACE_IN_BLOCK.intersection(names))
+    if not can_share(len(names) - place + (2 if read_from is None else 3)):
+        return functools.partial(_handed_over, read_from), True
+    # A new dict of the fields a fact keeps, in less memory (grammar/compact.py):
+    # the record, its place in the block taken out, would keep a slot for each field
+    # taken out and grow again for the fields added here and the fact's number.
+    if read_from is None:    # most output is no file's: no field to say so
+        return record_maker(names, _PLACE_IN_BLOCK, _WITHOUT_PATH, again)
+    make, compiled = record_maker(names, _PLACE_IN_BLOCK, _WITH_PATH, again)
+    return functools.partial(_fact_with_path, make, read_from), compiled
+
+
+def _fact_with_path(make: Callable, read_from: str, record: dict, node, prov: dict) -> dict:
+    return make(record, node, read_from, prov)
+
+
+def _fact_of_file_record(path: str | None, again: bool, record: dict, node, prov: dict) -> dict:
+    make, _ = _maker_for(tuple(record), record.get("file") or path, again)
+    return make(record, node, prov)
+
+
+def _handed_over(read_from: str | None, record: dict, node, prov: dict) -> dict:
+    """The record as the fact, its place in the block taken out: as large a dict
+    whatever is done (a record of too many fields to share), it is not copied."""
+    fact = record
+    fact.pop("line", None), fact.pop("end_line", None), fact.pop("file", None)
+    fact["node"] = node
+    if read_from is not None:
+        fact["path"] = read_from
+    fact["prov"] = prov
+    return fact
 
 
 # A fact's provenance, key-sharing (grammar/compact.py): one per fact.
@@ -492,25 +584,37 @@ def read_transcript(text: str, source: str, node: str | None = None) -> Evidence
         evidence.unparsed.append({"node": node, "command": None, "source": source, "line": 1,
                                   "reason": "binary data, not terminal text"})
         return evidence
-    if not text.strip():
+    if not text or text.isspace():
         evidence.unparsed.append({"node": node, "command": None, "source": source, "line": 1,
                                   "reason": "empty: there is nothing to read"})
         return evidence
-    notes = _collect_notes(text, source)
+    cleaned = clean(text)
+    notes = _collect_notes(cleaned, source)
     if notes is not None:
         evidence.unparsed.extend(notes)
         return evidence
-    for block in split_blocks(text, source, node):
+    for block in _blocks(cleaned, source, node):
         evidence.extend(read_block(block))
     return evidence
 
 
-def _collect_notes(text: str, source: str) -> list[dict] | None:
+def _collect_notes(cleaned: str, source: str) -> list[dict] | None:
     """A collector's note on what it could not collect, as unparsed entries with its own
-    reasons and the host each names; None when the text is not such a note."""
-    numbered = [(number, line) for number, line in enumerate(clean(text).split("\n"), 1) if line.strip()]
-    found = [(number, _COLLECT_NOTE.match(line)) for number, line in numbered]
-    if not found or not all(match for _, match in found):
-        return None
-    return [{"node": match["host"], "command": None, "source": source, "line": number,
-             "reason": f"collector: {match['reason']}"} for number, match in found]
+    reasons and the host each names; None when the (cleaned) text is not such a note.
+    Most text is not: its first line that is not blank already tells, and the rest of
+    a long output is not looked at."""
+    notes = []
+    start, number = 0, 1
+    while start <= len(cleaned):
+        end = cleaned.find("\n", start)
+        if end < 0:
+            end = len(cleaned)
+        line = cleaned[start:end]
+        if line and not line.isspace():
+            match = _COLLECT_NOTE.match(line)
+            if match is None:
+                return None
+            notes.append({"node": match["host"], "command": None, "source": source, "line": number,
+                          "reason": f"collector: {match['reason']}"})
+        start, number = end + 1, number + 1
+    return notes or None

@@ -66,15 +66,23 @@ def test_an_invalid_prefix_next_to_dnat_rules_is_one_unparsed_line_and_the_rest_
 
 def test_a_reader_that_fails_costs_only_its_own_block(monkeypatch):
     parser = kinds.parsers()["iptables_list"]
+    reading = parser.each_record
 
     def broken(text, command=""):
         raise RecursionError("maximum recursion depth exceeded")
 
+    def broken_midway(lines, command="", problems=None):
+        # the reader makes facts of the records as they come: those before the failure
+        yield from reading(lines[:4], command, problems)
+        raise RecursionError("maximum recursion depth exceeded")
+
     monkeypatch.setattr(parser, "parse", broken)
+    monkeypatch.setattr(parser, "each_record", broken_midway)
     evidence = read_transcript(SEED, "seed.txt")
     failed = [u for u in evidence.unparsed if "iptables" in (u["command"] or "")]
     assert failed and all("RecursionError" in u["reason"] for u in failed)
     assert any(f["type"] == "route" for f in evidence.facts)
+    assert not any(f["type"].startswith("iptables") for f in evidence.facts)
 
 
 def test_env_piped_to_grep_is_the_output_of_env_not_of_a_command_named_pipe():

@@ -278,3 +278,18 @@ def test_lines_of_no_kind_inside_a_commands_output_stay_not_read():
     garbled = "\n".join(table[:4] + ["@@ this is no table line @@"] + table[4:]) + "\n"
     evidence = read_transcript("root@ctl01:~# nova list\n" + garbled, "paste")
     assert [u["line"] for u in evidence.unparsed] == [6]
+
+
+def test_a_traceback_after_a_listing_read_record_by_record_is_read_and_the_listing_still_is():
+    """The nat listing is made facts as its parser reads it (each_record); the
+    traceback its command printed after it is still cut off and read as one, and the
+    listing's facts are those it gives alone."""
+    listing = captured("iptables -L -t nat -v")
+    traceback = (FIXTURES / "traceback" / "py311_urlopen_refused_chained.out").read_text()
+    alone = read_transcript(listing, "paste")
+    both = read_transcript(listing + traceback, "paste")
+    rules = _records_of(alone, "iptables_rule")
+    assert rules and _records_of(both, "iptables_rule") == rules
+    crash = [f for f in both.facts if not f["type"].startswith(("iptables_", "state_change"))]
+    assert crash and min(f["prov"]["line"] for f in crash) == 1 + len(listing.rstrip("\n").split("\n"))
+    assert both.unparsed == [] and both.parsed_count == alone.parsed_count + len(crash)
