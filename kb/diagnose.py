@@ -27,7 +27,7 @@ from kb.engine import ActionError, EngineLimit
 from kb.facts import FactTable, engine_view
 from kb.queries import COMPUTED, Answerer
 from kb.rulebook import Cause, Case, Inference, Rulebook, cached_rulebook
-from kb.rulecompile import Question, compiled
+from kb.rulecompile import Question, compiled, plan
 
 RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
 
@@ -85,6 +85,7 @@ def _prepared(rulebook: Rulebook) -> None:
     """What a diagnosis derives from the rules alone, worked out before the rulebook
     is kept on disk (each is cached on the rulebook object)."""
     _fields_read(rulebook)
+    plan(rulebook, COMPUTED)
     components.plan(rulebook, COMPUTED)
     components.reach(rulebook, COMPUTED)
 
@@ -133,8 +134,10 @@ class _Reasoning:
         self.table, self.rulebook = table, rulebook
         self.position = {source: number for number, source in enumerate(source_order)}
         self.answerer = Answerer(table)
-        self.engine = compiled(rulebook, _on_cause, _on_inference, _on_query, COMPUTED, _on_overrule)
         self.reads = _fields_read(rulebook)
+        # the engine of the rules the evidence can fire (kb/rulecompile.compiled)
+        self.engine = compiled(rulebook, _on_cause, _on_inference, _on_query, COMPUTED, _on_overrule,
+                               present=[t for t in table.types() if t in self.reads])
         self.states: list[_SessionState] = []
         # the same output shown again (a transcript pasted twice, a log's line repeated)
         # gives facts no rule can tell apart: the first stands for the others

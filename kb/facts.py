@@ -60,6 +60,10 @@ class FactTable:
                 by_node.setdefault(_node_key(fact), []).append(fact)
         return list(by_node.get(_hashable(node), ()))
 
+    def types(self) -> list[str]:
+        """The fact types the table holds facts of."""
+        return [fact_type for fact_type, facts in self._by_type.items() if facts]
+
     def nodes(self, fact_type: str) -> list:
         return sorted({f.get("node") for f in self._by_type.get(fact_type, [])},
                       key=lambda n: (n is None, n or ""))
