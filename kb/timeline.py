@@ -21,7 +21,7 @@ a change in one never makes the other stale.
 from __future__ import annotations
 
 from itertools import compress, groupby, repeat
-from operator import itemgetter
+from operator import eq, itemgetter
 
 from kb.services import canonical_service, service_for_log
 
@@ -35,8 +35,9 @@ def stale_facts(facts: list[dict], source_order=()) -> dict[int, dict]:
     # a change only makes its own node's evidence stale: a folder of a thousand nodes
     # compares each fact with its node's changes, not with every change
     changes: dict = {}
-    for fact in facts:
-        if fact["type"] == "state_change":
+    types = list(map(_TYPE, facts))      # by C code: a large nat table lists 20,000 rules
+    if "state_change" in types:
+        for fact in compress(facts, map(eq, types, repeat("state_change"))):
             changes.setdefault(_node_key(fact.get("node")), []).append(fact)
     stale: dict[int, dict] = {}
     position = {source: number for number, source in enumerate(source_order)}
@@ -49,17 +50,17 @@ def stale_facts(facts: list[dict], source_order=()) -> dict[int, dict]:
                 if _comes_after(change["prov"], prov, position) and _affects(change, fact):
                     stale[index] = change
                     break
-    _relisted(facts, position, stale)
+    _relisted(facts, types, position, stale)
     return stale
 
 
-def _relisted(facts: list[dict], position: dict, stale: dict[int, dict]) -> None:
+def _relisted(facts: list[dict], types: list[str], position: dict, stale: dict[int, dict]) -> None:
     """A chain listed again (iptables -L, -S, iptables-save) is the chain as it is by
     then: the earlier listing's header and rules of that chain are stale. (Each listing
     prints a chain's header before its rules; a transcript that shows the nat table a
     hundred times holds one nat table, not a hundred copies of every rule.)"""
-    # the headers and rules, found by C code (a large nat table lists 20,000 rules)
-    listed = list(compress(range(len(facts)), map(_LISTED.__contains__, map(_TYPE, facts))))
+    # the headers and rules (``types``: each fact's), found by C code
+    listed = list(compress(range(len(facts)), map(_LISTED.__contains__, types)))
     latest: dict[tuple, dict] = {}       # (node, table, chain) -> source -> its last header
     for index in listed:
         fact = facts[index]
@@ -84,7 +85,8 @@ def _relisted(facts: list[dict], position: dict, stale: dict[int, dict]) -> None
             headers = headers_of.get(key)
         except TypeError:
             headers = headers_of.get(_chain_key(facts[run[0]]))
-        if headers is None or _none_after(headers, [facts[index] for index in run], position):
+        if headers is None or _none_after(headers, [facts[index].get("prov") or _NO_PROVENANCE
+                                                    for index in run], position):
             continue
         for index in run:
             fact = facts[index]
@@ -112,10 +114,9 @@ def _chain_runs(facts: list[dict], listed: list[int]):
         yield key, list(map(_SECOND, run))
 
 
-def _none_after(headers: list[tuple], run: list[dict], position: dict) -> bool:
-    """Whether no header comes after any fact of the run, when the run was printed in
-    one source (else False: the caller looks fact by fact)."""
-    provs = [fact.get("prov") or _NO_PROVENANCE for fact in run]
+def _none_after(headers: list[tuple], provs: list[dict], position: dict) -> bool:
+    """Whether no header comes after any fact of a run (their provenances), when the
+    run was printed in one source (else False: the caller looks fact by fact)."""
     sources = set(map(dict.get, provs, repeat("source")))
     lines = list(map(dict.get, provs, repeat("line")))
     if len(sources) != 1 or None in lines:
