@@ -85,8 +85,12 @@ def _relisted(facts: list[dict], types: list[str], position: dict, stale: dict[i
             headers = headers_of.get(key)
         except TypeError:
             headers = headers_of.get(_chain_key(facts[run[0]]))
-        if headers is None or _none_after(headers, [facts[index].get("prov") or _NO_PROVENANCE
-                                                    for index in run], position):
+        if headers is None:
+            continue
+        # a run that an earlier listing printed is seen to be so at its first fact
+        first = facts[run[0]].get("prov") or _NO_PROVENANCE
+        if not _after(headers, first) and _none_after(
+                headers, [facts[index].get("prov") or _NO_PROVENANCE for index in run], position):
             continue
         for index in run:
             fact = facts[index]
@@ -112,6 +116,15 @@ def _chain_runs(facts: list[dict], listed: list[int]):
         keys = [(facts[i].get("node"), facts[i].get("table"), facts[i].get("chain")) for i in listed]
     for key, run in groupby(zip(keys, listed), key=_FIRST):
         yield key, list(map(_SECOND, run))
+
+
+def _after(headers: list[tuple], prov: dict) -> bool:
+    """Whether a header comes later in the source that printed ``prov``."""
+    source, line = prov.get("source"), prov.get("line") or 0
+    for _, header_source, header_line in headers:
+        if header_source == source and header_line > line:
+            return True
+    return False
 
 
 def _none_after(headers: list[tuple], provs: list[dict], position: dict) -> bool:
