@@ -135,10 +135,8 @@ class _Reasoning:
         self.table, self.rulebook = table, rulebook
         self.position = {source: number for number, source in enumerate(source_order)}
         self.answerer = Answerer(table)
+        self.engine = compiled(rulebook, _on_cause, _on_inference, _on_query, COMPUTED, _on_overrule)
         self.reads = _fields_read(rulebook)
-        # the engine of the rules the evidence can fire (kb/rulecompile.compiled)
-        self.engine = compiled(rulebook, _on_cause, _on_inference, _on_query, COMPUTED, _on_overrule,
-                               present=[t for t in table.types() if t in self.reads])
         self.states: list[_SessionState] = []
         # the same output shown again (a transcript pasted twice, a log's line repeated)
         # gives facts no rule can tell apart: the first stands for the others

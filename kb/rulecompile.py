@@ -125,16 +125,14 @@ def questions(patterns: list[Pattern], computed: dict, path: str) -> list[Questi
 
 class PlannedRule:
     """One rule the rulebook compiles to, as plain data: its name, durable's ``all``
-    list, the fact types it must find (those its patterns do not ask to be absent), the
-    type its firing makes (an inference's conclusion, a question's answer) or None, its
-    kind (``infer``, ``ask``, ``cause`` or ``unless``), what its action is given (an
-    Inference, a Question, (cause, case), (cause, case, the item's patterns)), and
-    whether it comes of an ``unless:`` item (its questions too)."""
+    list, its kind (``infer``, ``ask``, ``cause`` or ``unless``), what its action is
+    given (an Inference, a Question, (cause, case), (cause, case, the item's patterns)),
+    and whether it comes of an ``unless:`` item (its questions too)."""
 
-    __slots__ = ("name", "conditions", "needs", "makes", "kind", "payload", "overruling")
+    __slots__ = ("name", "conditions", "kind", "payload", "overruling")
 
-    def __init__(self, name, conditions, needs, makes, kind, payload, overruling):
-        self.name, self.conditions, self.needs, self.makes = name, conditions, needs, makes
+    def __init__(self, name, conditions, kind, payload, overruling):
+        self.name, self.conditions = name, conditions
         self.kind, self.payload, self.overruling = kind, payload, overruling
 
     def __getstate__(self):
@@ -154,10 +152,8 @@ def plan(rulebook: Rulebook, computed: dict) -> list[PlannedRule]:
     rules: list[PlannedRule] = []
     asked: set[str] = set()
 
-    def add(name, patterns, makes, kind, payload, overruling=False):
-        needs = frozenset(p.fact_type for p in patterns if not p.negated)
-        rules.append(PlannedRule(name, compile_patterns(patterns), needs, makes, kind, payload,
-                                 overruling))
+    def add(name, patterns, kind, payload, overruling=False):
+        rules.append(PlannedRule(name, compile_patterns(patterns), kind, payload, overruling))
 
     def add_questions(name, patterns, path, overruling=False):
         for number, question in enumerate(questions(patterns, computed, path)):
@@ -168,63 +164,35 @@ def plan(rulebook: Rulebook, computed: dict) -> list[PlannedRule]:
             if same in asked:
                 continue
             asked.add(same)
-            add(f"{name}__ask{number}", question.before, question.fact_type, "ask", question,
-                overruling)
+            add(f"{name}__ask{number}", question.before, "ask", question, overruling)
 
     for number, inference in enumerate(rulebook.inferences):
-        add(f"infer_{number}", inference.patterns, inference.conclude["type"], "infer", inference)
+        add(f"infer_{number}", inference.patterns, "infer", inference)
         add_questions(f"infer_{number}", inference.patterns, inference.path)
     for cause in rulebook.causes:
         for number, case in enumerate(cause.cases):
-            add(f"{cause.cause}__{number}", case.patterns, None, "cause", (cause, case))
+            add(f"{cause.cause}__{number}", case.patterns, "cause", (cause, case))
             add_questions(f"{cause.cause}__{number}", case.patterns, cause.path)
             for item, overruling in enumerate(case.unless):
                 name = f"{cause.cause}__{number}__unless{item}"
-                add(name, case.patterns + overruling, None, "unless", (cause, case, overruling), True)
+                add(name, case.patterns + overruling, "unless", (cause, case, overruling), True)
                 add_questions(name, case.patterns + overruling, cause.path, True)
     rulebook._rule_plan = rules
     return rules
 
 
-def can_fire(rules: list[PlannedRule], present) -> list[str]:
-    """The names of the rules that can fire in a session fed facts of the ``present``
-    types: those whose every pattern (but those asking for an absence) finds a type
-    present, or one that an inference concludes or a question computes by a rule that
-    can fire itself (so a chain of inferences is followed to its end)."""
-    available, grown = set(present), True
-    while grown:
-        grown = False
-        for rule in rules:
-            if rule.makes and rule.makes not in available and rule.needs <= available:
-                available.add(rule.makes)
-                grown = True
-    return [rule.name for rule in rules if rule.needs <= available]
-
-
-# Engines per rulebook registered for the rules some evidence can fire. durable-rules
-# cannot unregister a ruleset, so a long-lived process (the chat) holds at most this
-# many; evidence of yet other fact types gets the engine of every rule.
-MAX_ENGINES_PER_RULEBOOK = 16
-
-
 def compiled(rulebook: Rulebook, on_cause, on_inference, on_query, computed: dict,
-             on_overrule=None, present=None) -> Engine:
-    """The engine for a rulebook: ``on_cause(session, cause, case, c)``,
-    ``on_inference(session, inference, c)``, ``on_query(session, question, c)`` and
-    ``on_overrule(session, cause, case, patterns, c)`` (an ``unless:`` item's patterns
-    matched) are called when rules fire.
+             on_overrule=None) -> Engine:
+    """The engine for a rulebook, compiled once per rulebook: ``on_cause(session, cause,
+    case, c)``, ``on_inference(session, inference, c)``, ``on_query(session, question,
+    c)`` and ``on_overrule(session, cause, case, patterns, c)`` (an ``unless:`` item's
+    patterns matched) are called when rules fire.
 
-    With ``present``, the fact types the evidence will feed, only the rules that can
-    fire on them are registered: durable-rules builds its network for every rule it is
-    given, which took a short diagnosis a tenth of its time for rules whose facts never
-    come. Each set of rules is compiled once per rulebook."""
-    rules_plan = [rule for rule in plan(rulebook, computed) if on_overrule or not rule.overruling]
-    every_rule = tuple(rule.name for rule in rules_plan)
-    engines = rulebook.__dict__.setdefault("_engines", {})
-    names = every_rule if present is None else tuple(can_fire(rules_plan, present))
-    if names not in engines and len(engines) >= MAX_ENGINES_PER_RULEBOOK:
-        names = every_rule
-    engine = engines.get(names)
+    Every rule is registered, whether or not the evidence can fire it: durable-rules
+    given only the rules some evidence could fire (a tenth of a short diagnosis less)
+    crashed (SIGSEGV in assert_fact) on rules/examples/br-fio-consistent, as upstream
+    #381 has it crash on rule orders."""
+    engine = getattr(rulebook, "_engine", None)
     if engine is not None:
         return engine
     actions = {
@@ -233,10 +201,9 @@ def compiled(rulebook: Rulebook, on_cause, on_inference, on_query, computed: dic
         "cause": lambda payload: lambda session, c: on_cause(session, *payload, c),
         "unless": lambda payload: lambda session, c: on_overrule(session, *payload, c),
     }
-    wanted = set(names)
     rules = {rule.name: {"all": rule.conditions, "run": actions[rule.kind](rule.payload)}
-             for rule in rules_plan if rule.name in wanted}
-    identity = rulebook.identity if names == every_rule else rulebook.identity + "\0" + "\0".join(names)
-    engine = Engine(rules, identity=identity, name_hint="stackdoc", prepare=matcher(rulebook))
-    engines[names] = engine
+             for rule in plan(rulebook, computed) if on_overrule or not rule.overruling}
+    engine = Engine(rules, identity=rulebook.identity, name_hint="stackdoc",
+                    prepare=matcher(rulebook))
+    rulebook._engine = engine
     return engine
