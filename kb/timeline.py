@@ -87,9 +87,10 @@ def _relisted(facts: list[dict], types: list[str], position: dict, stale: dict[i
             headers = headers_of.get(_chain_key(facts[run[0]]))
         if headers is None:
             continue
-        # a run that an earlier listing printed is seen to be so at its first fact
+        # a run that an earlier listing printed is seen to be so at its first fact; a
+        # short one (a lab's few rules per chain) costs less fact by fact than judged whole
         first = facts[run[0]].get("prov") or _NO_PROVENANCE
-        if not _after(headers, first) and _none_after(
+        if len(run) >= _RUN_JUDGED_WHOLE and not _after(headers, first) and _none_after(
                 headers, [facts[index].get("prov") or _NO_PROVENANCE for index in run], position):
             continue
         for index in run:
@@ -145,6 +146,7 @@ def _none_after(headers: list[tuple], provs: list[dict], position: dict) -> bool
 
 
 _NO_PROVENANCE: dict = {}
+_RUN_JUDGED_WHOLE = 32
 _TYPE, _FIRST, _SECOND = itemgetter("type"), itemgetter(0), itemgetter(1)
 _CHAIN_OF = itemgetter("node", "table", "chain")
 

@@ -5,6 +5,7 @@ import random
 
 import pytest
 
+from kb import timeline
 from kb.timeline import stale_facts
 
 
@@ -63,8 +64,11 @@ def _listings(seed):
     return facts
 
 
+@pytest.mark.parametrize("judged_whole_from", [1, timeline._RUN_JUDGED_WHOLE])
 @pytest.mark.parametrize("seed", range(300))
-def test_what_a_later_listing_makes_stale_is_what_the_definition_says(seed):
+def test_what_a_later_listing_makes_stale_is_what_the_definition_says(seed, judged_whole_from, monkeypatch):
+    # runs of any length judged whole where they can be, and only the long ones
+    monkeypatch.setattr(timeline, "_RUN_JUDGED_WHOLE", judged_whole_from)
     facts = _listings(seed)
     for order in ((), ("a.txt", "b.txt"), ("b.txt", "a.txt")):
         assert set(stale_facts(facts, order)) == _by_definition(facts, order), order
