@@ -96,8 +96,11 @@ def is_private(address) -> bool:
     if value is None:
         net = network_ints(address)
         value = net[0] if net else None
-    if value is None:
-        return False
+    return value is not None and is_private_int(value)
+
+
+def is_private_int(value: int) -> bool:
+    """``is_private`` of an address given as its number (asked once per floating IP)."""
     for mask, network in _PRIVATE_MASKED:
         if value & mask == network:
             return True

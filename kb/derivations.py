@@ -14,8 +14,10 @@ Nothing here knows a lab's names: nodes, interfaces and ranges all come from the
 from __future__ import annotations
 
 import re
+from itertools import compress, groupby, repeat
+from operator import eq, itemgetter
 
-from kb.addresses import address_int, cidr, covers, is_private, network_ints
+from kb.addresses import address_int, cidr, covers, is_private_int, network_ints
 from kb import logsays, storage
 from kb.facts import FactTable
 from kb.services import canonical_service, project_of, service_for_log
@@ -199,85 +201,126 @@ def tables_shown(table: FactTable) -> None:
 
 # --- nova-network's NAT --------------------------------------------------------------
 
-def _nat_rules(table: FactTable) -> list[dict]:
-    return [r for r in table.of("iptables_rule") if r.get("table") == "nat"]
+class _RulesRead:
+    """What the NAT derivations read of the iptables rules, sorted out in one pass: a
+    large nat table has 20,000 rules (four per floating IP), which three passes read
+    before. A listing prints a chain's rules together, so the rules come in runs of one
+    node, table and chain (found by C code, a tenth of what a loop of Python costs per
+    rule); what depends on the chain is asked once per run, and per rule only what is
+    its own (its target, its addresses)."""
+
+    def __init__(self, table: FactTable):
+        # (node, chain, its SNAT rules that name an out interface) per run of a chain
+        # of a nat table whose name ends in "snat"
+        self.snat_runs: list[tuple] = []
+        self.outside_nova: list[dict] = []    # rules of chains that are not nova's own
+        self.nova_nodes: set = set()          # nodes with nova chains in a nat table
+        # (node, address) -> the rules that show ADDRESS as a floating IP of NODE (a
+        # float-snat SNAT target, a nova DNAT of one address), in the order shown
+        self.floating: dict[tuple, list[dict]] = {}
+        for (node, table_name, chain), run in _runs(table.of("iptables_rule")):
+            if chain.__class__ is not str:
+                chain = str(chain or "")
+            nova = chain.startswith("nova-")
+            if not nova:
+                self.outside_nova += run
+            if table_name != "nat":
+                continue
+            if nova:
+                self.nova_nodes.add(node)
+            targets = list(map(dict.get, run, repeat("target")))
+            if chain.endswith("snat"):
+                self.snat_runs.append((node, chain, [
+                    rule for rule in compress(run, map(eq, targets, repeat("SNAT")))
+                    if rule.get("out") and not rule.get("out_negated")]))
+            if chain.endswith("float-snat"):
+                for rule in compress(run, map(eq, targets, repeat("SNAT"))):
+                    self._floating(node, rule.get("to_address"), rule)
+            elif nova:
+                for rule in compress(run, map(eq, targets, repeat("DNAT"))):
+                    if rule.get("dport") or not rule.get("to_address"):
+                        continue
+                    destination = rule.get("destination")
+                    if destination.__class__ is str and destination.endswith("/32"):
+                        address = destination[:-3]     # checked by _floating, where new
+                    else:
+                        address = _host(destination)
+                    if address and destination != _METADATA_ADDRESS:
+                        self._floating(node, address, rule)
+
+    def _floating(self, node, address, rule: dict) -> None:
+        # the address is checked the first time a rule names it
+        sources = self.floating.get((node, address))
+        if sources is not None:
+            sources.append(rule)
+        elif address_int(address) is not None:
+            self.floating[node, address] = [rule]
 
 
-def snat_scopes(table: FactTable) -> None:
-    # the cheap tests first: this runs once per rule of every table
-    candidates = [r for r in table.of("iptables_rule") if r.get("target") == "SNAT"
-                  and r.get("table") == "nat" and r.get("out") and not r.get("out_negated")
-                  and str(r.get("chain") or "").endswith("snat")]
+def _runs(rules: list[dict]):
+    """(node, table, chain) and the rules of each run of them, in order."""
+    try:
+        keys = list(map(_NODE_TABLE_CHAIN, rules))
+    except KeyError:      # a rule without one of them (made by hand): the slow way
+        keys = [(rule.get("node"), rule.get("table"), rule.get("chain")) for rule in rules]
+    for key, run in groupby(zip(keys, rules), key=_FIRST):
+        yield key, list(map(_SECOND, run))
+
+
+_FIRST, _SECOND = itemgetter(0), itemgetter(1)
+_NODE_TABLE_CHAIN = itemgetter("node", "table", "chain")
+
+
+def nova_nat(table: FactTable) -> None:
+    rules = _RulesRead(table)
+    snat_scopes(table, rules)
+    floating_ips(table, rules)
+
+
+def snat_scopes(table: FactTable, rules: _RulesRead) -> None:
     # One float-snat rule per floating IP says the same as the fixed range's rule: keep
     # those only on a node whose fixed-range rule was not shown.
-    with_fixed = {r.get("node") for r in candidates if not str(r["chain"]).endswith("float-snat")}
-    for rule in candidates:
-        chain = str(rule["chain"])
+    with_fixed = {node for node, chain, snat in rules.snat_runs
+                  if snat and not chain.endswith("float-snat")}
+    for node, chain, snat in rules.snat_runs:
         scope = "floating" if chain.endswith("float-snat") else "fixed"
-        if scope == "floating" and rule.get("node") in with_fixed:
+        if scope == "floating" and node in with_fixed:
             continue
-        table.derive("snat_scope", rule.get("node"), [rule],
-                     f"on {rule.get('node')}, {chain} translates {rule.get('source')} to "
-                     f"{rule.get('to_address')} only for packets leaving by {rule['out']}",
-                     chain=chain, scope=scope, source=rule.get("source"), out=rule["out"],
-                     to_address=rule.get("to_address"))
+        for rule in snat:
+            table.derive("snat_scope", node, [rule],
+                         f"on {node}, {chain} translates {rule.get('source')} to "
+                         f"{rule.get('to_address')} only for packets leaving by {rule['out']}",
+                         chain=chain, scope=scope, source=rule.get("source"), out=rule["out"],
+                         to_address=rule.get("to_address"))
 
 
-def floating_ips(table: FactTable) -> None:
-    found: dict[tuple, list[dict]] = {}
-    fixed_of: dict[tuple, str | None] = {}
-    nova_network_nodes = set()
-    # Once per nat rule (four per floating IP): the cheap tests first.
-    for rule in _nat_rules(table):
-        get = rule.get
-        chain = get("chain")
-        if chain.__class__ is not str:
-            chain = str(chain or "")
-        node = get("node")
-        nova = chain.startswith("nova-")
-        if nova:
-            nova_network_nodes.add(node)
-        target = get("target")
-        if target == "SNAT" and chain.endswith("float-snat") \
-                and address_int(get("to_address")) is not None:
-            key = (node, rule["to_address"])
-            if key in found:
-                found[key].append(rule)
-            else:
-                found[key] = [rule]
-                fixed_of[key] = _host(get("source"))
-        elif target == "DNAT" and nova and not get("dport"):
-            destination = get("destination")
-            address = _host(destination)
-            if address and destination != _METADATA_ADDRESS and get("to_address"):
-                key = (node, address)
-                if key in found:
-                    found[key].append(rule)
-                else:
-                    found[key] = [rule]
-                fixed_of.setdefault(key, rule["to_address"])
-    nova_network_nodes |= {s.get("node") for s in table.of("service_status")
-                           if canonical_service(s.get("service")) == "nova-network"}
+def floating_ips(table: FactTable, rules: _RulesRead) -> None:
+    found = rules.floating
+    nova_network_nodes = rules.nova_nodes | {s.get("node") for s in table.of("service_status")
+                                             if canonical_service(s.get("service")) == "nova-network"}
     for fact in table.of("address"):
         if fact.get("node") in nova_network_nodes and fact.get("family") in (None, "inet") \
                 and fact.get("prefixlen") == 32 and address_int(fact.get("address")) is not None \
                 and not str(fact["address"]).startswith("127."):
             found.setdefault((fact.get("node"), fact["address"]), []).append(fact)
     homes = _connected_networks(table, {node for node, _ in found})
-    named = _named_addresses(table)
+    named = _named_addresses(table, rules)
     classes: dict[tuple, list[tuple]] = {}
+    # once per floating IP (5,000 on a large node): its address as a number, once
     for (node, address), sources in found.items():
-        home = _home_of(homes.get(node, ()), address)
-        classes.setdefault((node, home["destination"] if home else None, is_private(address)),
-                           []).append((address, sources, home))
+        value = address_int(address)
+        routes = homes.get(node)
+        home = _home_of(routes, value) if routes else None
+        classes.setdefault((node, home["destination"] if home else None, is_private_int(value)),
+                           []).append((value, address, sources, home))
     for (node, _, private), members in classes.items():
-        members.sort(key=lambda member: address_int(member[0]) or 0)
+        members.sort(key=_BY_VALUE)
         # One floating IP stands for the others of its class; any the evidence names by
         # itself (a capture, a rule or route for that one address) stands for itself.
-        shown = [members[0]] + [m for m in members[1:] if m[0] in named]
+        shown = [members[0]] + [m for m in members[1:] if m[1] in named]
         alike = len(members) - len(shown)
-        for index, (address, sources, home) in enumerate(shown):
-            fixed = fixed_of.get((node, address))
+        for index, (_, address, sources, home) in enumerate(shown):
+            fixed = _fixed_address(sources[0])
             others = alike if index == 0 else 0
             table.derive("floating_ip", node, sources + ([home] if home else []),
                          f"{address} is a floating IP served by {node}"
@@ -288,15 +331,25 @@ def floating_ips(table: FactTable) -> None:
                          range=home["destination"] if home else f"{address}/32", alike=others)
 
 
-def _named_addresses(table: FactTable) -> set[str]:
+_BY_VALUE = itemgetter(0)
+
+
+def _fixed_address(first: dict) -> str | None:
+    """The fixed address behind a floating IP, as the first fact that showed the floating
+    IP says it: a float-snat rule's source, a DNAT rule's target (none from ip addr)."""
+    if first.get("type") != "iptables_rule":
+        return None
+    return _host(first.get("source")) if first.get("target") == "SNAT" else first["to_address"]
+
+
+def _named_addresses(table: FactTable, rules: _RulesRead) -> set[str]:
     """Addresses the evidence names one by one outside nova's own NAT rules: in captured
     packets, and as a /32 in another rule or a route."""
     named = set()
     for packet in table.of("packet"):
         named.update((packet.get("src"), packet.get("dst")))
-    for rule in table.of("iptables_rule"):
-        if not str(rule.get("chain") or "").startswith("nova-"):
-            named.update(filter(None, (_host(rule.get("source")), _host(rule.get("destination")))))
+    for rule in rules.outside_nova:
+        named.update(filter(None, (_host(rule.get("source")), _host(rule.get("destination")))))
     for route in table.of("route"):
         named.add(_host(route.get("destination")))
     return named
@@ -315,12 +368,10 @@ def _connected_networks(table: FactTable, nodes) -> dict:
     return out
 
 
-def _home_of(routes, address) -> dict | None:
-    if not routes:
-        return None
-    value = address_int(address)
+def _home_of(routes, value: int) -> dict | None:
+    """The connected route (longest prefix first) whose network holds the address ``value``."""
     for (network, mask, _), route in routes:
-        if value is not None and (value & mask) == network:
+        if (value & mask) == network:
             return route
     return None
 
@@ -506,8 +557,7 @@ def _service_from_logger(logger: str | None) -> str | None:
     return logger.split(".", 1)[0]
 
 
-DERIVATIONS = (default_routes, owned_addresses, forwarding, tables_shown, snat_scopes,
-               floating_ips, captured_packets, arrivals, glance_failures, service_states,
+DERIVATIONS = (default_routes, owned_addresses, forwarding, tables_shown, nova_nat, captured_packets, arrivals, glance_failures, service_states,
                token_refusals, floating_homes, instance_addresses, *logsays.DERIVATIONS, *storage.DERIVATIONS)
 
 

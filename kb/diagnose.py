@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass, field
+from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 
 from kb import components, derivations, timeline
@@ -27,7 +29,7 @@ from kb.engine import ActionError, EngineLimit
 from kb.facts import FactTable, engine_view
 from kb.queries import COMPUTED, Answerer
 from kb.rulebook import Cause, Case, Inference, Rulebook, cached_rulebook
-from kb.rulecompile import Question, compiled
+from kb.rulecompile import Question, compiled, plan
 
 RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
 
@@ -85,6 +87,7 @@ def _prepared(rulebook: Rulebook) -> None:
     """What a diagnosis derives from the rules alone, worked out before the rulebook
     is kept on disk (each is cached on the rulebook object)."""
     _fields_read(rulebook)
+    plan(rulebook, COMPUTED)
     components.plan(rulebook, COMPUTED)
     components.reach(rulebook, COMPUTED)
 
@@ -95,9 +98,8 @@ def current_facts(evidence, handed_over: bool = False) -> tuple[FactTable, dict[
     copied (the table numbers its facts) unless the evidence is ``handed_over``."""
     stale = timeline.stale_facts(evidence.facts, getattr(evidence, "source_order", ()))
     table = FactTable()
-    for index, fact in enumerate(evidence.facts):
-        if index not in stale and fact["type"] != "state_change":
-            table.add(fact if handed_over else dict(fact))
+    table.extend([fact if handed_over else dict(fact) for index, fact in enumerate(evidence.facts)
+                  if index not in stale and fact["type"] != "state_change"])
     derivations.derive_all(table)
     return table, stale
 
@@ -161,7 +163,9 @@ class _Reasoning:
 
     def run(self) -> list[str]:
         """Reasons over every part; what a limit left out, in words."""
-        facts = [f for f in self.table.facts if f["type"] in self.reads]
+        # the facts of the types some rule reads, in the order of the table
+        kinds = [self.table.of(fact_type) for fact_type in self.table.types() if fact_type in self.reads]
+        facts = sorted(chain.from_iterable(kinds), key=_FACT_ID) if len(kinds) > 1 else (kinds or [[]])[0]
         layout = components.plan(self.rulebook, COMPUTED)
         groups = [list(range(len(facts)))] if layout.unsplittable else components.parts(facts, layout)
         left_out: list[str] = []
@@ -304,6 +308,8 @@ class _Reasoning:
         return sorted(found.values(), key=lambda f: (f.status != "established", order.get(f.cause, 0),
                                                      str(f.node), str(f.service)))
 
+
+_FACT_ID = itemgetter("fact_id")
 
 # what tells repeated output apart: where it was printed, which facts it came from
 _WHERE_FROM = {"fact_id", "prov", "derived_from"}

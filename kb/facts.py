@@ -31,6 +31,19 @@ class FactTable:
             by_node.setdefault(_node_key(fact), []).append(fact)
         return fact
 
+    def extend(self, facts: list[dict]) -> None:
+        """``add`` for each fact, in one loop (a listing's 20,000 rules)."""
+        if self._by_node:
+            for fact in facts:
+                self.add(fact)
+            return
+        by_type, number = self._by_type, len(self.facts)
+        for fact in facts:
+            fact["fact_id"] = number
+            number += 1
+            by_type[fact["type"]].append(fact)
+        self.facts += facts
+
     def derive(self, fact_type: str, node, sources, because: str, **fields) -> dict:
         """A conclusion drawn in code (a combiner) or by a rule, tied to its sources."""
         fact = {"type": fact_type, "node": node, **fields,
@@ -59,6 +72,10 @@ class FactTable:
             for fact in found:
                 by_node.setdefault(_node_key(fact), []).append(fact)
         return list(by_node.get(_hashable(node), ()))
+
+    def types(self) -> list[str]:
+        """The fact types the table holds facts of."""
+        return [fact_type for fact_type, facts in self._by_type.items() if facts]
 
     def nodes(self, fact_type: str) -> list:
         return sorted({f.get("node") for f in self._by_type.get(fact_type, [])},

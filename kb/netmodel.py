@@ -21,6 +21,7 @@ the later one when still equal.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import repeat
 
 from kb.addresses import ALL_ONES, address_int, int_address, network_ints
 from kb.facts import FactTable
@@ -67,11 +68,20 @@ class Tables(dict):
         self._pending: dict = {}
         self._builders: dict = {}  # of the tables built, to build again once forgotten
         self.resolve = None        # host name -> address values, for rules that print names
+        # what sorts the evidence's rules into listings, on the first question about a
+        # table (one for every node: a diagnosis that asks only for routes never reads
+        # the rules of a 20,000-rule nat table at all)
+        self.listings = None
 
     def defer(self, name: str, build) -> None:
         self._pending[name] = build
 
+    def _listed(self) -> None:
+        if self.listings is not None:
+            self.listings()
+
     def _built(self, name) -> None:
+        self._listed()
         build = self._pending.pop(name, None)
         if build is not None:
             ruleset = build()
@@ -98,9 +108,11 @@ class Tables(dict):
         return super().__getitem__(name)
 
     def __contains__(self, name) -> bool:
+        self._listed()
         return name in self._pending or super().__contains__(name)
 
     def _all(self) -> None:
+        self._listed()
         for name in list(self._pending):
             self._built(name)
 
@@ -283,10 +295,25 @@ def build_model(table: FactTable) -> NetModel:
 
 
 def _add_rulesets(table: FactTable, node) -> None:
+    """Every node with iptables facts gets its Tables, whose listings are sorted out
+    when some node's tables are first asked about."""
+    chains, rules = table.of("iptables_chain"), table.of("iptables_rule")
+    models = [node(name) for name in dict.fromkeys(map(dict.get, chains + rules, repeat("node")))
+              if name is not None]
+
+    def listings():
+        for model in models:
+            model.tables.listings = None
+        _sort_listings(chains, rules, node)
+    for model in models:
+        model.tables.listings = listings
+
+
+def _sort_listings(chains: list[dict], rules: list[dict], node) -> None:
     # One pass over every rule (20,000 in a large nat table), grouped by node, table and
     # listing at once; then the listings of each node's table, in the order first seen.
     by_listing: dict[tuple, list[dict]] = {}
-    for fact in table.of("iptables_chain") + table.of("iptables_rule"):
+    for fact in chains + rules:
         name = fact.get("node")
         if name is None:
             continue

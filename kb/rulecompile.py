@@ -123,19 +123,39 @@ def questions(patterns: list[Pattern], computed: dict, path: str) -> list[Questi
     return found
 
 
-def compiled(rulebook: Rulebook, on_cause, on_inference, on_query, computed: dict,
-             on_overrule=None) -> Engine:
-    """The engine for a rulebook, compiled once per rulebook: ``on_cause(session, cause,
-    case, c)``, ``on_inference(session, inference, c)``, ``on_query(session, question,
-    c)`` and ``on_overrule(session, cause, case, patterns, c)`` (an ``unless:`` item's
-    patterns matched) are called when rules fire."""
-    engine = getattr(rulebook, "_engine", None)
-    if engine is not None:
-        return engine
-    rules = {}
+class PlannedRule:
+    """One rule the rulebook compiles to, as plain data: its name, durable's ``all``
+    list, its kind (``infer``, ``ask``, ``cause`` or ``unless``), what its action is
+    given (an Inference, a Question, (cause, case), (cause, case, the item's patterns)),
+    and whether it comes of an ``unless:`` item (its questions too)."""
+
+    __slots__ = ("name", "conditions", "kind", "payload", "overruling")
+
+    def __init__(self, name, conditions, kind, payload, overruling):
+        self.name, self.conditions = name, conditions
+        self.kind, self.payload, self.overruling = kind, payload, overruling
+
+    def __getstate__(self):
+        return tuple(getattr(self, slot) for slot in self.__slots__)
+
+    def __setstate__(self, state):
+        for slot, value in zip(self.__slots__, state):
+            setattr(self, slot, value)
+
+
+def plan(rulebook: Rulebook, computed: dict) -> list[PlannedRule]:
+    """Every rule the rulebook compiles to, worked out once per rulebook (kb/diagnose.py
+    keeps it with the rulebook on disk, so that a run does not compile the patterns)."""
+    cached = getattr(rulebook, "_rule_plan", None)
+    if cached is not None:
+        return cached
+    rules: list[PlannedRule] = []
     asked: set[str] = set()
 
-    def add_questions(name, patterns, path):
+    def add(name, patterns, kind, payload, overruling=False):
+        rules.append(PlannedRule(name, compile_patterns(patterns), kind, payload, overruling))
+
+    def add_questions(name, patterns, path, overruling=False):
         for number, question in enumerate(questions(patterns, computed, path)):
             condition = compile_patterns(question.before)
             # cases that share their first patterns (a cause's confirmed_by variants)
@@ -144,28 +164,45 @@ def compiled(rulebook: Rulebook, on_cause, on_inference, on_query, computed: dic
             if same in asked:
                 continue
             asked.add(same)
-            rules[f"{name}__ask{number}"] = {
-                "all": condition,
-                "run": (lambda q: lambda session, c: on_query(session, q, c))(question)}
+            add(f"{name}__ask{number}", question.before, "ask", question, overruling)
 
     for number, inference in enumerate(rulebook.inferences):
-        rules[f"infer_{number}"] = {
-            "all": compile_patterns(inference.patterns),
-            "run": (lambda rule: lambda session, c: on_inference(session, rule, c))(inference)}
+        add(f"infer_{number}", inference.patterns, "infer", inference)
         add_questions(f"infer_{number}", inference.patterns, inference.path)
     for cause in rulebook.causes:
         for number, case in enumerate(cause.cases):
-            rules[f"{cause.cause}__{number}"] = {
-                "all": compile_patterns(case.patterns),
-                "run": (lambda cz, cs: lambda session, c: on_cause(session, cz, cs, c))(cause, case)}
+            add(f"{cause.cause}__{number}", case.patterns, "cause", (cause, case))
             add_questions(f"{cause.cause}__{number}", case.patterns, cause.path)
-            for item, overruling in enumerate(case.unless if on_overrule else ()):
+            for item, overruling in enumerate(case.unless):
                 name = f"{cause.cause}__{number}__unless{item}"
-                rules[name] = {
-                    "all": compile_patterns(case.patterns + overruling),
-                    "run": (lambda cz, cs, ps: lambda session, c: on_overrule(session, cz, cs, ps, c))(
-                        cause, case, overruling)}
-                add_questions(name, case.patterns + overruling, cause.path)
+                add(name, case.patterns + overruling, "unless", (cause, case, overruling), True)
+                add_questions(name, case.patterns + overruling, cause.path, True)
+    rulebook._rule_plan = rules
+    return rules
+
+
+def compiled(rulebook: Rulebook, on_cause, on_inference, on_query, computed: dict,
+             on_overrule=None) -> Engine:
+    """The engine for a rulebook, compiled once per rulebook: ``on_cause(session, cause,
+    case, c)``, ``on_inference(session, inference, c)``, ``on_query(session, question,
+    c)`` and ``on_overrule(session, cause, case, patterns, c)`` (an ``unless:`` item's
+    patterns matched) are called when rules fire.
+
+    Every rule is registered, whether or not the evidence can fire it: durable-rules
+    given only the rules some evidence could fire (a tenth of a short diagnosis less)
+    crashed (SIGSEGV in assert_fact) on rules/examples/br-fio-consistent, as upstream
+    #381 has it crash on rule orders."""
+    engine = getattr(rulebook, "_engine", None)
+    if engine is not None:
+        return engine
+    actions = {
+        "infer": lambda inference: lambda session, c: on_inference(session, inference, c),
+        "ask": lambda question: lambda session, c: on_query(session, question, c),
+        "cause": lambda payload: lambda session, c: on_cause(session, *payload, c),
+        "unless": lambda payload: lambda session, c: on_overrule(session, *payload, c),
+    }
+    rules = {rule.name: {"all": rule.conditions, "run": actions[rule.kind](rule.payload)}
+             for rule in plan(rulebook, computed) if on_overrule or not rule.overruling}
     engine = Engine(rules, identity=rulebook.identity, name_hint="stackdoc",
                     prepare=matcher(rulebook))
     rulebook._engine = engine

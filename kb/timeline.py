@@ -20,6 +20,9 @@ a change in one never makes the other stale.
 """
 from __future__ import annotations
 
+from itertools import compress, groupby, repeat
+from operator import eq, itemgetter
+
 from kb.services import canonical_service, service_for_log
 
 # iptables truncates nova's wrapped chain prefix (the binary name) to 16 characters.
@@ -32,8 +35,9 @@ def stale_facts(facts: list[dict], source_order=()) -> dict[int, dict]:
     # a change only makes its own node's evidence stale: a folder of a thousand nodes
     # compares each fact with its node's changes, not with every change
     changes: dict = {}
-    for fact in facts:
-        if fact["type"] == "state_change":
+    types = list(map(_TYPE, facts))      # by C code: a large nat table lists 20,000 rules
+    if "state_change" in types:
+        for fact in compress(facts, map(eq, types, repeat("state_change"))):
             changes.setdefault(_node_key(fact.get("node")), []).append(fact)
     stale: dict[int, dict] = {}
     position = {source: number for number, source in enumerate(source_order)}
@@ -46,17 +50,20 @@ def stale_facts(facts: list[dict], source_order=()) -> dict[int, dict]:
                 if _comes_after(change["prov"], prov, position) and _affects(change, fact):
                     stale[index] = change
                     break
-    _relisted(facts, position, stale)
+    _relisted(facts, types, position, stale)
     return stale
 
 
-def _relisted(facts: list[dict], position: dict, stale: dict[int, dict]) -> None:
+def _relisted(facts: list[dict], types: list[str], position: dict, stale: dict[int, dict]) -> None:
     """A chain listed again (iptables -L, -S, iptables-save) is the chain as it is by
     then: the earlier listing's header and rules of that chain are stale. (Each listing
     prints a chain's header before its rules; a transcript that shows the nat table a
     hundred times holds one nat table, not a hundred copies of every rule.)"""
+    # the headers and rules (``types``: each fact's), found by C code
+    listed = list(compress(range(len(facts)), map(_LISTED.__contains__, types)))
     latest: dict[tuple, dict] = {}       # (node, table, chain) -> source -> its last header
-    for fact in facts:
+    for index in listed:
+        fact = facts[index]
         if fact["type"] == "iptables_chain":
             prov = fact.get("prov") or {}
             by_source = latest.setdefault(_chain_key(fact), {})
@@ -70,30 +77,78 @@ def _relisted(facts: list[dict], position: dict, stale: dict[int, dict]) -> None
                         for header in by_source.values()]
                   for key, by_source in latest.items()}
     listings: dict[tuple, dict] = {}
-    # once per rule of every listing (20,000 for a large nat table): the chain's key
-    # is looked up as it stands, and made hashable only where it is not
-    for index, fact in enumerate(facts):
-        if fact["type"] not in _LISTED:
-            continue
-        get = fact.get
+    # A listing prints a chain's header, then its rules: one run of facts of that chain,
+    # judged at once where no header of the chain comes after any of them (a chain
+    # listed once), else fact by fact.
+    for key, run in _chain_runs(facts, listed):
         try:
-            headers = headers_of.get((get("node"), get("table"), get("chain")))
+            headers = headers_of.get(key)
         except TypeError:
-            headers = headers_of.get(_chain_key(fact))
+            headers = headers_of.get(_chain_key(facts[run[0]]))
         if headers is None:
             continue
-        prov = get("prov") or {}
-        source, line = prov.get("source"), prov.get("line") or 0
-        for header, header_source, header_line in headers:
-            if header is fact or not (header_line > line if header_source == source
-                                      else _comes_after(header["prov"], prov, position)):
-                continue
-            if index not in stale:
-                where = (_node_key(header.get("node")), header_source, header["prov"]["command"])
-                stale[index] = listings.setdefault(where, {
-                    "type": "state_change", "change": "listing", "target": header.get("table"),
-                    "node": header.get("node"), "prov": header["prov"]})
-            break
+        # a run that an earlier listing printed is seen to be so at its first fact; a
+        # short one (a lab's few rules per chain) costs less fact by fact than judged whole
+        first = facts[run[0]].get("prov") or _NO_PROVENANCE
+        if len(run) >= _RUN_JUDGED_WHOLE and not _after(headers, first) and _none_after(
+                headers, [facts[index].get("prov") or _NO_PROVENANCE for index in run], position):
+            continue
+        for index in run:
+            fact = facts[index]
+            prov = fact.get("prov") or {}
+            source, line = prov.get("source"), prov.get("line") or 0
+            for header, header_source, header_line in headers:
+                if header is fact or not (header_line > line if header_source == source
+                                          else _comes_after(header["prov"], prov, position)):
+                    continue
+                if index not in stale:
+                    where = (_node_key(header.get("node")), header_source, header["prov"]["command"])
+                    stale[index] = listings.setdefault(where, {
+                        "type": "state_change", "change": "listing", "target": header.get("table"),
+                        "node": header.get("node"), "prov": header["prov"]})
+                break
+
+
+def _chain_runs(facts: list[dict], listed: list[int]):
+    """(node, table, chain) and the indices of each run of facts of it, in order."""
+    try:
+        keys = [_CHAIN_OF(facts[index]) for index in listed]
+    except KeyError:      # a fact without one of them (made by hand)
+        keys = [(facts[i].get("node"), facts[i].get("table"), facts[i].get("chain")) for i in listed]
+    for key, run in groupby(zip(keys, listed), key=_FIRST):
+        yield key, list(map(_SECOND, run))
+
+
+def _after(headers: list[tuple], prov: dict) -> bool:
+    """Whether a header comes later in the source that printed ``prov``."""
+    source, line = prov.get("source"), prov.get("line") or 0
+    for _, header_source, header_line in headers:
+        if header_source == source and header_line > line:
+            return True
+    return False
+
+
+def _none_after(headers: list[tuple], provs: list[dict], position: dict) -> bool:
+    """Whether no header comes after any fact of a run (their provenances), when the
+    run was printed in one source (else False: the caller looks fact by fact)."""
+    sources = set(map(dict.get, provs, repeat("source")))
+    lines = list(map(dict.get, provs, repeat("line")))
+    if len(sources) != 1 or None in lines:
+        return False
+    source, first = sources.pop(), min(lines)
+    for header, header_source, header_line in headers:
+        if header_source == source:
+            if header_line > first:
+                return False
+        elif _comes_after(header["prov"], provs[0], position):
+            return False
+    return True
+
+
+_NO_PROVENANCE: dict = {}
+_RUN_JUDGED_WHOLE = 32
+_TYPE, _FIRST, _SECOND = itemgetter("type"), itemgetter(0), itemgetter(1)
+_CHAIN_OF = itemgetter("node", "table", "chain")
 
 
 _LISTED = {"iptables_rule", "iptables_chain"}
