@@ -49,6 +49,7 @@ class InputTooLarge(InputError):
 
 @dataclass
 class Source:
+    """One file or standard input given to read: its name as shown, its text, its node."""
     name: str
     text: str | None
     node: str | None

@@ -77,6 +77,7 @@ class Command:
 
 @dataclass(frozen=True)
 class Skipped:
+    """A command a collection plan leaves out, and why."""
     command: str
     origin: str
     reason: str
@@ -137,6 +138,7 @@ class Knowledge:
 
 @dataclass
 class Plan:
+    """What to collect from a node of some roles, and what is left out."""
     roles: list[str]
     commands: list[Command] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)

@@ -209,6 +209,7 @@ class Problem:
 
 @dataclass
 class ParseResult:
+    """What a parser gives: its records, and a problem for each line it could not read."""
     records: list[dict] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
 

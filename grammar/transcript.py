@@ -150,6 +150,7 @@ class Block:
 
 @dataclass
 class Evidence:
+    """The facts read from some text, and what of it could not be read."""
     facts: list[dict] = field(default_factory=list)
     unparsed: list[dict] = field(default_factory=list)
     parsed_count: int = 0

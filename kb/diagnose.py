@@ -36,6 +36,7 @@ RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
 
 @dataclass
 class Finding:
+    """A cause found on a node, with its status, explanation, fix and the evidence for it."""
     cause: str
     node: str | None
     service: str | None
@@ -64,6 +65,7 @@ class Finding:
 
 @dataclass
 class Diagnosis:
+    """What a diagnosis gives: its findings, what could not be read, and the facts behind them."""
     findings: list[Finding]
     unparsed: list[dict]
     facts: int

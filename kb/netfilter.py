@@ -40,6 +40,7 @@ DESTINATION_NAT = {"DNAT", "REDIRECT"}
 
 @dataclass(frozen=True)
 class Packet:
+    """A packet as netfilter and routing see it."""
     src: str | None
     dst: str
     proto: str = "icmp"
@@ -75,6 +76,7 @@ class Packet:
 
 @dataclass
 class PortMatch:
+    """A rule's port test: port ranges, or anything outside them."""
     ranges: tuple[tuple[int, int], ...]
     negated: bool
 
@@ -137,6 +139,7 @@ class AddressMatch:
 
 @dataclass
 class Rule:
+    """An iptables rule as the kernel tests it, from its fact."""
     position: int
     fact: dict
     target: str

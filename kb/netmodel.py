@@ -34,6 +34,7 @@ _ROUTE_TYPES = (None, "unicast", "blackhole", "unreachable", "prohibit")
 
 @dataclass
 class Address:
+    """An address a node holds, on one of its interfaces."""
     address: str
     value: int
     ifname: str | None
@@ -43,6 +44,7 @@ class Address:
 
 @dataclass
 class Route:
+    """One route of a node's routing table, its destination as network and mask."""
     destination: str
     network: int
     mask: int
@@ -131,6 +133,7 @@ class Tables(dict):
 
 @dataclass
 class NodeModel:
+    """What the evidence shows of one node's addresses, routes and forwarding."""
     name: str
     addresses: list[Address] = field(default_factory=list)
     routes: list[Route] = field(default_factory=list)
@@ -191,6 +194,7 @@ class NodeModel:
 
 @dataclass
 class NetModel:
+    """Every node's model, and which node holds which address."""
     nodes: dict[str, NodeModel]
     _owners: dict[int, list[tuple[str, str | None, dict]]] = field(default_factory=dict)
 

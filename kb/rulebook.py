@@ -139,6 +139,7 @@ def _line(mapping, key=None) -> int | None:
 
 @dataclass
 class Pattern:
+    """One pattern of a rule: a fact of one type meeting its conditions (or, negated, none)."""
     name: str
     negated: bool
     conditions: list[tuple[str, str, object]]  # (field, operator, constant or (name, field))
@@ -151,6 +152,7 @@ class Pattern:
 
 @dataclass
 class Case:
+    """One way a cause is established: its patterns, and the texts of its finding."""
     patterns: list[Pattern]
     texts: dict          # title, node, service, status, explanation, fix, evidence, decide_by
     line: int | None
@@ -172,6 +174,7 @@ class Question:
 
 @dataclass
 class Cause:
+    """A root cause as its rule file says it: its cases, hints, worked examples, questions."""
     cause: str
     path: str
     cases: list[Case]
@@ -191,6 +194,7 @@ class SymptomFile:
 
 @dataclass
 class Inference:
+    """An intermediate conclusion about the lab (rules/inferences/): patterns in, a fact out."""
     name: str
     path: str
     patterns: list[Pattern]
@@ -201,6 +205,7 @@ class Inference:
 
 @dataclass
 class Rulebook:
+    """Every cause, inference and symptom read from the rules folders."""
     causes: list[Cause]
     inferences: list[Inference]
     identity: str

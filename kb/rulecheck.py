@@ -95,6 +95,7 @@ _SHORTHAND = re.compile(r"\\[dwsbDWSB]")
 
 @dataclass(frozen=True)
 class Problem:
+    """A mistake in a rule or symptom file: where, its code, what is wrong, a suggestion."""
     path: str
     line: int | None
     code: str

@@ -52,6 +52,7 @@ class SchemaError(ValueError):
 
 @dataclass
 class FactType:
+    """A fact type as declared: its fields, where it is declared, how it arises."""
     name: str
     doc: str
     fields: dict[str, str]
@@ -61,6 +62,7 @@ class FactType:
 
 @dataclass
 class Schema:
+    """Every declared fact type, by name."""
     types: dict[str, FactType]
 
     def __contains__(self, name) -> bool:

@@ -77,6 +77,7 @@ class WalkError(ValueError):
 
 @dataclass
 class Step:
+    """One step of a walk: what a node did with the packet or its reply, and why."""
     direction: str            # "packet" or "reply"
     node: str | None
     stage: str                # "route", "nat POSTROUTING", "filter FORWARD", "next hop" ...
@@ -94,6 +95,7 @@ class Step:
 
 @dataclass
 class WalkResult:
+    """A walk's verdict, the steps that led to it and the assumptions it rests on."""
     verdict: str
     node: str | None
     summary: str
@@ -150,6 +152,7 @@ class _Connection:
 
 @dataclass
 class _HookResult:
+    """What one netfilter hook did with a packet: accepted or not, and by which rule."""
     accepted: bool
     decider: dict | None
     nat_rule: Rule | None = None
