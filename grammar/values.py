@@ -262,10 +262,10 @@ _CHECKERS: dict[tuple, object] = {}
 
 
 def checker(names: tuple):
-    """``check(record)``: ``invalid_value`` for records of exactly these field names, compiled: the same
-    tests in the same order, on the fields the records have and no other (for a
-    parser's fixed layouts, grammar/base.py's RECORD_FIELDS: a listing's 20,000 rules
-    are each checked in half the time)."""
+    """``check(record)``: ``invalid_value`` for records of exactly these field names,
+    compiled: the same tests in the same order, on the fields the records have and no
+    other (for a parser's fixed layouts, grammar/base.py's RECORD_FIELDS: a listing's
+    20,000 rules are each checked in half the time)."""
     check = _CHECKERS.get(names)
     if check is not None:
         return check
