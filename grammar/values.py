@@ -174,9 +174,7 @@ _MAX_REMEMBERED = 65536
 
 def _new_nat_target_problem(value: str) -> str | None:
     """What is wrong with a NAT target not seen before, or None (then remembered)."""
-    try:                  # _surely_address, written out: a listing has one per rule
-        _PTON(_INET, value)
-    except (OSError, ValueError):
+    if not _surely_address(value):
         return _address_or_range_problem(value)
     if len(_VALID_ADDRESSES) >= _MAX_REMEMBERED:
         _VALID_ADDRESSES.clear()
@@ -186,13 +184,7 @@ def _new_nat_target_problem(value: str) -> str | None:
 
 def _new_network_problem(value: str) -> str | None:
     """What is wrong with a network not seen before, or None (then remembered)."""
-    # _surely_network, written out: a listing has one per rule
-    address, slash, prefix = value.partition("/")
-    if slash and prefix not in _PREFIX_LENGTHS:
-        return _network_value_problem(value)
-    try:
-        _PTON(_INET, address)
-    except (OSError, ValueError):
+    if not _surely_network(value):
         return _network_value_problem(value)
     if len(_VALID_NETWORKS) >= _MAX_REMEMBERED:
         _VALID_NETWORKS.clear()
