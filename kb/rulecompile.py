@@ -125,15 +125,13 @@ def questions(patterns: list[Pattern], computed: dict, path: str) -> list[Questi
 
 class PlannedRule:
     """One rule the rulebook compiles to, as plain data: its name, durable's ``all``
-    list, its kind (``infer``, ``ask``, ``cause`` or ``unless``), what its action is
-    given (an Inference, a Question, (cause, case), (cause, case, the item's patterns)),
-    and whether it comes of an ``unless:`` item (its questions too)."""
+    list, its kind (``infer``, ``ask``, ``cause`` or ``unless``) and what its action is
+    given (an Inference, a Question, (cause, case), (cause, case, the item's patterns))."""
 
-    __slots__ = ("name", "conditions", "kind", "payload", "overruling")
+    __slots__ = ("name", "conditions", "kind", "payload")
 
-    def __init__(self, name, conditions, kind, payload, overruling):
-        self.name, self.conditions = name, conditions
-        self.kind, self.payload, self.overruling = kind, payload, overruling
+    def __init__(self, name, conditions, kind, payload):
+        self.name, self.conditions, self.kind, self.payload = name, conditions, kind, payload
 
     def __getstate__(self):
         return tuple(getattr(self, slot) for slot in self.__slots__)
@@ -152,10 +150,10 @@ def plan(rulebook: Rulebook, computed: dict) -> list[PlannedRule]:
     rules: list[PlannedRule] = []
     asked: set[str] = set()
 
-    def add(name, patterns, kind, payload, overruling=False):
-        rules.append(PlannedRule(name, compile_patterns(patterns), kind, payload, overruling))
+    def add(name, patterns, kind, payload):
+        rules.append(PlannedRule(name, compile_patterns(patterns), kind, payload))
 
-    def add_questions(name, patterns, path, overruling=False):
+    def add_questions(name, patterns, path):
         for number, question in enumerate(questions(patterns, computed, path)):
             condition = compile_patterns(question.before)
             # cases that share their first patterns (a cause's confirmed_by variants)
@@ -164,7 +162,7 @@ def plan(rulebook: Rulebook, computed: dict) -> list[PlannedRule]:
             if same in asked:
                 continue
             asked.add(same)
-            add(f"{name}__ask{number}", question.before, "ask", question, overruling)
+            add(f"{name}__ask{number}", question.before, "ask", question)
 
     for number, inference in enumerate(rulebook.inferences):
         add(f"infer_{number}", inference.patterns, "infer", inference)
@@ -175,14 +173,14 @@ def plan(rulebook: Rulebook, computed: dict) -> list[PlannedRule]:
             add_questions(f"{cause.cause}__{number}", case.patterns, cause.path)
             for item, overruling in enumerate(case.unless):
                 name = f"{cause.cause}__{number}__unless{item}"
-                add(name, case.patterns + overruling, "unless", (cause, case, overruling), True)
-                add_questions(name, case.patterns + overruling, cause.path, True)
+                add(name, case.patterns + overruling, "unless", (cause, case, overruling))
+                add_questions(name, case.patterns + overruling, cause.path)
     rulebook._rule_plan = rules
     return rules
 
 
 def compiled(rulebook: Rulebook, on_cause, on_inference, on_query, computed: dict,
-             on_overrule=None) -> Engine:
+             on_overrule) -> Engine:
     """The engine for a rulebook, compiled once per rulebook: ``on_cause(session, cause,
     case, c)``, ``on_inference(session, inference, c)``, ``on_query(session, question,
     c)`` and ``on_overrule(session, cause, case, patterns, c)`` (an ``unless:`` item's
@@ -202,7 +200,7 @@ def compiled(rulebook: Rulebook, on_cause, on_inference, on_query, computed: dic
         "unless": lambda payload: lambda session, c: on_overrule(session, *payload, c),
     }
     rules = {rule.name: {"all": rule.conditions, "run": actions[rule.kind](rule.payload)}
-             for rule in plan(rulebook, computed) if on_overrule or not rule.overruling}
+             for rule in plan(rulebook, computed)}
     engine = Engine(rules, identity=rulebook.identity, name_hint="stackdoc",
                     prepare=matcher(rulebook))
     rulebook._engine = engine
