@@ -176,20 +176,21 @@ def _new_nat_target_problem(value: str) -> str | None:
     """What is wrong with a NAT target not seen before, or None (then remembered)."""
     if not _surely_address(value):
         return _address_or_range_problem(value)
-    if len(_VALID_ADDRESSES) >= _MAX_REMEMBERED:
-        _VALID_ADDRESSES.clear()
-    _VALID_ADDRESSES.add(value)
-    return None
+    return _remembered(_VALID_ADDRESSES, value)
 
 
 def _new_network_problem(value: str) -> str | None:
     """What is wrong with a network not seen before, or None (then remembered)."""
     if not _surely_network(value):
         return _network_value_problem(value)
-    if len(_VALID_NETWORKS) >= _MAX_REMEMBERED:
-        _VALID_NETWORKS.clear()
-    _VALID_NETWORKS.add(value)
-    return None
+    return _remembered(_VALID_NETWORKS, value)
+
+
+def _remembered(valid: set[str], value: str) -> None:
+    """``value`` kept among the ``valid`` ones (a bounded set: it starts afresh when full)."""
+    if len(valid) >= _MAX_REMEMBERED:
+        valid.clear()
+    valid.add(value)
 
 
 def invalid_value(record: dict) -> str | None:
