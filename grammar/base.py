@@ -43,7 +43,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
-import io
 import os
 import pickle
 import sys
@@ -51,9 +50,9 @@ import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# lark's parsers, kept between runs in a directory the project owns (never a shared
-# temporary one): a parser loads in a thirtieth of the time it takes to build.
-LARK_CACHE = Path(__file__).resolve().parent.parent / ".cache" / "lark"
+from grammar import lark_runtime
+from grammar.lark_runtime import LARK_CACHE, LarkError
+
 _GRAMMARS = Path(__file__).resolve().parent
 
 
@@ -72,31 +71,24 @@ class LazyLark:
 
 
 def _built(args, options):
-    """``Lark(*args, **options)``, kept whole in the ``cache=`` file (``_save_parser``):
-    lark's own cache keeps only the analysed grammar, and loading it rebuilds thousands
-    of objects and a lexer per parser state in Python (a fifth of a short diagnosis).
-    The file is written under another name and renamed, so that a process starting
-    meanwhile reads it whole or not at all; one that cannot be read (absent, corrupt,
-    from another lark) is replaced."""
-    from lark import Lark
-    from lark.lark import _LOAD_ALLOWED_OPTIONS
+    """``Lark(*args, **options)`` of ``lark_runtime``, kept whole in the ``cache=`` file
+    (``_save_parser``): lark's own cache keeps only the analysed grammar, and loading it
+    rebuilds thousands of objects and a lexer per parser state in Python (a fifth of a
+    short diagnosis). The file is written under another name and renamed, so that a
+    process starting meanwhile reads it whole or not at all; one that cannot be read
+    (absent, corrupt, from another lark) is replaced."""
     options = dict(options)
     cache = options.pop("cache", False)
+    live = {k: v for k, v in options.items() if k in lark_runtime._LOAD_ALLOWED_OPTIONS}
     if not isinstance(cache, str):
-        return Lark(*args, **options)
+        return _compiled(args, options, live)
     cache = _content_named(cache, args, options)
-    live = {k: v for k, v in options.items() if k in _LOAD_ALLOWED_OPTIONS}
     try:
         with open(cache, "rb") as handle:
             return _load_parser(handle, live)
     except Exception:
         pass
-    # lark's own save and load first: the parser kept is the one a load gives (without
-    # the grammar's source and analysis, which only building needs)
-    saved = io.BytesIO()
-    Lark(*args, **options).save(saved, _LOAD_ALLOWED_OPTIONS)
-    saved.seek(0)
-    parser = Lark.__new__(Lark)._load(saved, **live)
+    parser = _compiled(args, options, live)
     partial = f"{cache}.{os.getpid()}.tmp"
     try:
         with open(partial, "wb") as handle:
@@ -108,25 +100,34 @@ def _built(args, options):
     return parser
 
 
+def _compiled(args, options, live):
+    """lark proper analyses the grammar and builds its tables, as lark's standalone tool
+    does; they are loaded into ``lark_runtime``'s classes with the options a load takes
+    (the transformer ...), as lark's own cache and that tool load them."""
+    from lark import Lark
+    from lark.grammar import Rule
+    from lark.lexer import TerminalDef
+    building = {k: v for k, v in options.items() if k != "transformer"}
+    data, memo = Lark(*args, **building).memo_serialize([TerminalDef, Rule])
+    data["options"] = {k: v for k, v in data["options"].items() if k not in live}
+    return lark_runtime.Lark._load_from_dict(data, memo, **live)
+
+
 # A parser is pickled whole but for what belongs to this process, which the file names
-# instead: modules, lark's module-level objects (its parse tables' Shift and Reduce are
-# compared by identity), the options lark lets a load give (the transformer ...), and the
-# callbacks made from the transformer's methods, made again from the live transformer
-# on load (an edited transformer is never served the callbacks of the old one).
+# instead: modules, lark_runtime's module-level objects (kept by identity: a pickle would
+# copy them), the options lark lets a load give (the transformer ...), and the callbacks
+# made from the transformer's methods, made again from the live transformer on load (an
+# edited transformer is never served the callbacks of the old one).
 _CALLBACKS, _UNUSED = ("callbacks",), ("unused",)
 
 
-def _lark_global(module: str, name: str):
-    return getattr(importlib.import_module(module), name)
+def _runtime_global(name: str):
+    return getattr(lark_runtime, name)
 
 
 def _save_parser(handle, parser, live: dict) -> None:
-    named_globals = {}
-    for module_name, module in list(sys.modules.items()):
-        if module_name == "lark" or module_name.startswith("lark."):
-            for name, value in vars(module).items():
-                if not isinstance(value, (type, types.FunctionType, types.ModuleType)):
-                    named_globals.setdefault(id(value), (module_name, name))
+    named_globals = {id(value): name for name, value in vars(lark_runtime).items()
+                     if not isinstance(value, (type, types.FunctionType, types.ModuleType))}
     references = {id(value): ("option", name) for name, value in live.items()
                   if value is not None and not isinstance(value, (bool, int, str))}
     references[id(parser._callbacks)] = _CALLBACKS
@@ -140,14 +141,13 @@ def _save_parser(handle, parser, live: dict) -> None:
             if isinstance(obj, types.ModuleType):
                 return importlib.import_module, (obj.__name__,)
             if not isinstance(obj, type) and id(obj) in named_globals:
-                return _lark_global, named_globals[id(obj)]
+                return _runtime_global, (named_globals[id(obj)],)
             return NotImplemented
 
     Pickler(handle, protocol=pickle.HIGHEST_PROTOCOL).dump(parser)
 
 
 def _load_parser(handle, live: dict):
-    from lark import Lark
     callbacks: dict = {}
 
     class Unpickler(pickle.Unpickler):
@@ -161,7 +161,7 @@ def _load_parser(handle, live: dict):
             raise pickle.UnpicklingError(f"unknown reference {pid!r}")
 
     parser = Unpickler(handle).load()
-    if not isinstance(parser, Lark):
+    if not isinstance(parser, lark_runtime.Lark):
         raise pickle.UnpicklingError("not a lark parser")
     parser._prepare_callbacks()            # from the live transformer
     callbacks.update(parser._callbacks)    # the dict the parse tables were pickled with
@@ -183,16 +183,15 @@ def lark_cache(module_file: str) -> str | bool:
 def _content_named(cache: str, args, options) -> str:
     """The cache file for this grammar text, these options, this lark and this Python:
     an edited grammar never meets (nor overwrites) the cache of another."""
-    from lark import __version__ as lark_version
     described = sorted((name, type(value).__qualname__ if name in _OBJECT_OPTIONS else repr(value))
                        for name, value in options.items())
-    key = hashlib.sha256(repr((args, described, lark_version, sys.version_info[:2],
+    key = hashlib.sha256(repr((args, described, lark_runtime.__version__, sys.version_info[:2],
                                _CACHE_FORMAT)).encode())
     return cache.removesuffix(".lark-cache") + f"-{key.hexdigest()[:16]}.lark-cache"
 
 
-# What the cache files hold (lark's own save before; now the parser whole)
-_CACHE_FORMAT = "whole-parser-1"
+# What the cache files hold (lark's own save, then the parser whole, now of lark_runtime's classes)
+_CACHE_FORMAT = "whole-parser-2"
 
 # Options whose value is an object (its class is what shapes the parser)
 _OBJECT_OPTIONS = {"transformer", "postlex", "lexer_callbacks", "edit_terminals", "_plugins"}
@@ -279,7 +278,6 @@ class LineReadings:
         key = (start, line)
         reading = self.readings.get(key)
         if reading is None:
-            from lark.exceptions import LarkError
             try:
                 reading = self.read(line, start)
             except LarkError as error:
@@ -319,7 +317,6 @@ def parsed_lines(parser, text: str, what: str, problems: list[Problem]):
     """(line number, parse) of each non-blank line of ``text``, stripped, that the
     line-by-line ``parser`` reads; a line it cannot read is a problem in ``problems``
     (``line_problem``), and the others are still read."""
-    from lark.exceptions import LarkError
     for lineno, raw in enumerate(text_lines(text), start=1):
         line = raw.strip()
         if not line:

@@ -24,8 +24,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lark import Transformer
-from lark.exceptions import LarkError
+from grammar.lark_runtime import LarkError, Transformer
 
 from grammar.base import LazyLark, ParseResult, head_lines, lark_cache, line_problem, text_lines
 

@@ -46,8 +46,7 @@ import re
 import shlex
 from pathlib import Path
 
-from lark import Transformer
-from lark.exceptions import LarkError
+from grammar.lark_runtime import LarkError, Transformer
 
 from grammar import cli_error
 from grammar.base import LazyLark, LineReadings, ParseResult, Problem, head_lines, lark_cache, lark_problem, problem_column, text_lines

@@ -44,8 +44,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lark import Transformer
-from lark.exceptions import LarkError
+from grammar.lark_runtime import LarkError, Transformer
 
 from grammar.base import LazyLark, LineReadings, ParseResult, Problem, lark_cache, lark_problem
 from grammar.ip_addr import new_address, new_interface

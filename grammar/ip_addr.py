@@ -46,8 +46,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lark import Transformer
-from lark.exceptions import LarkError
+from grammar.lark_runtime import LarkError, Transformer
 
 from grammar.base import LineReadings, ParseResult, Problem, lark_problem, lark_cache, LazyLark
 

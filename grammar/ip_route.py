@@ -41,8 +41,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lark import Transformer
-from lark.exceptions import LarkError
+from grammar.lark_runtime import LarkError, Transformer
 
 from grammar.base import ParseResult, Problem, lark_problem, lark_cache, LazyLark
 

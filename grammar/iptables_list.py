@@ -60,8 +60,7 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
-from lark import Token, Transformer
-from lark.exceptions import LarkError, UnexpectedInput
+from grammar.lark_runtime import LarkError, Token, Transformer, UnexpectedInput
 
 from grammar.base import ParseResult, Problem, lark_problem, lark_cache, LazyLark
 from grammar.shapecache import Derived, ShapeCache, SlotScanner, identity

@@ -39,8 +39,7 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
-from lark import Token, Transformer
-from lark.exceptions import LarkError
+from grammar.lark_runtime import LarkError, Token, Transformer
 
 from grammar.base import ParseResult, Problem, lark_problem, lark_cache, LazyLark
 from grammar.iptables_list import (

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lark import Transformer
+from grammar.lark_runtime import Transformer
 
 from grammar.base import LazyLark, ParseResult, Problem, head_lines, lark_cache, parsed_lines
 

@@ -48,8 +48,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lark import Transformer
-from lark.exceptions import LarkError
+from grammar.lark_runtime import LarkError, Transformer
 
 from grammar.base import LazyLark, ParseResult, Problem, head_lines, keeps_readings, lark_cache, lark_problem, text_lines
 from grammar.traceback import HEADER, read_lines

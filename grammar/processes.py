@@ -39,7 +39,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lark.exceptions import LarkError
+from grammar.lark_runtime import LarkError
 
 from grammar import commands
 from grammar.base import LazyLark, ParseResult, Problem, head_lines, lark_cache, line_problem, text_lines

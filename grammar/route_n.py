@@ -38,8 +38,7 @@ import re
 from itertools import islice
 from pathlib import Path
 
-from lark import Transformer
-from lark.exceptions import LarkError
+from grammar.lark_runtime import LarkError, Transformer
 
 from grammar.base import LazyLark, LineReadings, ParseResult, Problem, lark_cache, lark_problem
 

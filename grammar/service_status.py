@@ -55,8 +55,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lark import Token, Transformer
-from lark.exceptions import LarkError
+from grammar.lark_runtime import LarkError, Token, Transformer
 
 from grammar.base import LazyLark, LineReadings, ParseResult, Problem, head_lines, lark_cache, line_problem, text_lines
 

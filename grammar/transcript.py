@@ -29,17 +29,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from lark import Lark, LarkError, Transformer
-
 from grammar import commands, kinds
-from grammar.base import lark_cache
+from grammar.base import LazyLark, lark_cache
 from grammar.compact import can_share, record_maker, values_maker
 from grammar.base import Problem
 from grammar.redact import redact
+from grammar.lark_runtime import LarkError, Transformer
 from grammar.values import checker as values_checker, invalid_value
 
-_PROMPT_GRAMMAR = Lark.open(str(Path(__file__).with_name("prompt.lark")),
-                            parser="lalr", lexer="contextual", cache=lark_cache("prompt"))
+_PROMPT_GRAMMAR = LazyLark(Path(__file__).with_name("prompt.lark").read_text(),
+                           parser="lalr", lexer="contextual", cache=lark_cache("prompt"))
 # Cheap test before the grammar is asked: prompts hold "user@host" and "#"/"$", or
 # start with "$ ". Keeps a 20,000-line listing from costing 20,000 parses.
 _PROMPT_CANDIDATE = re.compile(r"^[ \t]*(?:\(\S+\))?(?:\[?[A-Za-z_][\w.-]*@[A-Za-z0-9][\w.-]*[: ][^\n#$]{0,200}?[#$](?:[ \t]|$)|\$(?:[ \t]|$))")

@@ -204,7 +204,7 @@ def test_ten_thousand_lines_are_fast():
 
 def _reading(lines, line):
     """What ``lines`` reads of ``line``: its fields, or lark's error named."""
-    from lark.exceptions import LarkError
+    from grammar.lark_runtime import LarkError
     try:
         return lines.read(line)
     except LarkError as error:
@@ -212,7 +212,7 @@ def _reading(lines, line):
 
 
 def _field_by_field(line):
-    from lark.exceptions import LarkError
+    from grammar.lark_runtime import LarkError
     try:
         return oslo_log._PARSER.parse(line, start="line_by_field")
     except LarkError as error:

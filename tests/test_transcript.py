@@ -41,7 +41,7 @@ def test_every_prompt_form_names_its_node_and_command(line, host, command):
 
 def _lark_prompt(line: str):
     """What the prompt grammar alone makes of a line (no head kept from earlier lines)."""
-    from lark import LarkError
+    from grammar.lark_runtime import LarkError
     try:
         return transcript._PROMPT_FIELDS.transform(transcript._PROMPT_GRAMMAR.parse(line.strip()))
     except LarkError:
