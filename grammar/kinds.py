@@ -14,7 +14,6 @@ sniffed by every kind).
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib
 import json
 import os
@@ -25,6 +24,7 @@ from pathlib import Path
 from types import ModuleType
 
 from grammar import commands
+from grammar.digest import sha256
 
 KIND_NAMES = (
     "iptables_save", "iptables_list", "ip_route", "route_n", "ip_addr", "ifconfig",
@@ -103,7 +103,7 @@ def _modules_digest() -> str:
             if entry.name.endswith(".py"):
                 stat = entry.stat()
                 stamps.append((entry.name, stat.st_size, stat.st_mtime_ns))
-    return hashlib.sha256(repr((KIND_NAMES, sys.version_info[:2], sorted(stamps))).encode()).hexdigest()
+    return sha256(repr((KIND_NAMES, sys.version_info[:2], sorted(stamps))).encode()).hexdigest()
 
 
 def _patterns_from_modules() -> list:

@@ -39,10 +39,10 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from hashlib import sha256
 from itertools import accumulate
 
 from grammar.base import keeps_readings
+from grammar.digest import sha256
 
 MASK = "***"
 

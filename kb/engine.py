@@ -39,7 +39,6 @@ readings and rewrite of an unchanged session state (a diagnosis runs thousands).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
@@ -47,6 +46,8 @@ from typing import Callable
 
 import durable_rules_engine as _compiled
 from durable import engine as _durable
+
+from grammar.digest import sha256
 
 MAX_SESSIONS = 1000
 # Each fact costs durable-rules about 8.5 KB, whatever its size. The evidence goes in by
@@ -99,7 +100,7 @@ class Engine:
 
     def __new__(cls, rules: dict[str, dict], identity: str, name_hint: str = "rules",
                 prepare: Callable[[dict], dict] | None = None):
-        key = hashlib.sha256(identity.encode()).hexdigest()
+        key = sha256(identity.encode()).hexdigest()
         with _HOST_LOCK:
             existing = _REGISTERED.get(key)
             if existing is not None:
@@ -313,4 +314,4 @@ def _json(fact: dict) -> str:
 
 
 def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return sha256(text.encode("utf-8", "surrogatepass")).hexdigest()

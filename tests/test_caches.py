@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import given, strategies as st
 
 from grammar import kinds, regex_cache
 from kb import rulebook as rulebook_module
@@ -435,19 +436,32 @@ def test_a_damaged_runtime_cache_is_extracted_from_lark_again(tmp_path, monkeypa
         assert {"Lark", "Token", "Transformer", "UnexpectedInput"} <= set(namespace)
 
 
-def test_a_diagnosis_with_its_parsers_cached_runs_without_lark_s_grammar_compiler():
-    """What the runtime is for: once every parser it needs is in the cache, a diagnosis
-    reads the transcript with lark_runtime alone."""
+def test_a_diagnosis_with_its_parsers_cached_loads_neither_lark_s_compiler_nor_openssl():
+    """What lark_runtime and grammar.digest are for: once every parser it needs is in the
+    cache, a diagnosis reads the transcript with lark_runtime alone, and its digests are
+    Python's own SHA-256."""
     import subprocess
     import sys
     script = ("import sys, cli\n"
               "try:\n    cli.main(['diagnose', '--format', 'json', sys.argv[1]])\n"
               "except SystemExit:\n    pass\n"
-              "sys.stderr.write(repr(sorted(m for m in sys.modules if m.split('.')[0] == 'lark')))\n")
+              "sys.stderr.write(repr(sorted(m for m in sys.modules\n"
+              "                             if m.split('.')[0] in ('lark', '_hashlib'))))\n")
     runs = [subprocess.run([sys.executable, "-c", script, str(SEED)], cwd=ROOT,
                            capture_output=True, text=True) for _ in range(2)]
     assert all('"fip-snat-wrong-interface"' in run.stdout for run in runs)
     assert runs[1].stderr.splitlines()[-1] == "[]"
+
+
+@given(st.binary(max_size=300))
+def test_the_digests_are_hashlib_s_sha256(data):
+    import hashlib
+    from grammar.digest import sha256
+    assert sha256(data).hexdigest() == hashlib.sha256(data).hexdigest()
+    incremental = sha256()
+    incremental.update(data[:7])
+    incremental.update(data[7:])
+    assert incremental.digest() == hashlib.sha256(data).digest()
 
 
 # --- the command line built for one command ---------------------------------------------
