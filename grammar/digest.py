@@ -1,7 +1,7 @@
 """SHA-256, for the caches' keys and the redaction memory.
 
-``hashlib`` loads OpenSSL's libcrypto when imported (~200 page faults and 10 M
-instructions: 3 % of a short diagnosis) for the sake of constructors stackdoc never
+``hashlib`` loads OpenSSL's libcrypto when imported (~200 page faults and 7-12 M
+instructions: 2-3 % of a short diagnosis) for the sake of constructors stackdoc never
 uses. Python's own SHA-256, the module hashlib falls back on where OpenSSL is missing,
 gives the same digests."""
 try:

@@ -3,8 +3,8 @@
 compiler.
 
 ``import lark`` brings the grammar compiler too, and what it imports (tempfile, getpass,
-hashlib, pkgutil, ast, the Earley and CYK parsers): a tenth of a short diagnosis, spent on
-every run although each parser is built once and kept in the project's cache
+hashlib, pkgutil, the Earley and CYK parsers): 7 % of a short diagnosis's instructions, spent
+on every run although each parser is built once and kept in the project's cache
 (``base.LazyLark``). lark has a tool for this, its standalone generator
 (``lark.tools.standalone``), which writes the parse-time sections of lark's own modules as
 one module. That code is written once per installed lark into ``.cache/lark/``, kept
