@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grammar import lark_runtime
-from grammar.digest import sha256
+from grammar.digest import digest as content_digest
 from grammar.lark_runtime import LARK_CACHE, LarkError
 
 _GRAMMARS = Path(__file__).resolve().parent
@@ -185,7 +185,7 @@ def _content_named(cache: str, args, options) -> str:
     an edited grammar never meets (nor overwrites) the cache of another."""
     described = sorted((name, type(value).__qualname__ if name in _OBJECT_OPTIONS else repr(value))
                        for name, value in options.items())
-    key = sha256(repr((args, described, lark_runtime.__version__, sys.version_info[:2],
+    key = content_digest(repr((args, described, lark_runtime.__version__, sys.version_info[:2],
                                _CACHE_FORMAT)).encode())
     return cache.removesuffix(".lark-cache") + f"-{key.hexdigest()[:16]}.lark-cache"
 

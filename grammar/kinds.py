@@ -24,7 +24,7 @@ from pathlib import Path
 from types import ModuleType
 
 from grammar import commands
-from grammar.digest import sha256
+from grammar.digest import digest as content_digest
 
 KIND_NAMES = (
     "iptables_save", "iptables_list", "ip_route", "route_n", "ip_addr", "ifconfig",
@@ -103,7 +103,7 @@ def _modules_digest() -> str:
             if entry.name.endswith(".py"):
                 stat = entry.stat()
                 stamps.append((entry.name, stat.st_size, stat.st_mtime_ns))
-    return sha256(repr((KIND_NAMES, sys.version_info[:2], sorted(stamps))).encode()).hexdigest()
+    return content_digest(repr((KIND_NAMES, sys.version_info[:2], sorted(stamps))).encode()).hexdigest()
 
 
 def _patterns_from_modules() -> list:

@@ -42,7 +42,7 @@ from bisect import bisect_right
 from itertools import accumulate
 
 from grammar.base import keeps_readings
-from grammar.digest import sha256
+from grammar.digest import digest as content_digest
 
 MASK = "***"
 
@@ -182,7 +182,7 @@ keeps_readings(_SPANS_SEEN.clear)
 def secret_spans(line: str, whole_line: bool = True) -> list[tuple[int, int]]:
     """The (start, end) spans of the secrets in one line, in any order, maybe overlapping;
     ``whole_line=False`` leaves out the key = value reading of the whole line."""
-    key = (sha256(line.encode("utf-8", "surrogatepass")).digest(), whole_line)
+    key = (content_digest(line.encode("utf-8", "surrogatepass")).digest(), whole_line)
     seen = _SPANS_SEEN.get(key)
     if seen is None:
         if len(_SPANS_SEEN) >= _MAX_LINES_SEEN:

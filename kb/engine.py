@@ -47,7 +47,7 @@ from typing import Callable
 import durable_rules_engine as _compiled
 from durable import engine as _durable
 
-from grammar.digest import sha256
+from grammar.digest import digest as content_digest
 
 MAX_SESSIONS = 1000
 # Each fact costs durable-rules about 8.5 KB, whatever its size. The evidence goes in by
@@ -100,7 +100,7 @@ class Engine:
 
     def __new__(cls, rules: dict[str, dict], identity: str, name_hint: str = "rules",
                 prepare: Callable[[dict], dict] | None = None):
-        key = sha256(identity.encode()).hexdigest()
+        key = content_digest(identity.encode()).hexdigest()
         with _HOST_LOCK:
             existing = _REGISTERED.get(key)
             if existing is not None:
@@ -314,4 +314,4 @@ def _json(fact: dict) -> str:
 
 
 def _digest(text: str) -> str:
-    return sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return content_digest(text.encode("utf-8", "surrogatepass")).hexdigest()

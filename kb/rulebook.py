@@ -69,7 +69,7 @@ import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grammar.digest import sha256
+from grammar.digest import digest as content_digest
 
 
 CAUSE_KEYS = {"cause", "title", "node", "service", "status", "when", "cases", "explanation",
@@ -241,7 +241,7 @@ def load_rulebook(folders) -> Rulebook:
     causes: list[Cause] = []
     inferences: list[Inference] = []
     symptoms: list[SymptomFile] = []
-    digest = sha256()
+    digest = content_digest()
     paths = sorted(p for folder in folders for p in Path(folder).rglob("*.yaml"))
     from kb import rulecheck  # the fact schema's checks: each problem with a code and a suggestion
     documents = []
@@ -297,7 +297,7 @@ def cached_rulebook(folders, prepare=None) -> Rulebook:
 def _folders_digest(folders) -> str:
     """The content of every rule file under the folders, and the names of all their
     other files (a worked example's evidence that disappears makes a rule file wrong)."""
-    digest = sha256()
+    digest = content_digest()
     for folder in folders:
         for directory, subdirectories, files in os.walk(folder):
             subdirectories.sort()
@@ -327,11 +327,11 @@ def _code_digest() -> str:
         with os.scandir(root / package) as entries:
             stamps.extend((entry.name, entry.stat().st_size, entry.stat().st_mtime_ns)
                           for entry in entries if entry.name.endswith(".py"))
-    return sha256(repr(sorted(stamps)).encode()).hexdigest()
+    return content_digest(repr(sorted(stamps)).encode()).hexdigest()
 
 
 def _disk_path(contents: str) -> Path:
-    digest = sha256(f"{contents}:{_code_digest()}".encode()).hexdigest()
+    digest = content_digest(f"{contents}:{_code_digest()}".encode()).hexdigest()
     return _DISK_CACHE / f"{digest[:32]}.pickle"
 
 

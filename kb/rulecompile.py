@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from grammar.digest import sha256
+from grammar.digest import digest as content_digest
 from kb.engine import COMPLETE_MARKER, Engine
 from kb.rulebook import OPERATORS, Pattern, Rulebook, RuleFileError
 
@@ -42,7 +42,7 @@ def matched_field(fld: str, regex: str) -> str:
     whole, in place of durable-rules' ``$mt``: durable compiles each of its regular
     expressions to an automaton when a rulebook is registered, which took a tenth of a
     short diagnosis; Python's, compiled on use, answer the same (tests/test_rulebook.py)."""
-    return "_matches_" + sha256(f"{fld}\0{regex}".encode()).hexdigest()[:16]
+    return "_matches_" + content_digest(f"{fld}\0{regex}".encode()).hexdigest()[:16]
 
 
 def matcher(rulebook: Rulebook):

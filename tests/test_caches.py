@@ -439,7 +439,7 @@ def test_a_damaged_runtime_cache_is_extracted_from_lark_again(tmp_path, monkeypa
 def test_a_diagnosis_with_its_parsers_cached_loads_neither_lark_s_compiler_nor_openssl():
     """What lark_runtime and grammar.digest are for: once every parser it needs is in the
     cache, a diagnosis reads the transcript with lark_runtime alone, and its digests are
-    Python's own SHA-256."""
+    Python's own BLAKE2."""
     import subprocess
     import sys
     script = ("import sys, cli\n"
@@ -454,14 +454,15 @@ def test_a_diagnosis_with_its_parsers_cached_loads_neither_lark_s_compiler_nor_o
 
 
 @given(st.binary(max_size=300))
-def test_the_digests_are_hashlib_s_sha256(data):
+def test_the_digests_are_hashlib_s_blake2b_of_32_bytes(data):
     import hashlib
-    from grammar.digest import sha256
-    assert sha256(data).hexdigest() == hashlib.sha256(data).hexdigest()
-    incremental = sha256()
+    from grammar.digest import digest
+    assert digest(data).hexdigest() == hashlib.blake2b(data, digest_size=32).hexdigest()
+    incremental = digest()
     incremental.update(data[:7])
     incremental.update(data[7:])
-    assert incremental.digest() == hashlib.sha256(data).digest()
+    assert incremental.digest() == hashlib.blake2b(data, digest_size=32).digest()
+    assert len(digest(data).hexdigest()) == 64
 
 
 # --- the command line built for one command ---------------------------------------------
