@@ -8,8 +8,8 @@ expression in pure Python, every run, before handing the result (a list of integ
 to its C matcher. ``enable()`` keeps those lists in the project's own ``.cache/re/``,
 one file per Python and regex engine version, so that a later run hands them straight
 to the matcher: the same engine gets the same code, only sooner. The file is indexed:
-a run reads the index whole and only the entries it looks up (earlier runs of other
-commands and inputs may have kept thousands).
+a run searches the index where it lies in the mapped file and reads only the entries it
+looks up (earlier runs of other commands and inputs may have kept thousands).
 
 Dataclasses are the same story: each ``@dataclass`` writes the source of its
 ``__init__``, ``__repr__``, ``__eq__`` ... and compiles it, every run (some thirty
@@ -31,8 +31,12 @@ import os
 import sys
 import types
 import zlib
+from array import array
+from bisect import bisect_left
 from collections.abc import Mapping
 from pathlib import Path
+
+from grammar.digest import digest
 
 CACHE_DIR = Path(__file__).resolve().parent.parent / ".cache" / "re"
 MAX_ENTRIES = 4000   # patterns made from the input (rules' ``matches:``) must not grow it forever
@@ -52,57 +56,80 @@ except ImportError:
 
 def _cache_file() -> Path | None:
     try:
-        version = f"{sys.implementation.cache_tag}-{sys.hexversion:x}-{_sre.MAGIC}-{_sre.CODESIZE}"
+        version = (f"{sys.implementation.cache_tag}-{sys.hexversion:x}-{_sre.MAGIC}-{_sre.CODESIZE}"
+                   f"-{sys.byteorder}")
     except (ImportError, AttributeError):
         return None
-    return CACHE_DIR / f"{version}-indexed.marshal"
+    return CACHE_DIR / f"{version}-sorted.bin"
 
 
-def _digest(key) -> tuple:
-    """A short name for a key (a pattern and its flags, or a source text): the index
-    holds these, not the keys (some patterns are lexers' alternations of kilobytes)."""
+def _digest(key) -> int:
+    """A 64-bit name for a key (a pattern and its flags, or a source text): the index holds
+    these, not the keys (some patterns are lexers' alternations of kilobytes). Two keys
+    of one name cost a compilation, never a wrong entry: an entry holds its whole key."""
     text, flags = key if isinstance(key, tuple) else (key, -1)
     data = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
-    return (type(text).__name__, flags, len(data), zlib.crc32(data))
+    named = digest(f"{type(text).__name__}:{flags}:".encode(), size=8)
+    named.update(data)
+    return int.from_bytes(named.digest(), sys.byteorder)
+
+
+_MAGIC = b"rx\x00\x01"   # this format; the header is 16 bytes, so the index's numbers are aligned
 
 
 class _StoredTable(Mapping):
-    """The entries of a cache file: an index (digest -> offset, length, checksum) read
-    whole, each entry read and checked only when its key is looked up. A run needs a few
-    hundred of the thousands of entries earlier runs (and other commands) kept.
+    """The entries of a cache file: a sorted index of their names, searched where it lies
+    in the mapped file, and each entry read and checked only when its key is looked up.
+    A run needs a few hundred of the thousands of entries earlier runs (and other
+    commands) kept; an index made Python objects, read whole, cost a run 200 page faults.
 
-    The file: the index's checksum, its length and the entries' length (4 bytes each),
-    the index, the entries, each ``marshal.dumps((key, value))``."""
+    The file: ``_MAGIC``, the index's checksum, the number of entries and the entries'
+    length (4 bytes each), the entries' names (``_digest``, 8 bytes each, ascending), their places
+    (8 bytes each: offset << 32 | length), then the entries, each its checksum (4 bytes)
+    and ``marshal.dumps((key, value))``. Numbers of 8 bytes are in this machine's byte
+    order (the file's name says which)."""
 
-    def __init__(self, data: bytes, index: dict, start: int):
-        self._data, self._index, self._start = data, index, start
+    def __init__(self, data, names, places, start: int):
+        self._data, self._names, self._places, self._start = data, names, places, start
 
     @classmethod
     def read(cls, path: Path) -> "_StoredTable | dict":
         try:
-            # mapped, not read: a run touches the index and the few entries it looks up,
-            # and each page of a 1.6 MB buffer read whole would cost a fault (~4 us)
+            # mapped, not read: a run touches the pages of the index it searches and of
+            # the few entries it looks up (each page read would cost a fault, ~4 us)
             with open(path, "rb") as handle:
                 data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-            checksum = data[:4]
-            length, entries = int.from_bytes(data[4:8], "big"), int.from_bytes(data[8:12], "big")
-            index_bytes = data[12:12 + length]
-            if (len(data) != 12 + length + entries
-                    or zlib.crc32(index_bytes).to_bytes(4, "big") != checksum):
+            magic, checksum = data[:4], data[4:8]
+            count, entries = int.from_bytes(data[8:12], "big"), int.from_bytes(data[12:16], "big")
+            start = 16 + 16 * count
+            if (magic != _MAGIC or len(data) != start + entries
+                    or zlib.crc32(data[16:start]).to_bytes(4, "big") != checksum):
                 return {}   # cut short, grown, or not this format
-            index = marshal.loads(index_bytes)
+            index = memoryview(data)[16:start]
+            names, places = index[:8 * count].cast("Q"), index[8 * count:].cast("Q")
         except (OSError, EOFError, ValueError, TypeError):
             return {}
-        return cls(data, index, 12 + length) if isinstance(index, dict) else {}
+        return cls(data, names, places, start)
 
-    def raw(self, digest) -> bytes | None:
-        """An entry as stored, checked against its checksum."""
-        try:
-            offset, length, checksum = self._index[digest]
-        except (KeyError, TypeError, ValueError):
+    def raw(self, name: int) -> bytes | None:
+        """The entry of that name as stored, checked against its checksum."""
+        at = bisect_left(self._names, name)
+        return self._entry(at) if at < len(self._names) and self._names[at] == name else None
+
+    def _entry(self, at: int) -> bytes | None:
+        place = self._places[at]
+        offset, length = self._start + (place >> 32), place & 0xFFFFFFFF
+        entry = self._data[offset:offset + length]
+        if len(entry) != length or length < 4 or zlib.crc32(entry[4:]).to_bytes(4, "big") != entry[:4]:
             return None
-        entry = self._data[self._start + offset:self._start + offset + length]
-        return entry if len(entry) == length and zlib.crc32(entry) == checksum else None
+        return entry[4:]
+
+    def entries(self):
+        """(name, entry) of every entry that passes its checksum."""
+        for at, name in enumerate(self._names):
+            entry = self._entry(at)
+            if entry is not None:
+                yield name, entry
 
     def get(self, key, default=None):
         entry = self.raw(_digest(key))
@@ -119,17 +146,15 @@ class _StoredTable(Mapping):
         return value
 
     def __iter__(self):
-        for digest in self._index:
-            entry = self.raw(digest)
+        for _name, entry in self.entries():
             try:
-                key, _value = marshal.loads(entry) if entry is not None else (None, None)
+                key, _value = marshal.loads(entry)
             except (EOFError, ValueError, TypeError):
                 continue
-            if key is not None:
-                yield key
+            yield key
 
     def __len__(self) -> int:
-        return len(self._index)
+        return len(self._names)
 
 
 def _load(path: Path) -> "Mapping":
@@ -153,27 +178,23 @@ def _save(path: Path) -> None:
     if not _added:
         return
     try:
-        entries: dict = {}
-        if isinstance(_stored, _StoredTable):
-            for digest in _stored._index:
-                entry = _stored.raw(digest)
-                if entry is not None:
-                    entries[digest] = entry
+        entries = dict(_stored.entries()) if isinstance(_stored, _StoredTable) else {}
         for key, value in _table.items():
             entries[_digest(key)] = marshal.dumps((key, value))
-        index, blobs, offset = {}, [], 0
-        for digest, entry in entries.items():
-            index[digest] = (offset, len(entry), zlib.crc32(entry))
-            blobs.append(entry)
-            offset += len(entry)
-        index_bytes = marshal.dumps(index)
+        names, places, blobs, offset = array("Q"), array("Q"), [], 0
+        for name in sorted(entries):
+            entry = entries[name]
+            blobs.append(zlib.crc32(entry).to_bytes(4, "big") + entry)
+            names.append(name)
+            places.append(offset << 32 | len(blobs[-1]))
+            offset += len(blobs[-1])
+        index = names.tobytes() + places.tobytes()
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        partial.write_bytes(zlib.crc32(index_bytes).to_bytes(4, "big")
-                            + len(index_bytes).to_bytes(4, "big") + offset.to_bytes(4, "big")
-                            + index_bytes + b"".join(blobs))
+        partial.write_bytes(_MAGIC + zlib.crc32(index).to_bytes(4, "big") + len(names).to_bytes(4, "big")
+                            + offset.to_bytes(4, "big") + index + b"".join(blobs))
         partial.replace(path)   # whole or not at all, whoever reads it meanwhile
-    except (OSError, ValueError):
+    except (OSError, ValueError, OverflowError):
         pass  # a cache that cannot be written is only slower
 
 
