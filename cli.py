@@ -22,7 +22,36 @@ SHIPPED_RULES = Path(__file__).resolve().parent / "rules"
 _OUTPUT_ERRNOS = {errno.EPIPE, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
 
 
+def _terminal_columns() -> int:
+    """``shutil.get_terminal_size().columns``: $COLUMNS, else standard output's terminal,
+    else 80."""
+    try:
+        columns = int(os.environ.get("COLUMNS", 0))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class _Help(argparse.HelpFormatter):
+    """argparse's help as wide as the terminal, as argparse makes it, without the import
+    of shutil argparse makes for that width (and shutil of bz2 and lzma): 2 ms of every
+    run, for help a diagnosis never prints. argparse builds a formatter for every
+    argument it is given."""
+
+    def __init__(self, prog, indent_increment=2, max_help_position=24, width=None):
+        super().__init__(prog, indent_increment, max_help_position,
+                         _terminal_columns() - 2 if width is None else width)
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, formatter_class=_Help, **options):
+        super().__init__(*args, formatter_class=formatter_class, **options)
+
     def error(self, message):  # usage errors exit 2, as argparse does, with our wording
         self.print_usage(sys.stderr)
         self.exit(2, f"stackdoc: {message}\n")

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "rules" / "examples"
 
@@ -195,3 +197,29 @@ def test_diagnose_walk_and_rules_take_another_rules_folder(tmp_path):
         assert "SD200 unknown fact type 'log_entri'; did you mean 'log_entry'?" in done.stderr
     done = run("diagnose", seed, "--rules", str(tmp_path / "nowhere"))
     assert done.returncode == 2 and "no rules folder at" in done.stderr
+
+
+@pytest.mark.parametrize("columns", ["", "0", "60", "132", "wide"])
+@pytest.mark.parametrize("argv", [["--help"], ["diagnose", "--help"], ["rules", "test", "--help"],
+                                  ["batch", "--help"], ["collect", "--help"]])
+def test_help_is_laid_out_as_argparse_lays_it_out(argv, columns, monkeypatch, capsys):
+    """cli's help formatter finds the terminal's width itself (argparse's own imports
+    shutil for it): the help it prints is argparse's, at every width."""
+    import argparse
+    import cli
+
+    class StockParser(cli._Parser):   # cli's parser with argparse's own formatter
+        def __init__(self, *args, formatter_class=None, **options):
+            argparse.ArgumentParser.__init__(self, *args, formatter_class=argparse.HelpFormatter,
+                                             **options)
+
+    def printed():
+        with pytest.raises(SystemExit):
+            cli.build_parser(cli._command_of(argv)).parse_args(argv)
+        return capsys.readouterr().out
+
+    monkeypatch.setenv("COLUMNS", columns)
+    ours = printed()
+    monkeypatch.setattr(cli, "_Parser", StockParser)
+    assert "usage: app.py" in ours
+    assert ours == printed()
