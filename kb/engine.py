@@ -66,6 +66,27 @@ class _SynchronousHost(_durable.Host):
     def _run(self) -> None:
         pass
 
+    def register_written(self, name: str, actions: dict[str, Callable], conditions: str) -> "_durable.Ruleset":
+        """``register_rulesets`` for one ruleset whose conditions are written as JSON
+        already (durable's own writes its definition out on every registration)."""
+        if name in self._ruleset_directory:
+            raise Exception(f"Ruleset with name {name} already registered")
+        ruleset = _WrittenRuleset(name, self, actions, conditions)
+        self._ruleset_directory[name] = ruleset
+        self._ruleset_list.append(ruleset)
+        return ruleset
+
+
+class _WrittenRuleset(_durable.Ruleset):
+    """durable's Ruleset made from the JSON text of its rules' conditions."""
+
+    def __init__(self, name: str, host: _durable.Host, actions: dict[str, Callable], conditions: str):
+        self._actions = {rule_name: _durable.Promise(action) for rule_name, action in actions.items()}
+        self._name = name
+        self._host = host
+        self._handle = _compiled.create_ruleset(name, conditions)
+        self._definition = conditions
+
 
 _HOST = _SynchronousHost()
 _REGISTERED: dict[str, "Engine"] = {}
@@ -95,38 +116,39 @@ class Engine:
 
     ``identity`` names the rulebook's content (e.g. a hash of its rule files): the same
     identity gives back the engine registered before, since durable-rules cannot
-    unregister a ruleset."""
+    unregister a ruleset.
+
+    ``conditions``, where given, is ``rules_json(rules)`` written beforehand (kb/rulecompile
+    keeps it with the rulebook on disk: writing a rulebook's conditions out is a tenth of
+    a short diagnosis); ``rules`` then need only their ``run``."""
 
     def __new__(cls, rules: dict[str, dict], identity: str, name_hint: str = "rules",
-                prepare: Callable[[dict], dict] | None = None):
+                prepare: Callable[[dict], dict] | None = None, conditions: str | None = None):
         key = hashlib.sha256(identity.encode()).hexdigest()
         with _HOST_LOCK:
             existing = _REGISTERED.get(key)
             if existing is not None:
                 return existing
             instance = super().__new__(cls)
-            instance._setup(rules, f"{name_hint}_{key[:16]}", prepare)
+            instance._setup(rules, f"{name_hint}_{key[:16]}", prepare,
+                            rules_json(rules) if conditions is None else conditions)
             _REGISTERED[key] = instance
             return instance
 
-    def _setup(self, rules: dict[str, dict], name: str, prepare=None) -> None:
+    def _setup(self, rules: dict[str, dict], name: str, prepare, conditions: str) -> None:
         self.name = name
         # what every fact is given before the engine sees it (kb/rulecompile: whether
         # its fields match the rules' regular expressions)
         self.prepare = prepare or (lambda fact: fact)
         self._sessions: dict[str, Session] = {}
-        ruleset = {
-            "_open": {"all": [{"m": {"type": OPEN_MARKER}}], "run": lambda c: None},
-        }
-        for rule_name, rule in rules.items():
-            # durable's own path runs only the open marker's rule; the others are guarded
-            # all the same, should anything assert through it
-            ruleset[rule_name] = {"all": rule["all"], "run": self._guard(rule["run"])}
+        # durable's own path runs only the open marker's rule; the others are guarded
+        # all the same, should anything assert through it
+        guarded = {"_open": lambda c: None}
+        guarded.update((rule_name, self._guard(rule["run"])) for rule_name, rule in rules.items())
         # the actions by rule name, for activations taken from the compiled engine
         self.actions: dict[str, Action | None] = {rule_name: rule["run"] for rule_name, rule in rules.items()}
         self.actions["_open"] = None
-        _HOST.register_rulesets({name: ruleset})
-        self.handle = _HOST.get_ruleset(name)._handle
+        self.handle = _HOST.register_written(name, guarded, _with_open_rule(conditions))._handle
 
     def _guard(self, action: Action):
         def run(c):
@@ -305,6 +327,19 @@ class _Fact(dict):
 
     def __getattr__(self, name):
         return self.get(name)
+
+
+def rules_json(rules: dict[str, dict]) -> str:
+    """The rules' conditions as durable-rules reads them: ``{name: {"all": [...]}}`` in
+    the rules' order (durable ranks rules of equal priority by it)."""
+    return json.dumps({rule_name: {"all": rule["all"]} for rule_name, rule in rules.items()},
+                      ensure_ascii=False, separators=(",", ":"))
+
+
+def _with_open_rule(conditions: str) -> str:
+    """``rules_json`` text with the open marker's rule first, as its own ruleset needs."""
+    opening = '{"_open":{"all":[{"m":{"type":"%s"}}]}' % OPEN_MARKER
+    return opening + ("}" if conditions == "{}" else "," + conditions[1:])
 
 
 def _json(fact: dict) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from kb.engine import COMPLETE_MARKER, Engine
+from kb.engine import COMPLETE_MARKER, Engine, rules_json
 from kb.rulebook import OPERATORS, Pattern, Rulebook, RuleFileError
 
 
@@ -45,14 +45,26 @@ def matched_field(fld: str, regex: str) -> str:
     return "_matches_" + hashlib.sha256(f"{fld}\0{regex}".encode()).hexdigest()[:16]
 
 
-def matcher(rulebook: Rulebook):
-    """The function that gives a fact, before it is asserted, the ``matched_field`` of
-    every constant ``matches:`` condition the rulebook holds on its type."""
+def matched_fields(rulebook: Rulebook) -> dict[str, dict[str, tuple[str, str]]]:
+    """Per fact type, each ``matched_field`` the rulebook's constant ``matches:``
+    conditions on it need, with its (field, regex); worked out once per rulebook
+    (kb/diagnose.py keeps it with the rulebook on disk)."""
+    cached = getattr(rulebook, "_matched_fields", None)
+    if cached is not None:
+        return cached
     by_type: dict[str, dict[str, tuple[str, str]]] = {}
     for pattern in (p for patterns in rulebook.rule_patterns() for p in patterns):
         for fld, op, value in pattern.conditions:
             if op == "matches" and isinstance(value, str):
                 by_type.setdefault(pattern.fact_type, {})[matched_field(fld, value)] = (fld, value)
+    rulebook._matched_fields = by_type
+    return by_type
+
+
+def matcher(rulebook: Rulebook):
+    """The function that gives a fact, before it is asserted, the ``matched_field`` of
+    every constant ``matches:`` condition the rulebook holds on its type."""
+    by_type = matched_fields(rulebook)
     if not by_type:
         return None
     compiled: dict[str, re.Pattern] = {}
@@ -179,6 +191,16 @@ def plan(rulebook: Rulebook, computed: dict) -> list[PlannedRule]:
     return rules
 
 
+def planned_json(rulebook: Rulebook, computed: dict) -> str:
+    """The conditions of every planned rule as durable-rules reads them, written once
+    per rulebook (kb/diagnose.py keeps the text with the rulebook on disk)."""
+    cached = getattr(rulebook, "_planned_json", None)
+    if cached is None:
+        cached = rulebook._planned_json = rules_json({rule.name: {"all": rule.conditions}
+                                                      for rule in plan(rulebook, computed)})
+    return cached
+
+
 def compiled(rulebook: Rulebook, on_cause, on_inference, on_query, computed: dict,
              on_overrule) -> Engine:
     """The engine for a rulebook, compiled once per rulebook: ``on_cause(session, cause,
@@ -199,9 +221,8 @@ def compiled(rulebook: Rulebook, on_cause, on_inference, on_query, computed: dic
         "cause": lambda payload: lambda session, c: on_cause(session, *payload, c),
         "unless": lambda payload: lambda session, c: on_overrule(session, *payload, c),
     }
-    rules = {rule.name: {"all": rule.conditions, "run": actions[rule.kind](rule.payload)}
-             for rule in plan(rulebook, computed)}
+    rules = {rule.name: {"run": actions[rule.kind](rule.payload)} for rule in plan(rulebook, computed)}
     engine = Engine(rules, identity=rulebook.identity, name_hint="stackdoc",
-                    prepare=matcher(rulebook))
+                    prepare=matcher(rulebook), conditions=planned_json(rulebook, computed))
     rulebook._engine = engine
     return engine
