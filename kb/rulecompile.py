@@ -136,14 +136,15 @@ def questions(patterns: list[Pattern], computed: dict, path: str) -> list[Questi
 
 
 class PlannedRule:
-    """One rule the rulebook compiles to, as plain data: its name, durable's ``all``
-    list, its kind (``infer``, ``ask``, ``cause`` or ``unless``) and what its action is
-    given (an Inference, a Question, (cause, case), (cause, case, the item's patterns))."""
+    """One rule the rulebook compiles to, as plain data: its name, its kind (``infer``,
+    ``ask``, ``cause`` or ``unless``) and what its action is given (an Inference, a
+    Question, (cause, case), (cause, case, the item's patterns)). Its conditions are in
+    ``planned_json``."""
 
-    __slots__ = ("name", "conditions", "kind", "payload")
+    __slots__ = ("name", "kind", "payload")
 
-    def __init__(self, name, conditions, kind, payload):
-        self.name, self.conditions, self.kind, self.payload = name, conditions, kind, payload
+    def __init__(self, name, kind, payload):
+        self.name, self.kind, self.payload = name, kind, payload
 
     def __getstate__(self):
         return tuple(getattr(self, slot) for slot in self.__slots__)
@@ -160,10 +161,12 @@ def plan(rulebook: Rulebook, computed: dict) -> list[PlannedRule]:
     if cached is not None:
         return cached
     rules: list[PlannedRule] = []
+    conditions: dict[str, dict] = {}
     asked: set[str] = set()
 
     def add(name, patterns, kind, payload):
-        rules.append(PlannedRule(name, compile_patterns(patterns), kind, payload))
+        rules.append(PlannedRule(name, kind, payload))
+        conditions[name] = {"all": compile_patterns(patterns)}
 
     def add_questions(name, patterns, path):
         for number, question in enumerate(questions(patterns, computed, path)):
@@ -187,18 +190,17 @@ def plan(rulebook: Rulebook, computed: dict) -> list[PlannedRule]:
                 name = f"{cause.cause}__{number}__unless{item}"
                 add(name, case.patterns + overruling, "unless", (cause, case, overruling))
                 add_questions(name, case.patterns + overruling, cause.path)
+    # the conditions are only ever read by durable, as JSON: written out here once, not
+    # kept as the thousands of small dicts and lists a run would unpickle and write out
+    rulebook._planned_json = rules_json(conditions)
     rulebook._rule_plan = rules
     return rules
 
 
 def planned_json(rulebook: Rulebook, computed: dict) -> str:
-    """The conditions of every planned rule as durable-rules reads them, written once
-    per rulebook (kb/diagnose.py keeps the text with the rulebook on disk)."""
-    cached = getattr(rulebook, "_planned_json", None)
-    if cached is None:
-        cached = rulebook._planned_json = rules_json({rule.name: {"all": rule.conditions}
-                                                      for rule in plan(rulebook, computed)})
-    return cached
+    """The conditions of every planned rule as durable-rules reads them (``rules_json``)."""
+    plan(rulebook, computed)
+    return rulebook._planned_json
 
 
 def compiled(rulebook: Rulebook, on_cause, on_inference, on_query, computed: dict,
