@@ -29,7 +29,7 @@ from kb.engine import ActionError, EngineLimit
 from kb.facts import FactTable, engine_view
 from kb.queries import COMPUTED, Answerer
 from kb.rulebook import Cause, Case, Inference, Rulebook, cached_rulebook
-from kb.rulecompile import Question, compiled, plan
+from kb.rulecompile import Question, compiled, matched_fields, planned_json
 
 RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
 
@@ -89,7 +89,9 @@ def _prepared(rulebook: Rulebook) -> None:
     """What a diagnosis derives from the rules alone, worked out before the rulebook
     is kept on disk (each is cached on the rulebook object)."""
     _fields_read(rulebook)
-    plan(rulebook, COMPUTED)
+    _tells_facts_apart(rulebook)
+    planned_json(rulebook, COMPUTED)
+    matched_fields(rulebook)
     components.plan(rulebook, COMPUTED)
     components.reach(rulebook, COMPUTED)
 
@@ -331,9 +333,13 @@ def _rule_patterns(rulebook: Rulebook) -> list[list]:
 def _tells_facts_apart(rulebook: Rulebook) -> bool:
     """Whether some rule reads a fact's identity (its fact_id), so that two facts alike
     in every other field are not the same to it."""
-    patterns = [p for rule in _rule_patterns(rulebook) for p in rule]
-    return any(fld == "fact_id" or (isinstance(value, tuple) and value[1] == "fact_id")
-               for p in patterns for fld, _, value in p.conditions)
+    cached = getattr(rulebook, "_tells_facts_apart", None)
+    if cached is None:
+        patterns = [p for rule in _rule_patterns(rulebook) for p in rule]
+        cached = rulebook._tells_facts_apart = any(
+            fld == "fact_id" or (isinstance(value, tuple) and value[1] == "fact_id")
+            for p in patterns for fld, _, value in p.conditions)
+    return cached
 
 
 def _fields_read(rulebook: Rulebook) -> dict[str, frozenset]:

@@ -19,16 +19,16 @@ this module is the only one that imports it, and it files each edge down:
   ``MAX_FACTS`` facts (the knowledge base asserts combined facts, not raw rule lines);
 - ``id`` and ``sid`` are the engine's own keys (a condition on ``id`` hangs it), so
   facts carry ``fact_id`` instead and may not use those names;
-- a ``Host`` polls its rulesets from two background timer threads every 0.2 s
+- durable's ``Host`` polls its rulesets from two background timer threads every 0.2 s
   (``dispatch``: actions left pending; ``dispatch_timers``): that polling crashed the
   chat server with SIGSEGV under concurrent large pastes, first racing request threads
   without any lock, then — even holding ``_HOST_LOCK`` — inside ``start_action`` on
   the state sessions leave behind. Every action of ours runs inside ``assert_fact``,
-  on the caller's thread, and no rule uses timers, so ``_SynchronousHost`` starts no
-  background thread at all: the engine is only ever entered by a caller holding the lock.
+  on the caller's thread, and no rule uses timers, so no ``Host`` is made at all: the
+  compiled engine is only ever entered by a caller holding the lock.
 
-One ``Host`` per process; each distinct rulebook is registered once, under a name made
-from its content, so loading the same rules again costs nothing and leaks nothing.
+Each distinct rulebook is registered once per process, under a name made from its
+content, so loading the same rules again costs nothing and leaks nothing.
 
 Facts and activations go through durable's compiled engine (``durable_rules_engine``)
 directly, as durable's own ``Host.assert_fact`` and ``Ruleset._flush_actions`` do, but
@@ -36,6 +36,7 @@ without what a synchronous, stateless use of it does not need: each fact is writ
 JSON once (the same text names it for deduplication), and an activation is handed to
 its action as the matched facts, without durable's per-activation closure, clock
 readings and rewrite of an unchanged session state (a diagnosis runs thousands).
+durable's Python package (its Host, with the imports it makes) is not loaded at all.
 """
 from __future__ import annotations
 
@@ -45,7 +46,6 @@ import threading
 from typing import Callable
 
 import durable_rules_engine as _compiled
-from durable import engine as _durable
 
 from grammar.digest import digest as content_digest
 
@@ -61,14 +61,6 @@ COMPLETE_MARKER = "evidence_complete"
 _HOST_LOCK = threading.RLock()
 
 
-class _SynchronousHost(_durable.Host):
-    """A Host without durable's background polling threads (see the module's notes)."""
-
-    def _run(self) -> None:
-        pass
-
-
-_HOST = _SynchronousHost()
 _REGISTERED: dict[str, "Engine"] = {}
 
 
@@ -96,49 +88,35 @@ class Engine:
 
     ``identity`` names the rulebook's content (e.g. a hash of its rule files): the same
     identity gives back the engine registered before, since durable-rules cannot
-    unregister a ruleset."""
+    unregister a ruleset.
+
+    ``conditions``, where given, is ``rules_json(rules)`` written beforehand (kb/rulecompile
+    keeps it with the rulebook on disk: writing a rulebook's conditions out is a tenth of
+    a short diagnosis); ``rules`` then need only their ``run``."""
 
     def __new__(cls, rules: dict[str, dict], identity: str, name_hint: str = "rules",
-                prepare: Callable[[dict], dict] | None = None):
+                prepare: Callable[[dict], dict] | None = None, conditions: str | None = None):
         key = content_digest(identity.encode()).hexdigest()
         with _HOST_LOCK:
             existing = _REGISTERED.get(key)
             if existing is not None:
                 return existing
             instance = super().__new__(cls)
-            instance._setup(rules, f"{name_hint}_{key[:16]}", prepare)
+            instance._setup(rules, f"{name_hint}_{key[:16]}", prepare,
+                            rules_json(rules) if conditions is None else conditions)
             _REGISTERED[key] = instance
             return instance
 
-    def _setup(self, rules: dict[str, dict], name: str, prepare=None) -> None:
+    def _setup(self, rules: dict[str, dict], name: str, prepare, conditions: str) -> None:
         self.name = name
         # what every fact is given before the engine sees it (kb/rulecompile: whether
         # its fields match the rules' regular expressions)
         self.prepare = prepare or (lambda fact: fact)
         self._sessions: dict[str, Session] = {}
-        ruleset = {
-            "_open": {"all": [{"m": {"type": OPEN_MARKER}}], "run": lambda c: None},
-        }
-        for rule_name, rule in rules.items():
-            # durable's own path runs only the open marker's rule; the others are guarded
-            # all the same, should anything assert through it
-            ruleset[rule_name] = {"all": rule["all"], "run": self._guard(rule["run"])}
         # the actions by rule name, for activations taken from the compiled engine
         self.actions: dict[str, Action | None] = {rule_name: rule["run"] for rule_name, rule in rules.items()}
         self.actions["_open"] = None
-        _HOST.register_rulesets({name: ruleset})
-        self.handle = _HOST.get_ruleset(name)._handle
-
-    def _guard(self, action: Action):
-        def run(c):
-            session = self._sessions.get(c.s.sid)
-            if session is None:
-                return
-            try:
-                action(session, c)
-            except Exception as error:  # re-raised by Session.assert_facts
-                session._errors.append(error)
-        return run
+        self.handle = _compiled.create_ruleset(name, _with_open_rule(conditions))
 
     def session(self) -> "Session":
         with _HOST_LOCK:
@@ -147,7 +125,7 @@ class Engine:
                                   "rulebook; close some first")
             session = Session(self, os.urandom(16).hex())   # uuid4's randomness, without uuid's imports
             self._sessions[session.sid] = session
-            _HOST.assert_fact(self.name, {"sid": session.sid, "type": OPEN_MARKER})
+            session._open()
             return session
 
 
@@ -162,6 +140,20 @@ class Session:
         self._seen: set[str] = set()
         self._count = 0
         self.closed = False
+
+    def _open(self) -> None:
+        """The open marker in, and its rule's action taken and completed as durable's
+        own Host does it, state written back and all: from then on an action has fired
+        in this session, so that ``delete_state`` is safe."""
+        marker = {"type": OPEN_MARKER}
+        state_handle = self._assert_text(marker, _json(marker))   # not None: the _open rule reads it
+        ready = _compiled.start_action_for_state(self.engine.handle, state_handle)
+        if not ready:
+            return
+        _compiled.update_state(self.engine.handle, json.dumps(json.loads(ready[0]), ensure_ascii=False))
+        following = _compiled.complete_and_start_action(self.engine.handle, state_handle)
+        if following:
+            self._run_activations(state_handle, json.loads(following))
 
     def __enter__(self) -> "Session":
         return self
@@ -236,11 +228,12 @@ class Session:
         """Run the actions the engine has ready, one after the other, each on the facts
         its rule matched, until none is left (actions may assert facts that activate
         more)."""
+        ready = _compiled.start_action_for_state(self.engine.handle, state_handle)
+        if ready:
+            self._run_activations(state_handle, json.loads(ready[1]))
+
+    def _run_activations(self, state_handle, activation: dict) -> None:
         handle, actions = self.engine.handle, self.engine.actions
-        ready = _compiled.start_action_for_state(handle, state_handle)
-        if not ready:
-            return
-        activation = json.loads(ready[1])
         while True:
             for rule_name, matched in activation.items():
                 break
@@ -269,7 +262,7 @@ class Session:
             raise ActionError(errors)
         state_error = None
         try:
-            state = _HOST.get_state(self.engine.name, self.sid)
+            state = json.loads(_compiled.get_state(self.engine.handle, self.sid))
             state_error = state.get("exception") if isinstance(state, dict) else None
         except Exception:
             state_error = None
@@ -282,7 +275,7 @@ class Session:
         with _HOST_LOCK:
             self.closed = True
             self.engine._sessions.pop(self.sid, None)
-            _HOST.delete_state(self.engine.name, self.sid)
+            _compiled.delete_state(self.engine.handle, self.sid)
 
 
 class _Matched:
@@ -306,6 +299,19 @@ class _Fact(dict):
 
     def __getattr__(self, name):
         return self.get(name)
+
+
+def rules_json(rules: dict[str, dict]) -> str:
+    """The rules' conditions as durable-rules reads them: ``{name: {"all": [...]}}`` in
+    the rules' order (durable ranks rules of equal priority by it)."""
+    return json.dumps({rule_name: {"all": rule["all"]} for rule_name, rule in rules.items()},
+                      ensure_ascii=False, separators=(",", ":"))
+
+
+def _with_open_rule(conditions: str) -> str:
+    """``rules_json`` text with the open marker's rule first, as its own ruleset needs."""
+    opening = '{"_open":{"all":[{"m":{"type":"%s"}}]}' % OPEN_MARKER
+    return opening + ("}" if conditions == "{}" else "," + conditions[1:])
 
 
 def _json(fact: dict) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 
 from grammar.digest import digest as content_digest
-from kb.engine import COMPLETE_MARKER, Engine
+from kb.engine import COMPLETE_MARKER, Engine, rules_json
 from kb.rulebook import OPERATORS, Pattern, Rulebook, RuleFileError
 
 
@@ -45,14 +45,26 @@ def matched_field(fld: str, regex: str) -> str:
     return "_matches_" + content_digest(f"{fld}\0{regex}".encode()).hexdigest()[:16]
 
 
-def matcher(rulebook: Rulebook):
-    """The function that gives a fact, before it is asserted, the ``matched_field`` of
-    every constant ``matches:`` condition the rulebook holds on its type."""
+def matched_fields(rulebook: Rulebook) -> dict[str, dict[str, tuple[str, str]]]:
+    """Per fact type, each ``matched_field`` the rulebook's constant ``matches:``
+    conditions on it need, with its (field, regex); worked out once per rulebook
+    (kb/diagnose.py keeps it with the rulebook on disk)."""
+    cached = getattr(rulebook, "_matched_fields", None)
+    if cached is not None:
+        return cached
     by_type: dict[str, dict[str, tuple[str, str]]] = {}
     for pattern in (p for patterns in rulebook.rule_patterns() for p in patterns):
         for fld, op, value in pattern.conditions:
             if op == "matches" and isinstance(value, str):
                 by_type.setdefault(pattern.fact_type, {})[matched_field(fld, value)] = (fld, value)
+    rulebook._matched_fields = by_type
+    return by_type
+
+
+def matcher(rulebook: Rulebook):
+    """The function that gives a fact, before it is asserted, the ``matched_field`` of
+    every constant ``matches:`` condition the rulebook holds on its type."""
+    by_type = matched_fields(rulebook)
     if not by_type:
         return None
     compiled: dict[str, re.Pattern] = {}
@@ -124,14 +136,15 @@ def questions(patterns: list[Pattern], computed: dict, path: str) -> list[Questi
 
 
 class PlannedRule:
-    """One rule the rulebook compiles to, as plain data: its name, durable's ``all``
-    list, its kind (``infer``, ``ask``, ``cause`` or ``unless``) and what its action is
-    given (an Inference, a Question, (cause, case), (cause, case, the item's patterns))."""
+    """One rule the rulebook compiles to, as plain data: its name, its kind (``infer``,
+    ``ask``, ``cause`` or ``unless``) and what its action is given (an Inference, a
+    Question, (cause, case), (cause, case, the item's patterns)). Its conditions are in
+    ``planned_json``."""
 
-    __slots__ = ("name", "conditions", "kind", "payload")
+    __slots__ = ("name", "kind", "payload")
 
-    def __init__(self, name, conditions, kind, payload):
-        self.name, self.conditions, self.kind, self.payload = name, conditions, kind, payload
+    def __init__(self, name, kind, payload):
+        self.name, self.kind, self.payload = name, kind, payload
 
     def __getstate__(self):
         return tuple(getattr(self, slot) for slot in self.__slots__)
@@ -148,10 +161,12 @@ def plan(rulebook: Rulebook, computed: dict) -> list[PlannedRule]:
     if cached is not None:
         return cached
     rules: list[PlannedRule] = []
+    conditions: dict[str, dict] = {}
     asked: set[str] = set()
 
     def add(name, patterns, kind, payload):
-        rules.append(PlannedRule(name, compile_patterns(patterns), kind, payload))
+        rules.append(PlannedRule(name, kind, payload))
+        conditions[name] = {"all": compile_patterns(patterns)}
 
     def add_questions(name, patterns, path):
         for number, question in enumerate(questions(patterns, computed, path)):
@@ -175,8 +190,17 @@ def plan(rulebook: Rulebook, computed: dict) -> list[PlannedRule]:
                 name = f"{cause.cause}__{number}__unless{item}"
                 add(name, case.patterns + overruling, "unless", (cause, case, overruling))
                 add_questions(name, case.patterns + overruling, cause.path)
+    # the conditions are only ever read by durable, as JSON: written out here once, not
+    # kept as the thousands of small dicts and lists a run would unpickle and write out
+    rulebook._planned_json = rules_json(conditions)
     rulebook._rule_plan = rules
     return rules
+
+
+def planned_json(rulebook: Rulebook, computed: dict) -> str:
+    """The conditions of every planned rule as durable-rules reads them (``rules_json``)."""
+    plan(rulebook, computed)
+    return rulebook._planned_json
 
 
 def compiled(rulebook: Rulebook, on_cause, on_inference, on_query, computed: dict,
@@ -199,9 +223,8 @@ def compiled(rulebook: Rulebook, on_cause, on_inference, on_query, computed: dic
         "cause": lambda payload: lambda session, c: on_cause(session, *payload, c),
         "unless": lambda payload: lambda session, c: on_overrule(session, *payload, c),
     }
-    rules = {rule.name: {"all": rule.conditions, "run": actions[rule.kind](rule.payload)}
-             for rule in plan(rulebook, computed)}
+    rules = {rule.name: {"run": actions[rule.kind](rule.payload)} for rule in plan(rulebook, computed)}
     engine = Engine(rules, identity=rulebook.identity, name_hint="stackdoc",
-                    prepare=matcher(rulebook))
+                    prepare=matcher(rulebook), conditions=planned_json(rulebook, computed))
     rulebook._engine = engine
     return engine

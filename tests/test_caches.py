@@ -59,6 +59,12 @@ def test_what_a_diagnosis_derives_from_the_rules_is_kept_with_them_on_disk(rules
     fresh = components._plan(rulebook_module.load_rulebook([rules_copy]), COMPUTED)
     assert kept == fresh
     assert from_disk.__dict__["_fields_read"] == loaded._fields_read
+    # the rules' conditions as durable reads them, written when the files were read
+    from kb.rulecompile import planned_json
+    assert from_disk.__dict__["_planned_json"] == planned_json(
+        rulebook_module.load_rulebook([rules_copy]), COMPUTED)
+    assert from_disk.__dict__["_matched_fields"] == loaded._matched_fields
+    assert from_disk.__dict__["_tells_facts_apart"] is loaded._tells_facts_apart is False
     assert _causes(from_disk) == ["fip-snat-wrong-interface"]
 
 
