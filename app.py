@@ -26,8 +26,15 @@ it stays small); this file is what a user runs and what Flask loads.
 """
 from __future__ import annotations
 
+import gc
 import os
 import sys
+
+if __name__ == "__main__":
+    # Start-up (imports, the command line) makes nothing worth a collection, and Python's
+    # thresholds would walk its objects a dozen times (3 ms of a short diagnosis): cli
+    # turns the collector back on once it knows the command.
+    gc.disable()
 
 # the names tests and tools use from here
 from cli import _command_of, _rulebook, build_parser, main, rule_problems, schema_of  # noqa: F401
