@@ -8,6 +8,7 @@ diagnosis.
 from __future__ import annotations
 
 import argparse
+import atexit
 import errno
 import contextlib
 import gc
@@ -140,7 +141,6 @@ def main(argv=None, *, exiting: bool = False) -> int:
         with _collections_for(args.command, exiting):
             status = _dispatch(args)
             sys.stdout.flush()
-            return status
     except KeyboardInterrupt:
         return 130
     except Exception as error:  # a bug of ours: say so plainly, never a traceback
@@ -154,6 +154,28 @@ def main(argv=None, *, exiting: bool = False) -> int:
               "run again with STACKDOC_DEBUG=1 for the traceback, and please report it",
               file=sys.stderr)
         return 2
+    if exiting and args.command in _ONE_SHOT:
+        _end_process(status)
+    return status
+
+
+def _end_process(status: int) -> None:
+    """End a one-shot run as any exit does (its exit handlers run, standard output and
+    error are flushed) but without the interpreter's teardown, which frees every object
+    the run made one by one (4 ms of a 0.09 s diagnosis; more for a large one): the
+    operating system takes the memory back whole. mypy ends its runs the same way
+    (``mypy.util.hard_exit``). A one-shot command has closed every file it wrote, and
+    joined every thread it started, when it returns."""
+    run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
+    if run_exit_handlers is None:   # a Python without it: the ordinary exit
+        return
+    run_exit_handlers()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(status)
 
 
 def _silence_stdout() -> None:

@@ -223,3 +223,16 @@ def test_help_is_laid_out_as_argparse_lays_it_out(argv, columns, monkeypatch, ca
     monkeypatch.setattr(cli, "_Parser", StockParser)
     assert "usage: app.py" in ours
     assert ours == printed()
+
+
+def test_a_one_shot_run_ends_after_its_exit_handlers_with_its_output_whole():
+    """``python app.py diagnose`` ends without the interpreter's teardown: what atexit
+    was given still runs, after the report, and the report and the status are whole."""
+    script = ("import atexit, sys, cli\n"
+              "atexit.register(print, 'handler ran')\n"
+              "sys.exit(cli.main(['diagnose', '--format', 'json', sys.argv[1]], exiting=True))\n")
+    done = subprocess.run([sys.executable, "-c", script, str(EXAMPLES / "seed-network-node.txt")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    report, handler = done.stdout.rsplit("\n", 2)[:2]
+    assert done.returncode == 1 and handler == "handler ran"
+    assert [f["cause"] for f in json.loads(report)["findings"]] == ["fip-snat-wrong-interface"]
