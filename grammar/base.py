@@ -109,7 +109,8 @@ def _compiled(args, options, live):
     from lark.lexer import TerminalDef
     building = {k: v for k, v in options.items() if k != "transformer"}
     data, memo = Lark(*args, **building).memo_serialize([TerminalDef, Rule])
-    data["options"] = {k: v for k, v in data["options"].items() if k not in live}
+    data["options"] = {k: v for k, v in data["options"].items()
+                       if k not in lark_runtime._LOAD_ALLOWED_OPTIONS}   # as lark's own save
     return lark_runtime.Lark._load_from_dict(data, memo, **live)
 
 
