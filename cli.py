@@ -199,9 +199,9 @@ def _collections_for(command: str, exiting: bool = False):
     ``exiting`` (``python app.py``, which holds the collector off while it starts): what
     start-up made (modules, the command line) lives to the end, so it is frozen before
     the collector is turned back on, and no collection walks it (one that did cost a
-    short diagnosis 6 ms). When the process ends, what the run made is frozen too: the
-    collection Python makes at exit would only walk every object once more, a tenth of
-    a short diagnosis."""
+    short diagnosis 6 ms). What the run made is frozen too as it ends: where the process
+    takes the ordinary exit (a command that failed; ``_end_process`` ends the others),
+    the collection Python makes there would only walk every object once more."""
     if command not in _ONE_SHOT:
         if exiting:
             gc.enable()

@@ -22,7 +22,7 @@ this module is the only one that imports it, and it files each edge down:
 - durable's ``Host`` polls its rulesets from two background timer threads every 0.2 s
   (``dispatch``: actions left pending; ``dispatch_timers``): that polling crashed the
   chat server with SIGSEGV under concurrent large pastes, first racing request threads
-  without any lock, then — even holding ``_HOST_LOCK`` — inside ``start_action`` on
+  without any lock, then — even holding ``_ENGINE_LOCK`` — inside ``start_action`` on
   the state sessions leave behind. Every action of ours runs inside ``assert_fact``,
   on the caller's thread, and no rule uses timers, so no ``Host`` is made at all: the
   compiled engine is only ever entered by a caller holding the lock.
@@ -58,7 +58,7 @@ MAX_FACTS = 20000
 OPEN_MARKER = "_session_open"
 COMPLETE_MARKER = "evidence_complete"
 
-_HOST_LOCK = threading.RLock()
+_ENGINE_LOCK = threading.RLock()
 
 
 _REGISTERED: dict[str, "Engine"] = {}
@@ -97,7 +97,7 @@ class Engine:
     def __new__(cls, rules: dict[str, dict], identity: str, name_hint: str = "rules",
                 prepare: Callable[[dict], dict] | None = None, conditions: str | None = None):
         key = content_digest(identity.encode()).hexdigest()
-        with _HOST_LOCK:
+        with _ENGINE_LOCK:
             existing = _REGISTERED.get(key)
             if existing is not None:
                 return existing
@@ -119,7 +119,7 @@ class Engine:
         self.handle = _compiled.create_ruleset(name, _with_open_rule(conditions))
 
     def session(self) -> "Session":
-        with _HOST_LOCK:
+        with _ENGINE_LOCK:
             if len(self._sessions) >= MAX_SESSIONS:
                 raise EngineLimit(f"{MAX_SESSIONS} diagnoses are already open on this "
                                   "rulebook; close some first")
@@ -162,7 +162,7 @@ class Session:
         self.close()
 
     def assert_facts(self, facts) -> None:
-        with _HOST_LOCK:
+        with _ENGINE_LOCK:
             for fact in facts:
                 self._assert_one(fact)
             self._raise_errors()
@@ -272,7 +272,7 @@ class Session:
     def close(self) -> None:
         if self.closed:
             return
-        with _HOST_LOCK:
+        with _ENGINE_LOCK:
             self.closed = True
             self.engine._sessions.pop(self.sid, None)
             _compiled.delete_state(self.engine.handle, self.sid)
