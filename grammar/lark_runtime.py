@@ -44,12 +44,15 @@ def _runtime_source() -> str:
     parser's tables are kept in its own cache file): the tool writes its code, then
     ``import pickle, zlib, base64``, the tables, and ``Shift = 0`` / ``Reduce = 1``, the
     values its serialized tables hold for lark's two actions (kept here for that reason)."""
-    from lark import Lark
+    from lark import Lark, __version__
     from lark.tools.standalone import gen_standalone
 
     written: list[str] = []
     gen_standalone(Lark('start: "a"', parser="lalr"),
                    output=lambda *parts: written.append(" ".join(map(str, parts))))
+    if "import pickle, zlib, base64" not in written:
+        raise ImportError(f"lark {__version__}'s standalone tool wrote its code in a form "
+                          "stackdoc does not know: install the lark requirements.txt names")
     tables_start = written.index("import pickle, zlib, base64")
     return "\n".join(written[:tables_start] + ["Shift = 0", "Reduce = 1", ""])
 

@@ -442,6 +442,16 @@ def test_a_damaged_runtime_cache_is_extracted_from_lark_again(tmp_path, monkeypa
         assert {"Lark", "Token", "Transformer", "UnexpectedInput"} <= set(namespace)
 
 
+def test_a_lark_whose_standalone_tool_writes_another_form_is_named_plainly(tmp_path, monkeypatch):
+    from lark.tools import standalone
+    from grammar import lark_runtime
+    monkeypatch.setattr(lark_runtime, "LARK_CACHE", tmp_path / "lark")
+    monkeypatch.setattr(standalone, "gen_standalone", lambda parser, output: output("# nothing"))
+    with pytest.raises(ImportError, match="install the lark requirements.txt names"):
+        lark_runtime._runtime_code()
+    assert not list((tmp_path / "lark").glob("runtime-*"))
+
+
 def test_a_diagnosis_with_its_parsers_cached_loads_neither_lark_s_compiler_nor_openssl():
     """What lark_runtime and grammar.digest are for: once every parser it needs is in the
     cache, a diagnosis reads the transcript with lark_runtime alone, and its digests are
