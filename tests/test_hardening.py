@@ -1,43 +1,45 @@
 """Hardening (issue 9): the rule engine's background thread, bad blocks, sizes, file
 system edges."""
-import threading
-import time
+import subprocess
+import sys
+from pathlib import Path
 
-from durable import engine as durable_engine
-
-from kb import engine as kb_engine
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_durable_rules_never_enters_its_engine_from_a_background_thread(monkeypatch):
+def test_durable_rules_never_enters_its_engine_from_a_background_thread():
     # durable-rules' own Host polled the C engine from timer threads: with no lock that
     # raced request threads, and even under the lock its dispatch crashed the chat
-    # server (SIGSEGV) on the state sessions leave behind. Nothing may poll it.
-    polled = []
-    monkeypatch.setattr(durable_engine.Ruleset, "dispatch", lambda self: polled.append("dispatch"))
-    monkeypatch.setattr(durable_engine.Ruleset, "dispatch_timers",
-                        lambda self: polled.append("timers"))
-    engine = kb_engine.Engine({"noop": {"all": [{"m": {"type": "noop"}}],
-                                        "run": lambda s, c: s.emit({"seen": c.m.type})}},
-                              identity="test-hardening-no-poll")
-    with engine.session() as session:
-        session.assert_facts([{"type": "noop"}])
-        assert session.outputs == [{"seen": "noop"}]  # the action ran on this thread
-    time.sleep(1.0)  # five of durable's polling periods
-    assert polled == []
-    assert not [t for t in threading.enumerate() if isinstance(t, threading.Timer)]
+    # server (SIGSEGV) on the state sessions leave behind. Nothing may poll it: the
+    # engine is driven without durable's Python package (its Host), in a fresh process
+    # so that no other test's import of it counts.
+    script = (
+        "import sys, threading, time\n"
+        "from kb import engine\n"
+        "rules = {'noop': {'all': [{'m': {'type': 'noop'}}],\n"
+        "                  'run': lambda s, c: s.emit({'seen': c.m.type, 'thread': threading.current_thread().name})}}\n"
+        "e = engine.Engine(rules, identity='test-hardening-no-poll')\n"
+        "with e.session() as session:\n"
+        "    session.assert_facts([{'type': 'noop'}])\n"
+        "    print(session.outputs)\n"
+        "time.sleep(1.0)\n"   # five of durable's polling periods
+        "print(sorted(t.name for t in threading.enumerate()))\n"
+        "print(sorted(m for m in sys.modules if m == 'durable' or m.startswith('durable.')))\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    outputs, threads, durable_modules = done.stdout.splitlines()
+    assert outputs == "[{'seen': 'noop', 'thread': 'MainThread'}]"   # the action ran on the caller's thread
+    assert threads == "['MainThread']"
+    assert durable_modules == "[]"
 
 
 # --- one bad block is that block's problem only ---------------------------------------
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 from grammar import kinds
 from grammar.transcript import read_transcript
 
-ROOT = Path(__file__).resolve().parent.parent
 SEED = (ROOT / "rules" / "examples" / "seed-network-node.txt").read_text()
 
 
