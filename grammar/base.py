@@ -53,8 +53,6 @@ from grammar import lark_runtime
 from grammar.digest import digest as content_digest
 from grammar.lark_runtime import LARK_CACHE, LarkError
 
-_GRAMMARS = Path(__file__).resolve().parent
-
 
 class LazyLark:
     """A lark parser built on its first use, with the arguments ``Lark`` takes: a run
